@@ -1,0 +1,289 @@
+//! SDK types → domain types. Nothing outside this crate sees an SDK type.
+
+use aws_sdk_ec2::types::{Image, Instance, IpPermission, KeyPairInfo, SecurityGroup, Tag, Volume};
+use aws_smithy_types::DateTime;
+use serde_json::{json, Map, Value};
+use skyhold_core::{ObservedResource, ResourceKind};
+use std::collections::BTreeMap;
+
+/// Tag keys that name a resource's owner, most specific first.
+const OWNER_TAGS: [&str; 3] = ["skyhold:owner", "owner", "Owner"];
+
+fn tags(ts: &[Tag]) -> BTreeMap<String, String> {
+    ts.iter()
+        .filter_map(|t| {
+            Some((
+                t.key()?.to_owned(),
+                t.value().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+fn fill_common(o: &mut ObservedResource, ts: &[Tag]) {
+    o.tags = tags(ts);
+    if let Some(n) = o.tags.get("Name") {
+        o.name = n.clone();
+    }
+    o.owner = OWNER_TAGS
+        .iter()
+        .find_map(|k| o.tags.get(*k))
+        .cloned()
+        .unwrap_or_default();
+}
+
+fn millis(t: Option<&DateTime>) -> Option<i64> {
+    t.and_then(|t| t.to_millis().ok())
+}
+
+fn rfc3339(ms: Option<i64>) -> Value {
+    ms.map(|m| Value::String(skyhold_core::rfc3339(m)))
+        .unwrap_or(Value::Null)
+}
+
+fn put(attrs: &mut Map<String, Value>, key: &str, v: Option<&str>) {
+    if let Some(v) = v.filter(|v| !v.is_empty()) {
+        attrs.insert(key.to_owned(), Value::String(v.to_owned()));
+    }
+}
+
+pub(crate) fn instance(i: &Instance) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Instance, i.instance_id().unwrap_or_default());
+    fill_common(&mut o, i.tags());
+    o.state = i
+        .state()
+        .and_then(|s| s.name())
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
+    o.rtype = i
+        .instance_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    o.private_ip = i.private_ip_address().unwrap_or_default().to_owned();
+    o.public_ip = i.public_ip_address().unwrap_or_default().to_owned();
+    o.created_at = millis(i.launch_time());
+    let a = &mut o.attributes;
+    put(a, "instance_type", Some(&o.rtype));
+    put(a, "private_ip", Some(&o.private_ip));
+    put(a, "public_ip", Some(&o.public_ip));
+    a.insert("launch_time".into(), rfc3339(o.created_at));
+    put(
+        a,
+        "availability_zone",
+        i.placement().and_then(|p| p.availability_zone()),
+    );
+    put(a, "image_id", i.image_id());
+    put(a, "key_name", i.key_name());
+    put(a, "vpc_id", i.vpc_id());
+    put(a, "subnet_id", i.subnet_id());
+    put(a, "private_dns_name", i.private_dns_name());
+    put(a, "public_dns_name", i.public_dns_name());
+    put(a, "architecture", i.architecture().map(|x| x.as_str()));
+    put(a, "platform", i.platform_details());
+    put(a, "root_device_name", i.root_device_name());
+    put(
+        a,
+        "state_reason",
+        i.state_reason().and_then(|r| r.message()),
+    );
+    put(
+        a,
+        "iam_instance_profile",
+        i.iam_instance_profile().and_then(|p| p.arn()),
+    );
+    if let Some(m) = i.monitoring().and_then(|m| m.state()) {
+        a.insert("monitoring".into(), json!(m.as_str()));
+    }
+    if let Some(c) = i.cpu_options() {
+        if let (Some(cores), Some(threads)) = (c.core_count(), c.threads_per_core()) {
+            a.insert("vcpus".into(), json!(cores * threads));
+        }
+    }
+    let groups: Vec<Value> = i
+        .security_groups()
+        .iter()
+        .map(|g| json!({"id": g.group_id(), "name": g.group_name()}))
+        .collect();
+    a.insert("security_groups".into(), Value::Array(groups));
+    let mut volume_ids = Vec::new();
+    let devices: Vec<Value> = i
+        .block_device_mappings()
+        .iter()
+        .map(|b| {
+            let vol = b.ebs().and_then(|e| e.volume_id());
+            if let Some(v) = vol {
+                volume_ids.push(json!(v));
+            }
+            json!({"device": b.device_name(), "volume_id": vol})
+        })
+        .collect();
+    a.insert("block_devices".into(), Value::Array(devices));
+    a.insert("volume_ids".into(), Value::Array(volume_ids));
+    o
+}
+
+pub(crate) fn volume(v: &Volume) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Volume, v.volume_id().unwrap_or_default());
+    fill_common(&mut o, v.tags());
+    o.state = v.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    o.rtype = v
+        .volume_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    o.size_gib = i64::from(v.size().unwrap_or(0));
+    o.created_at = millis(v.create_time());
+    let a = &mut o.attributes;
+    a.insert("size_gib".into(), json!(o.size_gib));
+    put(a, "volume_type", Some(&o.rtype));
+    a.insert("create_time".into(), rfc3339(o.created_at));
+    put(a, "availability_zone", v.availability_zone());
+    put(a, "snapshot_id", v.snapshot_id());
+    if let Some(iops) = v.iops() {
+        a.insert("iops".into(), json!(iops));
+    }
+    if let Some(e) = v.encrypted() {
+        a.insert("encrypted".into(), json!(e));
+    }
+    let att: Vec<Value> = v
+        .attachments()
+        .iter()
+        .map(|x| json!({"instance_id": x.instance_id(), "device": x.device(), "state": x.state().map(|s| s.as_str())}))
+        .collect();
+    let instance_ids: Vec<Value> = v
+        .attachments()
+        .iter()
+        .filter_map(|x| x.instance_id())
+        .map(|s| json!(s))
+        .collect();
+    a.insert("attachments".into(), Value::Array(att));
+    a.insert("instance_ids".into(), Value::Array(instance_ids));
+    o
+}
+
+pub(crate) fn image(i: &Image) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Image, i.image_id().unwrap_or_default());
+    fill_common(&mut o, i.tags());
+    if o.name.is_empty() {
+        o.name = i.name().unwrap_or_default().to_owned();
+    }
+    o.state = i.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    o.rtype = i
+        .architecture()
+        .map(|x| x.as_str().to_owned())
+        .unwrap_or_default();
+    o.created_at = i
+        .creation_date()
+        .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+        .map(|d| d.timestamp_millis());
+    let a = &mut o.attributes;
+    put(a, "image_name", i.name());
+    put(a, "description", i.description());
+    put(a, "architecture", Some(&o.rtype));
+    put(a, "creation_date", i.creation_date());
+    put(
+        a,
+        "root_device_type",
+        i.root_device_type().map(|x| x.as_str()),
+    );
+    put(
+        a,
+        "virtualization_type",
+        i.virtualization_type().map(|x| x.as_str()),
+    );
+    put(a, "platform", i.platform_details());
+    if let Some(p) = i.public() {
+        a.insert("public".into(), json!(p));
+    }
+    let snaps: Vec<Value> = i
+        .block_device_mappings()
+        .iter()
+        .filter_map(|b| b.ebs().and_then(|e| e.snapshot_id()))
+        .map(|s| json!(s))
+        .collect();
+    a.insert("snapshot_ids".into(), Value::Array(snaps));
+    o
+}
+
+fn rules(perms: &[IpPermission]) -> Value {
+    Value::Array(
+        perms
+            .iter()
+            .map(|p| {
+                let proto = match p.ip_protocol() {
+                    Some("-1") | None => "all",
+                    Some(x) => x,
+                };
+                let mut sources: Vec<String> = p
+                    .ip_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ip())
+                    .map(str::to_owned)
+                    .collect();
+                sources.extend(
+                    p.ipv6_ranges()
+                        .iter()
+                        .filter_map(|r| r.cidr_ipv6())
+                        .map(str::to_owned),
+                );
+                sources.extend(
+                    p.user_id_group_pairs()
+                        .iter()
+                        .filter_map(|g| g.group_id())
+                        .map(str::to_owned),
+                );
+                sources.extend(
+                    p.prefix_list_ids()
+                        .iter()
+                        .filter_map(|g| g.prefix_list_id())
+                        .map(str::to_owned),
+                );
+                json!({
+                    "protocol": proto,
+                    "from_port": p.from_port(),
+                    "to_port": p.to_port(),
+                    "sources": sources,
+                })
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn security_group(g: &SecurityGroup) -> ObservedResource {
+    let mut o = ObservedResource::new(
+        ResourceKind::SecurityGroup,
+        g.group_id().unwrap_or_default(),
+    );
+    fill_common(&mut o, g.tags());
+    if o.name.is_empty() {
+        o.name = g.group_name().unwrap_or_default().to_owned();
+    }
+    o.state = "available".to_owned();
+    let a = &mut o.attributes;
+    put(a, "group_name", g.group_name());
+    put(a, "description", g.description());
+    put(a, "vpc_id", g.vpc_id());
+    a.insert("ingress".into(), rules(g.ip_permissions()));
+    a.insert("egress".into(), rules(g.ip_permissions_egress()));
+    o
+}
+
+pub(crate) fn key_pair(k: &KeyPairInfo) -> ObservedResource {
+    let id = k.key_pair_id().or(k.key_name()).unwrap_or_default();
+    let mut o = ObservedResource::new(ResourceKind::KeyPair, id);
+    fill_common(&mut o, k.tags());
+    if o.name.is_empty() {
+        o.name = k.key_name().unwrap_or_default().to_owned();
+    }
+    o.state = "available".to_owned();
+    o.rtype = k
+        .key_type()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    o.created_at = millis(k.create_time());
+    let a = &mut o.attributes;
+    put(a, "key_name", k.key_name());
+    put(a, "fingerprint", k.key_fingerprint());
+    put(a, "key_type", Some(&o.rtype));
+    a.insert("create_time".into(), rfc3339(o.created_at));
+    o
+}

@@ -1,0 +1,73 @@
+//! Domain types shared by every part of skyhold: typed ids, resources, the
+//! provider seam and the inventory query. This crate knows no SQL, no HTTP
+//! and no cloud SDK.
+
+pub mod ids;
+pub mod provider;
+pub mod query;
+pub mod resource;
+
+pub use ids::{AccountName, ResourceId, TokenId, UserId};
+pub use provider::{Provider, ProviderError, ProviderErrorKind};
+pub use query::{Cursor, QueryError, ResourceQuery, SortKey};
+pub use resource::{ObservedResource, Resource, ResourceKind, Role};
+
+/// Milliseconds since the Unix epoch: the one time representation stored and
+/// compared everywhere (the edge renders RFC 3339).
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Renders stored milliseconds as RFC 3339 (UTC, second precision).
+pub fn rfc3339(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
+}
+
+/// A secret value (password, secret key). Debug and Display redact it, and it
+/// is never serialized; code that needs the value calls [`Secret::expose`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Secret)
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use super::Secret;
+
+    #[test]
+    fn secrets_are_redacted() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s:?} {s}").contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+}

@@ -1,0 +1,209 @@
+//! What skyhold caches: resources as observed from a provider, and as stored.
+
+use crate::{AccountName, Millis, ResourceId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The kinds of resource skyhold knows. The string form is used in the API,
+/// the CLI and the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Instance,
+    Volume,
+    Image,
+    SecurityGroup,
+    KeyPair,
+}
+
+impl ResourceKind {
+    pub const ALL: [ResourceKind; 5] = [
+        ResourceKind::Instance,
+        ResourceKind::Volume,
+        ResourceKind::Image,
+        ResourceKind::SecurityGroup,
+        ResourceKind::KeyPair,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "instance",
+            ResourceKind::Volume => "volume",
+            ResourceKind::Image => "image",
+            ResourceKind::SecurityGroup => "security_group",
+            ResourceKind::KeyPair => "key_pair",
+        }
+    }
+
+    /// Human label, plural, for pages and tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "Instances",
+            ResourceKind::Volume => "Volumes",
+            ResourceKind::Image => "Images",
+            ResourceKind::SecurityGroup => "Security groups",
+            ResourceKind::KeyPair => "Key pairs",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for ResourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One resource as a provider listing returned it, already converted to
+/// domain terms by the adapter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObservedResource {
+    pub kind: ResourceKind,
+    pub provider_id: String,
+    pub name: String,
+    pub state: String,
+    /// Instance type, volume type, image architecture…: the "type" column.
+    pub rtype: String,
+    pub owner: String,
+    pub private_ip: String,
+    pub public_ip: String,
+    /// Launch / creation time, if the provider reports one.
+    pub created_at: Option<Millis>,
+    /// Size in GiB for volumes; 0 elsewhere.
+    pub size_gib: i64,
+    pub tags: BTreeMap<String, String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ObservedResource {
+    pub fn new(kind: ResourceKind, provider_id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            provider_id: provider_id.into(),
+            name: String::new(),
+            state: String::new(),
+            rtype: String::new(),
+            owner: String::new(),
+            private_ip: String::new(),
+            public_ip: String::new(),
+            created_at: None,
+            size_gib: 0,
+            tags: BTreeMap::new(),
+            attributes: serde_json::Map::new(),
+        }
+    }
+
+    /// Lower-case text that free-text search matches against: name, id,
+    /// addresses and tag values.
+    pub fn search_text(&self) -> String {
+        let mut s = String::with_capacity(128);
+        for part in [
+            &self.name,
+            &self.provider_id,
+            &self.private_ip,
+            &self.public_ip,
+        ] {
+            if !part.is_empty() {
+                s.push_str(part);
+                s.push('\n');
+            }
+        }
+        for v in self.tags.values() {
+            s.push_str(v);
+            s.push('\n');
+        }
+        s.to_lowercase()
+    }
+
+    /// A stable digest of everything stored for this resource, so a sync can
+    /// skip rows that did not change without comparing field by field.
+    pub fn fingerprint(&self) -> String {
+        // serde_json output of this struct is deterministic: BTreeMap tags and
+        // serde_json::Map (ordered by key without the preserve_order feature).
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        format!("{:016x}{:08x}", fnv1a64(&json), json.len())
+    }
+}
+
+fn fnv1a64(data: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+/// A cached resource as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resource {
+    pub id: ResourceId,
+    pub account: AccountName,
+    pub region: String,
+    #[serde(flatten)]
+    pub observed: ObservedResource,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub deleted_at: Option<Millis>,
+}
+
+/// What a user may do. Decided in one place: the authorization function of
+/// the application layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "viewer" => Some(Role::Viewer),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in ResourceKind::ALL {
+            assert_eq!(ResourceKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(ResourceKind::parse("bucket"), None);
+    }
+
+    #[test]
+    fn fingerprint_tracks_content() {
+        let mut a = ObservedResource::new(ResourceKind::Instance, "i-1");
+        a.tags.insert("Name".into(), "web".into());
+        let b = a.clone();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        a.state = "stopped".into();
+        assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn search_text_is_lowercase_and_has_tag_values() {
+        let mut a = ObservedResource::new(ResourceKind::Instance, "i-ABC");
+        a.tags.insert("team".into(), "Payments".into());
+        let s = a.search_text();
+        assert!(s.contains("i-abc") && s.contains("payments"));
+    }
+}

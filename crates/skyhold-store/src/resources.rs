@@ -1,0 +1,521 @@
+//! The inventory cache: reconciling a complete listing, paged queries, and
+//! the per-(account, region, kind) sync status.
+
+use crate::{on_pool, Result, Store, StoreError};
+use skyhold_core::query::CursorValue;
+use skyhold_core::{
+    AccountName, Cursor, Millis, ObservedResource, Resource, ResourceId, ResourceKind,
+    ResourceQuery, SortKey,
+};
+use sqlx::{QueryBuilder, Row};
+use std::collections::HashMap;
+
+/// What one reconciliation wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ApplyStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub tombstoned: u64,
+    pub unchanged: u64,
+}
+
+impl ApplyStats {
+    pub fn written(&self) -> u64 {
+        self.inserted + self.updated + self.tombstoned
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub items: Vec<Resource>,
+    pub next_cursor: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncStatus {
+    pub account: String,
+    pub region: String,
+    pub kind: String,
+    pub last_attempt: Millis,
+    pub last_success: Option<Millis>,
+    pub duration_ms: i64,
+    pub item_count: i64,
+    pub last_error: Option<String>,
+}
+
+/// Columns the dashboard may group live resources by.
+#[derive(Debug, Clone, Copy)]
+pub enum CountBy {
+    Kind,
+    State,
+    Account,
+    Region,
+    Type,
+}
+
+impl CountBy {
+    fn column(self) -> &'static str {
+        match self {
+            CountBy::Kind => "kind",
+            CountBy::State => "state",
+            CountBy::Account => "account",
+            CountBy::Region => "region",
+            CountBy::Type => "rtype",
+        }
+    }
+}
+
+fn sort_column(k: SortKey) -> &'static str {
+    match k {
+        SortKey::Account => "r.account",
+        SortKey::Region => "r.region",
+        SortKey::Kind => "r.kind",
+        SortKey::Name => "r.name",
+        SortKey::ProviderId => "r.provider_id",
+        SortKey::State => "r.state",
+        SortKey::Type => "r.rtype",
+        SortKey::PrivateIp => "r.private_ip",
+        SortKey::PublicIp => "r.public_ip",
+        SortKey::LaunchTime => "r.created_at",
+        SortKey::Owner => "r.owner",
+    }
+}
+
+/// Whether a state means the resource is gone although still listed
+/// (terminated instances linger in EC2 listings for a while).
+fn is_terminal(kind: ResourceKind, state: &str) -> bool {
+    matches!(
+        (kind, state),
+        (ResourceKind::Instance, "terminated")
+            | (ResourceKind::Volume, "deleted")
+            | (ResourceKind::Image, "deregistered")
+    )
+}
+
+const SELECT_RESOURCE: &str = "SELECT r.id, r.account, r.region, r.kind, r.provider_id, r.name, r.state, r.rtype, \
+     r.owner, r.private_ip, r.public_ip, r.created_at, r.size_gib, r.tags, r.attributes, r.first_seen, \
+     CASE WHEN r.deleted_at IS NULL AND s.last_success IS NOT NULL AND s.last_success > r.last_seen \
+          THEN s.last_success ELSE r.last_seen END AS seen, r.deleted_at \
+     FROM resources r LEFT JOIN sync_status s \
+       ON s.account = r.account AND s.region = r.region AND s.kind = r.kind";
+
+fn resource_from_row<R>(row: &R) -> Result<Resource>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let kind: String = row.try_get("kind")?;
+    let account: String = row.try_get("account")?;
+    let tags: String = row.try_get("tags")?;
+    let attributes: String = row.try_get("attributes")?;
+    let created_at: i64 = row.try_get("created_at")?;
+    let observed = ObservedResource {
+        kind: ResourceKind::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?,
+        provider_id: row.try_get("provider_id")?,
+        name: row.try_get("name")?,
+        state: row.try_get("state")?,
+        rtype: row.try_get("rtype")?,
+        owner: row.try_get("owner")?,
+        private_ip: row.try_get("private_ip")?,
+        public_ip: row.try_get("public_ip")?,
+        created_at: (created_at != 0).then_some(created_at),
+        size_gib: row.try_get("size_gib")?,
+        tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
+        attributes: serde_json::from_str(&attributes)
+            .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?,
+    };
+    Ok(Resource {
+        id: ResourceId(row.try_get("id")?),
+        account: AccountName::parse(&account).map_err(StoreError::Corrupt)?,
+        region: row.try_get("region")?,
+        observed,
+        first_seen: row.try_get("first_seen")?,
+        last_seen: row.try_get("seen")?,
+        deleted_at: row.try_get("deleted_at")?,
+    })
+}
+
+/// Escapes LIKE wildcards in a user's word (the statement says ESCAPE '\').
+fn like_pattern(word: &str) -> String {
+    let mut s = String::with_capacity(word.len() + 2);
+    s.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}
+
+/// Appends the WHERE clause of a listing (filters, search, cursor).
+macro_rules! push_filters {
+    ($qb:expr, $q:expr) => {{
+        let q: &ResourceQuery = $q;
+        $qb.push(" WHERE 1=1");
+        if !q.include_deleted {
+            $qb.push(" AND r.deleted_at IS NULL");
+        }
+        if let Some(k) = q.kind {
+            $qb.push(" AND r.kind = ").push_bind(k.as_str());
+        }
+        for (col, values) in [
+            (
+                "r.account",
+                q.accounts.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            ),
+            ("r.region", q.regions.clone()),
+            ("r.state", q.states.clone()),
+            ("r.rtype", q.types.clone()),
+        ] {
+            if values.is_empty() {
+                continue;
+            }
+            $qb.push(" AND ").push(col).push(" IN (");
+            let mut sep = $qb.separated(", ");
+            for v in values {
+                sep.push_bind(v);
+            }
+            $qb.push(")");
+        }
+        for w in &q.words {
+            $qb.push(" AND r.search LIKE ")
+                .push_bind(like_pattern(w))
+                .push(" ESCAPE '\\'");
+        }
+    }};
+}
+
+impl Store {
+    /// Reconciles the cache with one *complete* listing of (account, region,
+    /// kind): inserts new resources, rewrites changed ones, tombstones the
+    /// ones that are gone, and leaves unchanged rows untouched. One
+    /// transaction: readers see the old or the new state, never a mix.
+    pub async fn apply_listing(
+        &self,
+        account: &AccountName,
+        region: &str,
+        kind: ResourceKind,
+        observed: &[ObservedResource],
+        now: Millis,
+    ) -> Result<ApplyStats> {
+        on_pool!(self, p => {
+            let mut tx = crate::BeginWrite::begin_write(p).await?;
+            let rows = sqlx::query(
+                "SELECT id, provider_id, fingerprint, deleted_at FROM resources \
+                 WHERE account = $1 AND region = $2 AND kind = $3",
+            )
+            .bind(account.as_str())
+            .bind(region)
+            .bind(kind.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut existing: HashMap<String, (i64, String, Option<i64>)> = HashMap::with_capacity(rows.len());
+            for r in &rows {
+                existing.insert(r.try_get("provider_id")?, (r.try_get("id")?, r.try_get("fingerprint")?, r.try_get("deleted_at")?));
+            }
+            let mut stats = ApplyStats::default();
+            let mut to_insert: Vec<(&ObservedResource, String, Option<i64>)> = Vec::new();
+            let mut seen = std::collections::HashSet::with_capacity(observed.len());
+            for o in observed {
+                if !seen.insert(o.provider_id.as_str()) {
+                    continue; // a listing that repeats an id: keep the first
+                }
+                let fp = o.fingerprint();
+                let gone = is_terminal(kind, &o.state);
+                match existing.get(&o.provider_id) {
+                    None => to_insert.push((o, fp, gone.then_some(now))),
+                    Some((id, old_fp, deleted_at)) => {
+                        let deleted = if gone { Some(deleted_at.unwrap_or(now)) } else { None };
+                        if *old_fp == fp && *deleted_at == deleted {
+                            stats.unchanged += 1;
+                            continue;
+                        }
+                        sqlx::query(
+                            "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
+                             public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
+                             search = $11, fingerprint = $12, last_seen = $13, deleted_at = $14 WHERE id = $15",
+                        )
+                        .bind(&o.name)
+                        .bind(&o.state)
+                        .bind(&o.rtype)
+                        .bind(&o.owner)
+                        .bind(&o.private_ip)
+                        .bind(&o.public_ip)
+                        .bind(o.created_at.unwrap_or(0))
+                        .bind(o.size_gib)
+                        .bind(serde_json::to_string(&o.tags).unwrap_or_default())
+                        .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
+                        .bind(o.search_text())
+                        .bind(&fp)
+                        .bind(now)
+                        .bind(deleted)
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                        if deleted.is_some() && deleted_at.is_none() {
+                            stats.tombstoned += 1;
+                        } else {
+                            stats.updated += 1;
+                        }
+                    }
+                }
+            }
+            for chunk in to_insert.chunks(100) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
+                     private_ip, public_ip, created_at, size_gib, tags, attributes, search, fingerprint, \
+                     first_seen, last_seen, deleted_at) ",
+                );
+                qb.push_values(chunk, |mut b, (o, fp, deleted)| {
+                    b.push_bind(account.as_str())
+                        .push_bind(region)
+                        .push_bind(kind.as_str())
+                        .push_bind(&o.provider_id)
+                        .push_bind(&o.name)
+                        .push_bind(&o.state)
+                        .push_bind(&o.rtype)
+                        .push_bind(&o.owner)
+                        .push_bind(&o.private_ip)
+                        .push_bind(&o.public_ip)
+                        .push_bind(o.created_at.unwrap_or(0))
+                        .push_bind(o.size_gib)
+                        .push_bind(serde_json::to_string(&o.tags).unwrap_or_default())
+                        .push_bind(serde_json::Value::Object(o.attributes.clone()).to_string())
+                        .push_bind(o.search_text())
+                        .push_bind(fp.clone())
+                        .push_bind(now)
+                        .push_bind(now)
+                        .push_bind(*deleted);
+                });
+                qb.build().execute(&mut *tx).await?;
+                stats.inserted += chunk.len() as u64;
+            }
+            for (pid, (id, _, deleted_at)) in &existing {
+                if deleted_at.is_none() && !seen.contains(pid.as_str()) {
+                    sqlx::query("UPDATE resources SET deleted_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(*id)
+                        .execute(&mut *tx)
+                        .await?;
+                    stats.tombstoned += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(stats)
+        })
+    }
+
+    /// One page of resources matching `q`, in `q.sort` order (id breaks ties).
+    pub async fn list_resources(&self, q: &ResourceQuery) -> Result<Page> {
+        let col = sort_column(q.sort);
+        let (cmp, dir) = if q.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        on_pool!(self, p => {
+            let mut qb = QueryBuilder::new(SELECT_RESOURCE);
+            push_filters!(qb, q);
+            if let Some(c) = &q.cursor {
+                qb.push(" AND (").push(col).push(", r.id) ").push(cmp).push(" (");
+                match &c.value {
+                    CursorValue::Int(v) => qb.push_bind(*v),
+                    CursorValue::Text(v) => qb.push_bind(v.clone()),
+                };
+                qb.push(", ").push_bind(c.id).push(")");
+            }
+            qb.push(" ORDER BY ").push(col).push(" ").push(dir).push(", r.id ").push(dir);
+            qb.push(" LIMIT ").push_bind(i64::from(q.limit) + 1);
+            let rows = qb.build().fetch_all(p).await?;
+            let mut items = rows.iter().map(resource_from_row).collect::<Result<Vec<_>>>()?;
+            let next_cursor = if items.len() > q.limit as usize {
+                items.truncate(q.limit as usize);
+                items.last().map(|last| Cursor { value: sort_value(last, q.sort), id: last.id.0 })
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+    }
+
+    /// How many resources match `q` (ignoring cursor and limit).
+    pub async fn count_resources(&self, q: &ResourceQuery) -> Result<i64> {
+        on_pool!(self, p => {
+            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources r");
+            push_filters!(qb, q);
+            let n: i64 = qb.build_query_scalar().fetch_one(p).await?;
+            Ok(n)
+        })
+    }
+
+    pub async fn get_resource(&self, id: ResourceId) -> Result<Resource> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!("{SELECT_RESOURCE} WHERE r.id = $1"))
+                .bind(id.0)
+                .fetch_optional(p)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            resource_from_row(&row)
+        })
+    }
+
+    /// Resources of one kind in one account/region, by provider id (for
+    /// relations such as an instance's volumes and security groups).
+    pub async fn resources_by_provider_ids(
+        &self,
+        account: &AccountName,
+        region: &str,
+        kind: ResourceKind,
+        ids: &[String],
+    ) -> Result<Vec<Resource>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        on_pool!(self, p => {
+            let mut qb = QueryBuilder::new(SELECT_RESOURCE);
+            qb.push(" WHERE r.account = ").push_bind(account.as_str());
+            qb.push(" AND r.region = ").push_bind(region);
+            qb.push(" AND r.kind = ").push_bind(kind.as_str());
+            qb.push(" AND r.provider_id IN (");
+            let mut sep = qb.separated(", ");
+            for id in ids.iter().take(500) {
+                sep.push_bind(id.clone());
+            }
+            qb.push(") ORDER BY r.name, r.id");
+            let rows = qb.build().fetch_all(p).await?;
+            rows.iter().map(resource_from_row).collect()
+        })
+    }
+
+    /// Live resources counted by one column, optionally for one kind, largest first.
+    pub async fn count_by(
+        &self,
+        kind: Option<ResourceKind>,
+        by: CountBy,
+    ) -> Result<Vec<(String, i64)>> {
+        let col = by.column();
+        on_pool!(self, p => {
+            let mut qb = QueryBuilder::new(format!("SELECT {col} AS k, COUNT(*) AS n FROM resources WHERE deleted_at IS NULL"));
+            if let Some(k) = kind {
+                qb.push(" AND kind = ").push_bind(k.as_str());
+            }
+            qb.push(format!(" GROUP BY {col} ORDER BY n DESC, k"));
+            let rows = qb.build().fetch_all(p).await?;
+            rows.iter().map(|r| Ok((r.try_get("k")?, r.try_get("n")?))).collect()
+        })
+    }
+
+    /// Total size in GiB of live resources of `kind` (volumes).
+    pub async fn total_size_gib(&self, kind: ResourceKind) -> Result<i64> {
+        on_pool!(self, p => {
+            let n: Option<i64> = sqlx::query_scalar(
+                "SELECT CAST(SUM(size_gib) AS BIGINT) FROM resources WHERE deleted_at IS NULL AND kind = $1",
+            )
+            .bind(kind.as_str())
+            .fetch_one(p)
+            .await?;
+            Ok(n.unwrap_or(0))
+        })
+    }
+
+    /// Records a sync attempt's outcome. On failure the last success and
+    /// count are kept.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_sync(
+        &self,
+        account: &AccountName,
+        region: &str,
+        kind: ResourceKind,
+        started: Millis,
+        duration_ms: i64,
+        outcome: std::result::Result<i64, &str>,
+    ) -> Result<()> {
+        let (success, count, error) = match outcome {
+            Ok(n) => (Some(started), n, None),
+            Err(e) => (None, 0, Some(e)),
+        };
+        on_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO sync_status (account, region, kind, last_attempt, last_success, duration_ms, item_count, last_error) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (account, region, kind) DO UPDATE SET \
+                   last_attempt = excluded.last_attempt, \
+                   last_success = COALESCE(excluded.last_success, sync_status.last_success), \
+                   duration_ms = excluded.duration_ms, \
+                   item_count = CASE WHEN excluded.last_error IS NULL THEN excluded.item_count ELSE sync_status.item_count END, \
+                   last_error = excluded.last_error",
+            )
+            .bind(account.as_str())
+            .bind(region)
+            .bind(kind.as_str())
+            .bind(started)
+            .bind(success)
+            .bind(duration_ms)
+            .bind(count)
+            .bind(error)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn sync_statuses(&self) -> Result<Vec<SyncStatus>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT account, region, kind, last_attempt, last_success, duration_ms, item_count, last_error \
+                 FROM sync_status ORDER BY account, region, kind",
+            )
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(SyncStatus {
+                        account: r.try_get("account")?,
+                        region: r.try_get("region")?,
+                        kind: r.try_get("kind")?,
+                        last_attempt: r.try_get("last_attempt")?,
+                        last_success: r.try_get("last_success")?,
+                        duration_ms: r.try_get("duration_ms")?,
+                        item_count: r.try_get("item_count")?,
+                        last_error: r.try_get("last_error")?,
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
+fn sort_value(r: &Resource, k: SortKey) -> CursorValue {
+    let o = &r.observed;
+    let t = |s: &str| CursorValue::Text(s.to_owned());
+    match k {
+        SortKey::Account => t(r.account.as_str()),
+        SortKey::Region => t(&r.region),
+        SortKey::Kind => t(o.kind.as_str()),
+        SortKey::Name => t(&o.name),
+        SortKey::ProviderId => t(&o.provider_id),
+        SortKey::State => t(&o.state),
+        SortKey::Type => t(&o.rtype),
+        SortKey::PrivateIp => t(&o.private_ip),
+        SortKey::PublicIp => t(&o.public_ip),
+        SortKey::LaunchTime => CursorValue::Int(o.created_at.unwrap_or(0)),
+        SortKey::Owner => t(&o.owner),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn like_escapes_wildcards() {
+        assert_eq!(like_pattern("a%b_c"), "%a\\%b\\_c%");
+    }
+}

@@ -1,0 +1,476 @@
+//! The application layer: the domain functions that the web pages, the JSON
+//! API, the CLI (through the API) and the background jobs all call, and the
+//! one authorization function every one of them goes through.
+
+use crate::auth::{self, LoginLimiter};
+use crate::config::Config;
+use crate::error::AppError;
+use crate::sync::{KindReport, SyncEngine};
+use serde::Serialize;
+use skyhold_core::{
+    now_millis, AccountName, Millis, Resource, ResourceId, ResourceKind, ResourceQuery, Role,
+    TokenId, UserId,
+};
+use skyhold_store::{ApiToken, CountBy, Page, Store, SyncStatus};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Who is asking, and how they proved it.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub username: String,
+    pub role: Role,
+    pub via: AuthVia,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthVia {
+    /// A browser session; forms must carry this CSRF token.
+    Session {
+        csrf: String,
+    },
+    Token(TokenId),
+}
+
+/// Everything an actor can ask for. Adding a capability means adding a
+/// variant here and a line in [`authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ViewInventory,
+    ViewAccounts,
+    ViewSyncStatus,
+    TriggerSync,
+    ManageOwnTokens,
+}
+
+/// The one authorization check. Every domain function calls it first.
+pub fn authorize(actor: &Actor, action: Action) -> Result<(), AppError> {
+    let allowed = match (actor.role, action) {
+        (Role::Admin, _) => true,
+        (
+            Role::Viewer,
+            Action::ViewInventory
+            | Action::ViewAccounts
+            | Action::ViewSyncStatus
+            | Action::ManageOwnTokens,
+        ) => true,
+        (Role::Viewer, Action::TriggerSync) => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "role {} may not {action:?}",
+            actor.role.as_str()
+        )))
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    pub name: String,
+    pub provider: String,
+    pub regions: Vec<String>,
+    pub endpoint_url: Option<String>,
+    /// How credentials are obtained (never the credentials).
+    pub auth: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceDetail {
+    pub resource: Resource,
+    /// Related resources, grouped by kind.
+    pub related: Vec<(ResourceKind, Vec<Resource>)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Dashboard {
+    pub per_kind: Vec<(String, i64)>,
+    pub instances_by_state: Vec<(String, i64)>,
+    pub instances_by_account: Vec<(String, i64)>,
+    pub instances_by_region: Vec<(String, i64)>,
+    pub instances_by_type: Vec<(String, i64)>,
+    pub volume_gib: i64,
+    pub sync: Vec<SyncStatus>,
+}
+
+pub struct App {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub sync: Arc<SyncEngine>,
+    limiter: LoginLimiter,
+}
+
+impl App {
+    pub fn new(store: Store, config: Arc<Config>, sync: Arc<SyncEngine>) -> Self {
+        Self {
+            store,
+            config,
+            sync,
+            limiter: LoginLimiter::new(5, Duration::from_secs(300)),
+        }
+    }
+
+    /// Creates the first admin if there are no users. Returns the generated
+    /// password when none was given, so the caller can print it once.
+    pub async fn bootstrap_admin(
+        &self,
+        password: Option<&str>,
+    ) -> Result<Option<String>, AppError> {
+        if self.store.count_users().await? > 0 {
+            return Ok(None);
+        }
+        let (pw, generated) = match password {
+            Some(p) if !p.is_empty() => (p.to_owned(), false),
+            _ => (auth::random_token("", 12), true),
+        };
+        let hash = auth::hash_password(&pw)?;
+        self.store
+            .create_user("admin", &hash, Role::Admin, now_millis())
+            .await?;
+        Ok(generated.then_some(pw))
+    }
+
+    /// Creates a user (operators' tool, used by `skyhold user add`).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: Role,
+    ) -> Result<UserId, AppError> {
+        validate_username(username)?;
+        if password.len() < 8 {
+            return Err(AppError::bad_parameter(
+                "password",
+                "must be at least 8 characters",
+            ));
+        }
+        let hash = auth::hash_password(password)?;
+        Ok(self
+            .store
+            .create_user(username, &hash, role, now_millis())
+            .await?)
+    }
+
+    /// Checks a user name and password, rate-limited per user and per client.
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        client: &str,
+    ) -> Result<Actor, AppError> {
+        let keys = [format!("user:{username}"), format!("ip:{client}")];
+        self.limiter.check(&keys).map_err(AppError::RateLimited)?;
+        let user = self.store.user_by_name(username).await?;
+        let hash = user
+            .as_ref()
+            .map_or(auth::dummy_hash(), |u| u.password_hash.as_str())
+            .to_owned();
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || auth::verify_password(&pw, &hash))
+            .await
+            .map_err(|e| AppError::Internal(e.into()))?;
+        match user {
+            Some(u) if ok => {
+                self.limiter.succeeded(&keys);
+                Ok(Actor {
+                    user_id: u.id,
+                    username: u.username,
+                    role: u.role,
+                    via: AuthVia::Session {
+                        csrf: String::new(),
+                    },
+                })
+            }
+            _ => {
+                self.limiter.failed(&keys);
+                tracing::info!(user = %username, client = %client, "failed login");
+                Err(AppError::InvalidCredentials)
+            }
+        }
+    }
+
+    /// Starts a browser session; returns the cookie value (only its hash is stored).
+    pub async fn start_session(&self, actor: &Actor) -> Result<String, AppError> {
+        let token = auth::random_token("", 32);
+        let csrf = auth::random_token("", 16);
+        let now = now_millis();
+        let ttl = self.config.session_ttl.as_millis() as Millis;
+        self.store
+            .create_session(
+                &auth::sha256_hex(&token),
+                actor.user_id,
+                &csrf,
+                now,
+                now + ttl,
+            )
+            .await?;
+        Ok(token)
+    }
+
+    pub async fn session_actor(&self, cookie: &str) -> Result<Option<Actor>, AppError> {
+        let s = self
+            .store
+            .session(&auth::sha256_hex(cookie), now_millis())
+            .await?;
+        Ok(s.map(|s| Actor {
+            user_id: s.user.id,
+            username: s.user.username,
+            role: s.user.role,
+            via: AuthVia::Session { csrf: s.csrf },
+        }))
+    }
+
+    pub async fn end_session(&self, cookie: &str) -> Result<(), AppError> {
+        Ok(self.store.delete_session(&auth::sha256_hex(cookie)).await?)
+    }
+
+    /// Issues an API token for the actor; the secret is returned once.
+    pub async fn issue_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<(TokenId, String), AppError> {
+        authorize(actor, Action::ManageOwnTokens)?;
+        let name = name.trim();
+        if name.len() > 100 {
+            return Err(AppError::bad_parameter("name", "at most 100 characters"));
+        }
+        let token = auth::random_token("shk_", 24);
+        let id = self
+            .store
+            .create_token(
+                actor.user_id,
+                &auth::sha256_hex(&token),
+                if name.is_empty() { "api" } else { name },
+                now_millis(),
+            )
+            .await?;
+        Ok((id, token))
+    }
+
+    pub async fn token_actor(&self, token: &str) -> Result<Option<Actor>, AppError> {
+        if !token.starts_with("shk_") || token.len() > 200 {
+            return Ok(None);
+        }
+        let found = self
+            .store
+            .token_user(&auth::sha256_hex(token), now_millis())
+            .await?;
+        Ok(found.map(|(u, id)| Actor {
+            user_id: u.id,
+            username: u.username,
+            role: u.role,
+            via: AuthVia::Token(id),
+        }))
+    }
+
+    pub async fn list_tokens(&self, actor: &Actor) -> Result<Vec<ApiToken>, AppError> {
+        authorize(actor, Action::ManageOwnTokens)?;
+        Ok(self.store.list_tokens(actor.user_id).await?)
+    }
+
+    pub async fn revoke_token(&self, actor: &Actor, id: TokenId) -> Result<(), AppError> {
+        authorize(actor, Action::ManageOwnTokens)?;
+        self.store
+            .revoke_token(actor.user_id, id, now_millis())
+            .await
+            .map_err(|e| match e {
+                skyhold_store::StoreError::NotFound => AppError::NotFound(format!("token {id}")),
+                other => other.into(),
+            })
+    }
+
+    pub async fn list_resources(&self, actor: &Actor, q: &ResourceQuery) -> Result<Page, AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        Ok(self.store.list_resources(q).await?)
+    }
+
+    pub async fn count_resources(&self, actor: &Actor, q: &ResourceQuery) -> Result<i64, AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        Ok(self.store.count_resources(q).await?)
+    }
+
+    pub async fn resource(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<ResourceDetail, AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        let r = self.store.get_resource(id).await.map_err(|e| match e {
+            skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            other => other.into(),
+        })?;
+        let ids = |key: &str| -> Vec<String> {
+            match r.observed.attributes.get(key) {
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str().or_else(|| v.get("id").and_then(|x| x.as_str())))
+                    .map(str::to_owned)
+                    .collect(),
+                Some(serde_json::Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            }
+        };
+        let wanted: Vec<(ResourceKind, Vec<String>)> = match r.observed.kind {
+            ResourceKind::Instance => vec![
+                (ResourceKind::Volume, ids("volume_ids")),
+                (ResourceKind::SecurityGroup, ids("security_groups")),
+                (ResourceKind::Image, ids("image_id")),
+            ],
+            ResourceKind::Volume => vec![(ResourceKind::Instance, ids("instance_ids"))],
+            _ => Vec::new(),
+        };
+        let mut related = Vec::new();
+        for (kind, pids) in wanted {
+            let found = self
+                .store
+                .resources_by_provider_ids(&r.account, &r.region, kind, &pids)
+                .await?;
+            if !found.is_empty() {
+                related.push((kind, found));
+            }
+        }
+        // Key pairs are referenced by name.
+        if r.observed.kind == ResourceKind::Instance {
+            if let Some(key) = r
+                .observed
+                .attributes
+                .get("key_name")
+                .and_then(|v| v.as_str())
+            {
+                let q = ResourceQuery {
+                    kind: Some(ResourceKind::KeyPair),
+                    accounts: vec![r.account.clone()],
+                    regions: vec![r.region.clone()],
+                    limit: 50,
+                    ..Default::default()
+                };
+                let found: Vec<Resource> = self
+                    .store
+                    .list_resources(&q)
+                    .await?
+                    .items
+                    .into_iter()
+                    .filter(|k| k.observed.name == key)
+                    .collect();
+                if !found.is_empty() {
+                    related.push((ResourceKind::KeyPair, found));
+                }
+            }
+        }
+        Ok(ResourceDetail {
+            resource: r,
+            related,
+        })
+    }
+
+    pub fn accounts(&self, actor: &Actor) -> Result<Vec<AccountView>, AppError> {
+        authorize(actor, Action::ViewAccounts)?;
+        Ok(self
+            .config
+            .accounts
+            .iter()
+            .map(|a| AccountView {
+                name: a.name.to_string(),
+                provider: a.provider.clone(),
+                regions: a.regions.clone(),
+                endpoint_url: a.endpoint_url.clone(),
+                auth: a.auth_summary.clone(),
+            })
+            .collect())
+    }
+
+    pub async fn sync_status(&self, actor: &Actor) -> Result<Vec<SyncStatus>, AppError> {
+        authorize(actor, Action::ViewSyncStatus)?;
+        Ok(self.store.sync_statuses().await?)
+    }
+
+    /// Starts a sync of every account (or one). With `wait`, returns the
+    /// per-listing reports when done; otherwise returns at once.
+    pub async fn trigger_sync(
+        &self,
+        actor: &Actor,
+        account: Option<&str>,
+        wait: bool,
+    ) -> Result<Option<Vec<KindReport>>, AppError> {
+        authorize(actor, Action::TriggerSync)?;
+        let account = match account.map(str::trim).filter(|a| !a.is_empty()) {
+            None => None,
+            Some(a) => {
+                let name =
+                    AccountName::parse(a).map_err(|m| AppError::bad_parameter("account", m))?;
+                if self.config.account(&name).is_none() {
+                    return Err(AppError::NotFound(format!("account {name}")));
+                }
+                Some(name)
+            }
+        };
+        tracing::info!(user = %actor.username, account = ?account.as_ref().map(|a| a.to_string()), wait, "sync requested");
+        if wait {
+            Ok(Some(self.sync.run(account.as_ref()).await))
+        } else {
+            let engine = self.sync.clone();
+            tokio::spawn(async move {
+                engine.run(account.as_ref()).await;
+            });
+            Ok(None)
+        }
+    }
+
+    pub async fn dashboard(&self, actor: &Actor) -> Result<Dashboard, AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        let s = &self.store;
+        let i = Some(ResourceKind::Instance);
+        Ok(Dashboard {
+            per_kind: s.count_by(None, CountBy::Kind).await?,
+            instances_by_state: s.count_by(i, CountBy::State).await?,
+            instances_by_account: s.count_by(i, CountBy::Account).await?,
+            instances_by_region: s.count_by(i, CountBy::Region).await?,
+            instances_by_type: s.count_by(i, CountBy::Type).await?,
+            volume_gib: s.total_size_gib(ResourceKind::Volume).await?,
+            sync: s.sync_statuses().await?,
+        })
+    }
+}
+
+fn validate_username(u: &str) -> Result<(), AppError> {
+    let ok = !u.is_empty()
+        && u.len() <= 64
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::bad_parameter(
+            "username",
+            "use 1-64 characters of letters, digits, '-', '_', '.', '@'",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(role: Role) -> Actor {
+        Actor {
+            user_id: UserId(1),
+            username: "u".into(),
+            role,
+            via: AuthVia::Token(TokenId(1)),
+        }
+    }
+
+    #[test]
+    fn viewers_read_but_do_not_sync() {
+        let v = actor(Role::Viewer);
+        assert!(authorize(&v, Action::ViewInventory).is_ok());
+        assert!(matches!(
+            authorize(&v, Action::TriggerSync),
+            Err(AppError::Forbidden(_))
+        ));
+        assert!(authorize(&actor(Role::Admin), Action::TriggerSync).is_ok());
+    }
+}

@@ -1,0 +1,687 @@
+//! The command line: `serve` runs the server; the other commands are a client
+//! of the JSON API (the same domain functions, the same authorization), except
+//! `user add`, an operator's command that opens the database directly.
+
+use crate::config::Config;
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "skyhold",
+    version,
+    about = "Inventory and control panel for shared cloud accounts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (web UI, JSON API, background sync).
+    Serve {
+        /// Configuration file (TOML). Environment: SKYHOLD_CONFIG.
+        #[arg(long, env = "SKYHOLD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Check a configuration file and exit.
+    CheckConfig {
+        #[arg(long, env = "SKYHOLD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Log in to a skyhold server and store an API token for the other commands.
+    Login {
+        /// The server's URL, e.g. http://127.0.0.1:8080
+        url: String,
+        /// User name (asked for when omitted).
+        #[arg(long, short)]
+        username: Option<String>,
+    },
+    /// Revoke the stored token and forget it.
+    Logout,
+    /// List resources (instances by default).
+    Ls {
+        /// Free-text search: every word must match name, id, IP or a tag value.
+        words: Vec<String>,
+        /// instance, volume, image, security_group, key_pair
+        #[arg(long, short, default_value = "instance")]
+        kind: String,
+        #[arg(long, short)]
+        account: Option<String>,
+        #[arg(long, short)]
+        region: Option<String>,
+        #[arg(long, short)]
+        state: Option<String>,
+        #[arg(long = "type", short = 't')]
+        rtype: Option<String>,
+        /// Sort column (prefix '-' for descending), e.g. -launch_time.
+        #[arg(long, allow_hyphen_values = true)]
+        sort: Option<String>,
+        /// Rows per page (1-1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Follow every page instead of stopping after the first.
+        #[arg(long)]
+        all: bool,
+        /// Include resources that are gone (tombstoned).
+        #[arg(long)]
+        include_deleted: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a sync now.
+    Sync {
+        /// Only this account.
+        #[arg(long, short)]
+        account: Option<String>,
+        /// Wait until it is done and print what it found.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the sync status of every account, region and kind.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage users (opens the database named by the configuration).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from the terminal or standard input.
+    Add {
+        username: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
+        role: RoleArg,
+        #[arg(long, env = "SKYHOLD_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Viewer,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn env_lookup(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn load_config(path: Option<&std::path::Path>) -> Result<Config> {
+    Config::load(path, &env_lookup).map_err(|e| anyhow!("invalid configuration: {e}"))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { config } => serve(config).await,
+        Command::CheckConfig { config } => {
+            let c = load_config(config.as_deref())?;
+            println!(
+                "configuration ok: {} account(s), listen {}",
+                c.accounts.len(),
+                c.listen
+            );
+            Ok(())
+        }
+        Command::Login { url, username } => login(&url, username).await,
+        Command::Logout => logout().await,
+        Command::Ls {
+            words,
+            kind,
+            account,
+            region,
+            state,
+            rtype,
+            sort,
+            limit,
+            all,
+            include_deleted,
+            json,
+        } => {
+            let mut pairs: Vec<(&str, String)> = vec![("kind", kind), ("limit", limit.to_string())];
+            for (k, v) in [
+                ("account", account),
+                ("region", region),
+                ("state", state),
+                ("type", rtype),
+                ("sort", sort),
+            ] {
+                if let Some(v) = v {
+                    pairs.push((k, v));
+                }
+            }
+            if !words.is_empty() {
+                pairs.push(("q", words.join(" ")));
+            }
+            if include_deleted {
+                pairs.push(("include_deleted", "true".into()));
+            }
+            ls(pairs, all, json).await
+        }
+        Command::Sync {
+            account,
+            wait,
+            json,
+        } => sync(account, wait, json).await,
+        Command::Status { json } => status(json).await,
+        Command::User {
+            command:
+                UserCommand::Add {
+                    username,
+                    role,
+                    config,
+                },
+        } => user_add(config, &username, role).await,
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "skyhold",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config_path: Option<PathBuf>) -> Result<()> {
+    let config = load_config(config_path.as_deref())?;
+    init_tracing();
+    let admin_pw = env_lookup("SKYHOLD_ADMIN_PASSWORD");
+    let running = crate::serve::start(config, admin_pw.as_deref(), shutdown_signal()).await?;
+    println!("skyhold listening on {}", running.url());
+    if let Some(pw) = &running.generated_admin_password {
+        println!("created user 'admin' with password: {pw}");
+        println!("(shown once; set SKYHOLD_ADMIN_PASSWORD before the first start to choose it)");
+    }
+    std::io::stdout().flush().ok();
+    running.wait().await
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SKYHOLD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,aws_config=warn,aws_smithy_runtime=warn,sqlx=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+// ------------------------------------------------------------ client side
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    url: String,
+    token: String,
+}
+
+fn saved_path() -> Result<PathBuf> {
+    let dir = dirs::config_dir()
+        .ok_or_else(|| anyhow!("cannot find a configuration directory (set HOME)"))?;
+    Ok(dir.join("skyhold").join("cli.json"))
+}
+
+fn save(saved: &Saved) -> Result<PathBuf> {
+    let path = saved_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let data = serde_json::to_vec_pretty(saved)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        f.write_all(&data)?;
+    }
+    #[cfg(not(unix))]
+    std::fs::write(&path, data)?;
+    Ok(path)
+}
+
+/// The server and token to use: `SKYHOLD_URL`/`SKYHOLD_TOKEN`, else the saved login.
+fn client() -> Result<Client> {
+    if let (Some(url), Some(token)) = (env_lookup("SKYHOLD_URL"), env_lookup("SKYHOLD_TOKEN")) {
+        return Ok(Client::new(url, token));
+    }
+    let path = saved_path()?;
+    let data = std::fs::read(&path)
+        .map_err(|_| anyhow!("not logged in: run `skyhold login URL` first"))?;
+    let s: Saved = serde_json::from_slice(&data)
+        .with_context(|| format!("{} is damaged; log in again", path.display()))?;
+    Ok(Client::new(s.url, s.token))
+}
+
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(base: String, token: String) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        decode(res).await
+    }
+}
+
+async fn decode(res: reqwest::Response) -> Result<Value> {
+    let status = res.status();
+    let text = res.text().await.unwrap_or_default();
+    let v: Value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    if status.is_success() {
+        return Ok(v);
+    }
+    let msg = v
+        .pointer("/error/message")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| v.to_string());
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        bail!("{msg} (HTTP 401): log in again with `skyhold login URL`");
+    }
+    bail!("{msg} (HTTP {})", status.as_u16())
+}
+
+fn read_line(prompt: &str) -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        eprint!("{prompt}");
+        std::io::stderr().flush().ok();
+    }
+    let mut s = String::new();
+    std::io::stdin().lock().read_line(&mut s)?;
+    Ok(s.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn read_password(prompt: &str) -> Result<String> {
+    if std::io::stdin().is_terminal() {
+        Ok(rpassword::prompt_password(prompt)?)
+    } else {
+        read_line(prompt)
+    }
+}
+
+async fn login(url: &str, username: Option<String>) -> Result<()> {
+    let parsed = url::Url::parse(url).map_err(|e| anyhow!("invalid URL {url:?}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("invalid URL {url:?}: expected http:// or https://");
+    }
+    let username = match username {
+        Some(u) => u,
+        None => read_line("User name: ")?,
+    };
+    let password = read_password("Password: ")?;
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "cli".to_owned());
+    let base = url.trim_end_matches('/').to_owned();
+    let res = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/token"))
+        .json(&json!({"username": username, "password": password, "name": format!("cli@{host}")}))
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {base}"))?;
+    let v = decode(res).await?;
+    let token = v["token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("the server returned no token"))?
+        .to_owned();
+    let path = save(&Saved {
+        url: base.clone(),
+        token,
+    })?;
+    println!(
+        "logged in to {base} as {username} (token saved in {})",
+        path.display()
+    );
+    Ok(())
+}
+
+async fn logout() -> Result<()> {
+    let c = client()?;
+    let r = c.call(reqwest::Method::DELETE, "/auth/token", None).await;
+    let path = saved_path()?;
+    if path.exists() {
+        std::fs::remove_file(&path)?;
+    }
+    match r {
+        Ok(_) => println!("logged out"),
+        Err(e) => println!("forgot the saved token (the server said: {e})"),
+    }
+    Ok(())
+}
+
+/// Prints rows as an aligned table.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}
+
+fn s(v: &Value, ptr: &str) -> String {
+    match v.pointer(ptr) {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => "-".to_owned(),
+    }
+}
+
+async fn ls(pairs: Vec<(&str, String)>, all: bool, as_json: bool) -> Result<()> {
+    let c = client()?;
+    let mut items: Vec<Value> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &pairs {
+            q.append_pair(k, v);
+        }
+        if let Some(cur) = &cursor {
+            q.append_pair("cursor", cur);
+        }
+        let page = c
+            .call(
+                reqwest::Method::GET,
+                &format!("/resources?{}", q.finish()),
+                None,
+            )
+            .await?;
+        if let Some(a) = page["items"].as_array() {
+            items.extend(a.iter().cloned());
+        }
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if !all || cursor.is_none() {
+            break;
+        }
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&Value::Array(items))?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| {
+            let mut state = s(i, "/state");
+            if !i["deleted_at"].is_null() {
+                state.push_str(" (gone)");
+            }
+            vec![
+                s(i, "/account"),
+                s(i, "/region"),
+                s(i, "/name"),
+                s(i, "/provider_id"),
+                state,
+                s(i, "/type"),
+                s(i, "/attributes/private_ip"),
+                s(i, "/attributes/public_ip"),
+                s(i, "/owner"),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ACCOUNT",
+            "REGION",
+            "NAME",
+            "ID",
+            "STATE",
+            "TYPE",
+            "PRIVATE IP",
+            "PUBLIC IP",
+            "OWNER",
+        ],
+        &rows,
+    );
+    if cursor.is_some() {
+        eprintln!("(more rows: use --all or a larger --limit)");
+    }
+    Ok(())
+}
+
+async fn sync(account: Option<String>, wait: bool, as_json: bool) -> Result<()> {
+    let c = client()?;
+    if wait && !as_json {
+        eprintln!(
+            "syncing{}… (waiting until done)",
+            account
+                .as_ref()
+                .map(|a| format!(" {a}"))
+                .unwrap_or_default()
+        );
+    }
+    let v = c
+        .call(
+            reqwest::Method::POST,
+            "/sync",
+            Some(json!({"account": account, "wait": wait})),
+        )
+        .await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if !wait {
+        println!("sync started; `skyhold status` shows its progress");
+        return Ok(());
+    }
+    let reports = v["reports"].as_array().cloned().unwrap_or_default();
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            vec![
+                s(r, "/account"),
+                s(r, "/region"),
+                s(r, "/kind"),
+                if r["ok"].as_bool() == Some(true) {
+                    "ok".into()
+                } else {
+                    "FAILED".into()
+                },
+                s(r, "/count"),
+                format!(
+                    "+{} ~{} -{}",
+                    s(r, "/inserted"),
+                    s(r, "/updated"),
+                    s(r, "/tombstoned")
+                ),
+                format!("{} ms", s(r, "/duration_ms")),
+                r["error"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ACCOUNT", "REGION", "KIND", "RESULT", "COUNT", "CHANGES", "TIME", "ERROR",
+        ],
+        &rows,
+    );
+    let failed = v["failed"].as_u64().unwrap_or(0);
+    if failed > 0 {
+        bail!("{failed} listing(s) failed");
+    }
+    Ok(())
+}
+
+async fn status(as_json: bool) -> Result<()> {
+    let c = client()?;
+    let v = c.call(reqwest::Method::GET, "/sync/status", None).await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v["items"])?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = v["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            vec![
+                s(r, "/account"),
+                s(r, "/region"),
+                s(r, "/kind"),
+                s(r, "/last_success"),
+                s(r, "/count"),
+                format!("{} ms", s(r, "/duration_ms")),
+                r["last_error"].as_str().unwrap_or("").to_owned(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "ACCOUNT",
+            "REGION",
+            "KIND",
+            "LAST SUCCESS",
+            "COUNT",
+            "DURATION",
+            "LAST ERROR",
+        ],
+        &rows,
+    );
+    Ok(())
+}
+
+async fn user_add(config: Option<PathBuf>, username: &str, role: RoleArg) -> Result<()> {
+    let config = load_config(config.as_deref())?;
+    let password = read_password(&format!("Password for {username}: "))?;
+    let store = skyhold_store::Store::connect(&config.database_url).await?;
+    let config = std::sync::Arc::new(config);
+    let engine = std::sync::Arc::new(crate::sync::SyncEngine::new(store.clone(), &config, |_| {
+        unreachable_provider()
+    }));
+    let app = crate::app::App::new(store, config, engine);
+    let role = match role {
+        RoleArg::Admin => skyhold_core::Role::Admin,
+        RoleArg::Viewer => skyhold_core::Role::Viewer,
+    };
+    app.create_user(username, &password, role)
+        .await
+        .map_err(|e| anyhow!("{e}"))?;
+    println!("created user {username} ({})", role.as_str());
+    Ok(())
+}
+
+/// `user add` never syncs; its engine gets providers that are never called.
+fn unreachable_provider() -> std::sync::Arc<dyn skyhold_core::Provider> {
+    struct Never;
+    #[async_trait::async_trait]
+    impl skyhold_core::Provider for Never {
+        async fn list(
+            &self,
+            _: &str,
+            _: skyhold_core::ResourceKind,
+        ) -> Result<Vec<skyhold_core::ObservedResource>, skyhold_core::ProviderError> {
+            Err(skyhold_core::ProviderError::new(
+                skyhold_core::ProviderErrorKind::Other,
+                "not available in this command",
+            ))
+        }
+    }
+    std::sync::Arc::new(Never)
+}

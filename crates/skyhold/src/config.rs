@@ -1,0 +1,580 @@
+//! One typed configuration: a TOML file (optional) plus `SKYHOLD_*`
+//! environment overrides. Every problem is reported with the file, line and
+//! key it concerns; secrets are held in [`Secret`]s and never printed.
+
+use serde::Deserialize;
+use skyhold_aws::{AwsAccount, Credentials};
+use skyhold_core::{ids::validate_region, AccountName, Secret};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/skyhold.db";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub sync_interval: Duration,
+    /// How many (account, region) scopes sync at once, in total.
+    pub sync_concurrency: usize,
+    /// Run a sync right after start (default true).
+    pub sync_on_start: bool,
+    /// Mark cookies Secure (set when served over https).
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+    pub accounts: Vec<AccountConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    pub name: AccountName,
+    pub provider: String,
+    pub regions: Vec<String>,
+    pub endpoint_url: Option<String>,
+    pub aws: AwsAccount,
+    /// How credentials are obtained, for display (never the secret).
+    pub auth_summary: String,
+}
+
+/// A configuration problem: where, and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            Some(p) => write!(f, "{}", p.display())?,
+            None => f.write_str("configuration")?,
+        }
+        if let Some(l) = self.line {
+            write!(f, ", line {l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ", key '{k}'")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    sync_interval: Option<String>,
+    sync_concurrency: Option<usize>,
+    sync_on_start: Option<bool>,
+    secure_cookies: Option<bool>,
+    session_ttl: Option<String>,
+    #[serde(default)]
+    accounts: Vec<RawAccount>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    name: String,
+    provider: Option<String>,
+    #[serde(default)]
+    regions: Vec<String>,
+    endpoint_url: Option<String>,
+    profile: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<Secret>,
+    access_key_id_env: Option<String>,
+    secret_access_key_env: Option<String>,
+    role_arn: Option<String>,
+    external_id: Option<Secret>,
+    session_name: Option<String>,
+    session_duration: Option<String>,
+    page_size: Option<i32>,
+    max_attempts: Option<u32>,
+}
+
+/// Where a key sits in the file, for error messages.
+struct Locator<'a> {
+    path: Option<&'a Path>,
+    src: &'a str,
+}
+
+impl Locator<'_> {
+    /// The line of `key` at top level (account None) or inside the n-th
+    /// `[[accounts]]` table.
+    fn line_of(&self, account: Option<usize>, key: &str) -> Option<usize> {
+        let mut section: Option<usize> = None;
+        let mut seen_accounts = 0usize;
+        for (i, line) in self.src.lines().enumerate() {
+            let t = line.trim();
+            if t.starts_with("[[accounts]]") {
+                section = Some(seen_accounts);
+                seen_accounts += 1;
+                if key.is_empty() && section == account {
+                    return Some(i + 1);
+                }
+                continue;
+            }
+            if t.starts_with('[') {
+                section = None;
+                continue;
+            }
+            if section == account {
+                if let Some((k, _)) = t.split_once('=') {
+                    if k.trim() == key {
+                        return Some(i + 1);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn err(&self, account: Option<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        let full_key = match account {
+            Some(i) => format!("accounts[{i}].{key}"),
+            None => key.to_owned(),
+        };
+        ConfigError {
+            path: self.path.map(Path::to_path_buf),
+            line: self
+                .line_of(account, key)
+                .or_else(|| account.and_then(|a| self.line_of(Some(a), ""))),
+            key: Some(full_key),
+            message: message.into(),
+        }
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{e} (expected a duration such as \"5m\" or \"90s\")"))
+}
+
+impl Config {
+    /// Loads the file at `path` (if any) and applies environment overrides
+    /// from `env` (a lookup, so tests need not touch the process environment).
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let src = match path {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| ConfigError {
+                path: Some(p.to_path_buf()),
+                line: None,
+                key: None,
+                message: format!("cannot read: {e}"),
+            })?,
+            None => String::new(),
+        };
+        Self::parse(path, &src, env)
+    }
+
+    pub fn parse(
+        path: Option<&Path>,
+        src: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let loc = Locator { path, src };
+        let raw: RawConfig = toml::from_str(src).map_err(|e| {
+            let (line, key) = match e.span() {
+                Some(span) => {
+                    let line = src[..span.start.min(src.len())].matches('\n').count() + 1;
+                    let text = src.lines().nth(line - 1).unwrap_or_default();
+                    let key = text
+                        .split_once('=')
+                        .map(|(k, _)| k.trim().to_owned())
+                        .filter(|k| !k.is_empty());
+                    (Some(line), key)
+                }
+                None => (None, None),
+            };
+            ConfigError {
+                path: path.map(Path::to_path_buf),
+                line,
+                key,
+                message: e.message().to_owned(),
+            }
+        })?;
+
+        let env_err = |var: &str, message: String| ConfigError {
+            path: None,
+            line: None,
+            key: Some(var.to_owned()),
+            message,
+        };
+
+        let listen_src = env("SKYHOLD_LISTEN")
+            .map(|v| (v, true))
+            .or(raw.listen.map(|v| (v, false)));
+        let listen = match listen_src {
+            None => DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses"),
+            Some((v, from_env)) => v.parse().map_err(|_| {
+                let m = format!("{v:?} is not an address:port such as \"127.0.0.1:8080\"");
+                if from_env {
+                    env_err("SKYHOLD_LISTEN", m)
+                } else {
+                    loc.err(None, "listen", m)
+                }
+            })?,
+        };
+
+        let database_url = env("SKYHOLD_DATABASE_URL")
+            .or(raw.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(loc.err(
+                None,
+                "database_url",
+                "expected a sqlite:// or postgres:// URL",
+            ));
+        }
+
+        let interval_src = env("SKYHOLD_SYNC_INTERVAL")
+            .map(|v| (v, true))
+            .or(raw.sync_interval.map(|v| (v, false)));
+        let sync_interval = match interval_src {
+            None => Duration::from_secs(300),
+            Some((v, from_env)) => {
+                let d = parse_duration(&v).and_then(|d| {
+                    if d < Duration::from_secs(10) {
+                        Err("must be at least 10s".to_owned())
+                    } else {
+                        Ok(d)
+                    }
+                });
+                d.map_err(|m| {
+                    if from_env {
+                        env_err("SKYHOLD_SYNC_INTERVAL", m)
+                    } else {
+                        loc.err(None, "sync_interval", m)
+                    }
+                })?
+            }
+        };
+        let sync_concurrency = raw.sync_concurrency.unwrap_or(8);
+        if !(1..=256).contains(&sync_concurrency) {
+            return Err(loc.err(None, "sync_concurrency", "must be between 1 and 256"));
+        }
+        let session_ttl = match raw.session_ttl {
+            None => Duration::from_secs(12 * 3600),
+            Some(v) => parse_duration(&v).map_err(|m| loc.err(None, "session_ttl", m))?,
+        };
+        let secure_cookies = match env("SKYHOLD_SECURE_COOKIES") {
+            Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
+            None => raw.secure_cookies.unwrap_or(false),
+        };
+
+        let mut names = HashSet::new();
+        let mut accounts = Vec::with_capacity(raw.accounts.len());
+        for (i, a) in raw.accounts.into_iter().enumerate() {
+            let at = Some(i);
+            let name = AccountName::parse(&a.name).map_err(|m| loc.err(at, "name", m))?;
+            if !names.insert(name.clone()) {
+                return Err(loc.err(at, "name", format!("account {name} is defined twice")));
+            }
+            let provider = a.provider.unwrap_or_else(|| "aws".to_owned());
+            if provider != "aws" {
+                return Err(loc.err(
+                    at,
+                    "provider",
+                    format!("unknown provider {provider:?}; supported: \"aws\""),
+                ));
+            }
+            if a.regions.is_empty() {
+                return Err(loc.err(
+                    at,
+                    "regions",
+                    "list at least one region, e.g. regions = [\"us-east-1\"]",
+                ));
+            }
+            let mut regions = Vec::new();
+            for r in &a.regions {
+                validate_region(r).map_err(|m| loc.err(at, "regions", m))?;
+                if !regions.contains(r) {
+                    regions.push(r.clone());
+                }
+            }
+            if let Some(u) = &a.endpoint_url {
+                let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
+                if !ok {
+                    return Err(loc.err(
+                        at,
+                        "endpoint_url",
+                        format!("{u:?} is not an http(s) URL"),
+                    ));
+                }
+            }
+            let (base, mut summary) = match (&a.profile, &a.access_key_id, &a.access_key_id_env) {
+                (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                    return Err(loc.err(
+                        at,
+                        "profile",
+                        "give either profile or access keys, not both",
+                    ));
+                }
+                (_, Some(_), Some(_)) => {
+                    return Err(loc.err(
+                        at,
+                        "access_key_id_env",
+                        "give access_key_id or access_key_id_env, not both",
+                    ));
+                }
+                (Some(p), None, None) => (Credentials::Profile(p.clone()), format!("profile {p}")),
+                (None, Some(ak), None) => {
+                    let sk = a.secret_access_key.clone().ok_or_else(|| {
+                        loc.err(
+                            at,
+                            "access_key_id",
+                            "secret_access_key is required with access_key_id",
+                        )
+                    })?;
+                    (
+                        Credentials::Static {
+                            access_key_id: ak.clone(),
+                            secret_access_key: sk,
+                        },
+                        "static keys".to_owned(),
+                    )
+                }
+                (None, None, Some(var)) => {
+                    let sk_var = a.secret_access_key_env.clone().ok_or_else(|| {
+                        loc.err(
+                            at,
+                            "access_key_id_env",
+                            "secret_access_key_env is required with access_key_id_env",
+                        )
+                    })?;
+                    let ak = env(var).ok_or_else(|| {
+                        loc.err(
+                            at,
+                            "access_key_id_env",
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?;
+                    let sk = env(&sk_var).ok_or_else(|| {
+                        loc.err(
+                            at,
+                            "secret_access_key_env",
+                            format!("environment variable {sk_var} is not set"),
+                        )
+                    })?;
+                    (
+                        Credentials::Static {
+                            access_key_id: ak,
+                            secret_access_key: Secret::new(sk),
+                        },
+                        format!("keys from ${var}"),
+                    )
+                }
+                (None, None, None) => {
+                    if a.secret_access_key.is_some() || a.secret_access_key_env.is_some() {
+                        return Err(loc.err(
+                            at,
+                            "secret_access_key",
+                            "needs access_key_id (or access_key_id_env)",
+                        ));
+                    }
+                    (
+                        Credentials::DefaultChain,
+                        "default credential chain".to_owned(),
+                    )
+                }
+            };
+            let credentials = match &a.role_arn {
+                None => {
+                    if a.external_id.is_some() {
+                        return Err(loc.err(at, "external_id", "external_id needs role_arn"));
+                    }
+                    base
+                }
+                Some(arn) => {
+                    if !arn.starts_with("arn:") || !arn.contains(":role/") {
+                        return Err(loc.err(
+                            at,
+                            "role_arn",
+                            format!("{arn:?} is not a role ARN (arn:aws:iam::ACCOUNT:role/NAME)"),
+                        ));
+                    }
+                    let session_duration = match &a.session_duration {
+                        None => None,
+                        Some(v) => Some(
+                            parse_duration(v).map_err(|m| loc.err(at, "session_duration", m))?,
+                        ),
+                    };
+                    summary = format!("role {arn} assumed from {summary}");
+                    Credentials::AssumeRole {
+                        base: Box::new(base),
+                        role_arn: arn.clone(),
+                        external_id: a.external_id.clone(),
+                        session_name: a
+                            .session_name
+                            .clone()
+                            .unwrap_or_else(|| "skyhold".to_owned()),
+                        session_duration,
+                    }
+                }
+            };
+            let mut aws = AwsAccount::new(credentials);
+            aws.endpoint_url = a.endpoint_url.clone();
+            if let Some(p) = a.page_size {
+                if !(5..=1000).contains(&p) {
+                    return Err(loc.err(at, "page_size", "must be between 5 and 1000"));
+                }
+                aws.page_size = p;
+            }
+            if let Some(m) = a.max_attempts {
+                if !(1..=10).contains(&m) {
+                    return Err(loc.err(at, "max_attempts", "must be between 1 and 10"));
+                }
+                aws.max_attempts = m;
+            }
+            accounts.push(AccountConfig {
+                name,
+                provider,
+                regions,
+                endpoint_url: a.endpoint_url,
+                aws,
+                auth_summary: summary,
+            });
+        }
+
+        Ok(Config {
+            listen,
+            database_url,
+            sync_interval,
+            sync_concurrency,
+            sync_on_start: raw.sync_on_start.unwrap_or(true),
+            secure_cookies,
+            session_ttl,
+            accounts,
+        })
+    }
+
+    pub fn account(&self, name: &AccountName) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|a| &a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn parse(src: &str) -> Result<Config, ConfigError> {
+        Config::parse(Some(Path::new("sk.toml")), src, &no_env)
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let c = Config::parse(None, "", &no_env).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.sync_interval, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn env_overrides_the_file() {
+        let env = |k: &str| match k {
+            "SKYHOLD_LISTEN" => Some("127.0.0.1:9999".to_owned()),
+            "SKYHOLD_DATABASE_URL" => Some("postgres://x@127.0.0.1/db".to_owned()),
+            _ => None,
+        };
+        let c = Config::parse(
+            None,
+            "listen = \"127.0.0.1:1\"\nsync_interval = \"1m\"\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert!(c.database_url.starts_with("postgres://"));
+        assert_eq!(c.sync_interval, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn accounts_and_credentials() {
+        let c = parse(
+            r#"
+[[accounts]]
+name = "prod"
+regions = ["us-east-1", "eu-west-1"]
+role_arn = "arn:aws:iam::111111111111:role/skyhold"
+external_id = "s3cret"
+profile = "base"
+
+[[accounts]]
+name = "dev"
+regions = ["us-east-1"]
+access_key_id = "AKIA"
+secret_access_key = "hush"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.accounts.len(), 2);
+        assert!(c.accounts[0].auth_summary.contains("role"));
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("s3cret") && !dbg.contains("hush"),
+            "secret in Debug output"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("listen = \"127.0.0.1:8080\"\nsync_intervall = \"5m\"\n").unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("sync_intervall"), "{e}");
+        assert!(e.to_string().starts_with("sk.toml, line 2"), "{e}");
+
+        let e = parse("sync_interval = 5\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("sync_interval")));
+
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n\n[[accounts]]\nname = \"b\"\nregions = [\"Not A Region\"]\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(7), Some("accounts[1].regions"))
+        );
+
+        let e = parse("sync_interval = \"soon\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sync_interval"));
+
+        let e =
+            parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\nprovider = \"gcp\"\n")
+                .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("accounts[0].provider"))
+        );
+
+        let e =
+            parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\naccess_key_id = \"x\"\n")
+                .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts[0].access_key_id"));
+
+        let e = parse("listen = [\n").unwrap_err();
+        assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn duplicate_account_names_are_rejected() {
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts[1].name"));
+    }
+}

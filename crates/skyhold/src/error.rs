@@ -1,0 +1,75 @@
+//! The application layer's one error type. Each variant has a stable code
+//! (the JSON API's `error.code`); the HTTP status is decided at the edge
+//! (`web::error`). Internal details are logged there, never shown.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("wrong user name or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("invalid parameter '{parameter}': {message}")]
+    BadParameter { parameter: String, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("too many failed attempts; try again in {} seconds", .0.as_secs().max(1))]
+    RateLimited(Duration),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    /// The stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthenticated => "unauthenticated",
+            AppError::InvalidCredentials => "invalid_credentials",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::BadParameter { .. } => "invalid_parameter",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::RateLimited(_) => "rate_limited",
+            AppError::Conflict(_) => "conflict",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn bad_parameter(parameter: &str, message: impl Into<String>) -> Self {
+        AppError::BadParameter {
+            parameter: parameter.to_owned(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<skyhold_store::StoreError> for AppError {
+    fn from(e: skyhold_store::StoreError) -> Self {
+        match e {
+            skyhold_store::StoreError::NotFound => AppError::NotFound("resource".into()),
+            skyhold_store::StoreError::Conflict(what) => {
+                AppError::Conflict(format!("{what} already exists"))
+            }
+            other => AppError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<skyhold_core::QueryError> for AppError {
+    fn from(e: skyhold_core::QueryError) -> Self {
+        AppError::BadParameter {
+            parameter: e.parameter,
+            message: e.message,
+        }
+    }
+}

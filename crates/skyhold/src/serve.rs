@@ -1,0 +1,109 @@
+//! Starting the server: store, first admin, sync engine, HTTP listener.
+
+use crate::app::App;
+use crate::config::Config;
+use crate::sync::SyncEngine;
+use anyhow::Context;
+use skyhold_aws::AwsProvider;
+use skyhold_core::Provider;
+use skyhold_store::Store;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// A running server (used by `skyhold serve`, the tests and the benchmark).
+pub struct Running {
+    pub addr: SocketAddr,
+    pub app: Arc<App>,
+    /// The admin password, when it was generated at this start.
+    pub generated_admin_password: Option<String>,
+    shutdown: watch::Sender<bool>,
+    http: tokio::task::JoinHandle<std::io::Result<()>>,
+    sync_loop: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting requests and the background sync, then waits for both.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.http.await;
+        let _ = self.sync_loop.await;
+        self.app.store.close().await;
+    }
+
+    /// Waits until the HTTP server ends (Ctrl-C / SIGTERM in `serve`).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let Running {
+            http,
+            sync_loop,
+            shutdown,
+            app,
+            ..
+        } = self;
+        let r = http.await;
+        let _ = shutdown.send(true);
+        let _ = sync_loop.await;
+        app.store.close().await;
+        r.context("http server task")?.context("http server")
+    }
+}
+
+/// Opens the store, creates the first admin if needed, starts the sync loop
+/// and the HTTP server. `shutdown_signal` ends the server when it resolves.
+pub async fn start(
+    config: Config,
+    admin_password: Option<&str>,
+    shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let config = Arc::new(config);
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                skyhold_store::redact_url(&config.database_url)
+            )
+        })?;
+    let engine = Arc::new(SyncEngine::new(store.clone(), &config, |a| {
+        Arc::new(AwsProvider::new(a.aws.clone())) as Arc<dyn Provider>
+    }));
+    let app = Arc::new(App::new(store, config.clone(), engine.clone()));
+    let generated_admin_password = app
+        .bootstrap_admin(admin_password)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    let sync_loop = engine.spawn_loop(config.sync_interval, config.sync_on_start, rx.clone());
+    let router = crate::web::router(app.clone());
+    let mut stop_rx = rx;
+    let http = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            tokio::select! {
+                _ = shutdown_signal => {}
+                _ = stop_rx.changed() => {}
+            }
+        })
+        .await
+    });
+    Ok(Running {
+        addr,
+        app,
+        generated_admin_password,
+        shutdown: tx,
+        http,
+        sync_loop,
+    })
+}

@@ -1,0 +1,270 @@
+//! JSON API handlers under `/api/v1`. Each parses its input, calls one
+//! application function and serializes the result.
+
+use super::{client_addr, AppState};
+use crate::app::{Actor, AuthVia};
+use crate::error::AppError;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Extension, Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use skyhold_core::{rfc3339, Resource, ResourceId, ResourceQuery, TokenId};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/token", delete(revoke_current_token))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/tokens", get(list_tokens))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/resources", get(list_resources))
+        .route("/api/v1/resources/{id}", get(get_resource))
+        .route("/api/v1/accounts", get(accounts))
+        .route("/api/v1/sync", post(sync))
+        .route("/api/v1/sync/status", get(sync_status))
+        .route("/api/v1/dashboard", get(dashboard))
+        .route("/api/v1/openapi.json", get(super::openapi::document))
+}
+
+/// Parses a JSON body into `T`, with a JSON error naming what is wrong.
+fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, AppError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+fn id_param<T>(raw: &str, what: &str, make: fn(i64) -> T) -> Result<T, AppError> {
+    raw.parse::<i64>()
+        .map(make)
+        .map_err(|_| AppError::bad_parameter("id", format!("not a {what} id: {raw:?}")))
+}
+
+pub fn resource_json(r: &Resource) -> Value {
+    let o = &r.observed;
+    json!({
+        "id": r.id,
+        "provider_id": o.provider_id,
+        "kind": o.kind,
+        "account": r.account,
+        "region": r.region,
+        "name": o.name,
+        "state": o.state,
+        "type": o.rtype,
+        "owner": o.owner,
+        "tags": o.tags,
+        "attributes": o.attributes,
+        "first_seen": rfc3339(r.first_seen),
+        "last_seen": rfc3339(r.last_seen),
+        "deleted_at": r.deleted_at.map(rfc3339),
+    })
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    username: String,
+    password: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /api/v1/auth/token`: the one API route that needs no token.
+pub async fn create_token(State(app): State<AppState>, req: Request) -> Result<Response, AppError> {
+    let client = client_addr(&req);
+    let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
+        .await
+        .map_err(|_| AppError::BadRequest("body too large".into()))?;
+    let t: TokenRequest = body(&bytes)?;
+    if t.username.is_empty() {
+        return Err(AppError::bad_parameter("username", "required"));
+    }
+    let actor = app.login(&t.username, &t.password, &client).await?;
+    let (id, token) = app.issue_token(&actor, &t.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"token": token, "id": id, "username": actor.username, "role": actor.role})),
+    )
+        .into_response())
+}
+
+async fn revoke_current_token(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<StatusCode, AppError> {
+    match actor.via {
+        AuthVia::Token(id) => {
+            app.revoke_token(&actor, id).await?;
+            Ok(StatusCode::NO_CONTENT)
+        }
+        AuthVia::Session { .. } => Err(AppError::BadRequest(
+            "this request is not authenticated by a token".into(),
+        )),
+    }
+}
+
+async fn me(Extension(actor): Extension<Actor>) -> Json<Value> {
+    Json(json!({"id": actor.user_id, "username": actor.username, "role": actor.role}))
+}
+
+async fn list_tokens(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, AppError> {
+    let tokens = app.list_tokens(&actor).await?;
+    let items: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            json!({
+                "id": t.id, "name": t.name, "created_at": rfc3339(t.created_at),
+                "last_used_at": t.last_used_at.map(rfc3339), "revoked_at": t.revoked_at.map(rfc3339),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn revoke_token(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = id_param(&id, "token", TokenId)?;
+    app.revoke_token(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub fn parse_query(raw: Option<&str>) -> Result<ResourceQuery, AppError> {
+    let raw = raw.unwrap_or("");
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect();
+    Ok(ResourceQuery::from_pairs(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )?)
+}
+
+async fn list_resources(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    let q = parse_query(raw.as_deref())?;
+    let page = app.list_resources(&actor, &q).await?;
+    let items: Vec<Value> = page.items.iter().map(resource_json).collect();
+    Ok(Json(
+        json!({"items": items, "next_cursor": page.next_cursor.map(|c| c.encode())}),
+    ))
+}
+
+async fn get_resource(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = id_param(&id, "resource", ResourceId)?;
+    let d = app.resource(&actor, id).await?;
+    let mut v = resource_json(&d.resource);
+    let related: serde_json::Map<String, Value> = d
+        .related
+        .iter()
+        .map(|(k, rs)| {
+            let list = rs.iter().map(|r| json!({"id": r.id, "provider_id": r.observed.provider_id, "name": r.observed.name, "state": r.observed.state})).collect();
+            (k.as_str().to_owned(), Value::Array(list))
+        })
+        .collect();
+    v["related"] = Value::Object(related);
+    Ok(Json(v))
+}
+
+async fn accounts(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, AppError> {
+    let accounts = app.accounts(&actor)?;
+    let statuses = app.sync_status(&actor).await?;
+    let items: Vec<Value> = accounts
+        .iter()
+        .map(|a| {
+            let mine: Vec<_> = statuses.iter().filter(|s| s.account == a.name).collect();
+            let last_success = mine.iter().filter_map(|s| s.last_success).min();
+            let errors = mine.iter().filter(|s| s.last_error.is_some()).count();
+            json!({
+                "name": a.name, "provider": a.provider, "regions": a.regions,
+                "endpoint_url": a.endpoint_url, "auth": a.auth,
+                "last_full_success": last_success.map(rfc3339), "failing_listings": errors,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    account: Option<String>,
+    #[serde(default)]
+    wait: bool,
+}
+
+async fn sync(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    bytes: Bytes,
+) -> Result<Response, AppError> {
+    let r: SyncRequest = body(&bytes)?;
+    match app
+        .trigger_sync(&actor, r.account.as_deref(), r.wait)
+        .await?
+    {
+        Some(reports) => {
+            let failed = reports.iter().filter(|r| !r.ok).count();
+            Ok(Json(json!({"status": "done", "listings": reports.len(), "failed": failed, "reports": reports})).into_response())
+        }
+        None => Ok((StatusCode::ACCEPTED, Json(json!({"status": "started"}))).into_response()),
+    }
+}
+
+pub fn status_json(s: &skyhold_store::SyncStatus) -> Value {
+    json!({
+        "account": s.account, "region": s.region, "kind": s.kind,
+        "last_attempt": rfc3339(s.last_attempt), "last_success": s.last_success.map(rfc3339),
+        "duration_ms": s.duration_ms, "count": s.item_count, "last_error": s.last_error,
+    })
+}
+
+async fn sync_status(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, AppError> {
+    let items: Vec<Value> = app
+        .sync_status(&actor)
+        .await?
+        .iter()
+        .map(status_json)
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn dashboard(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, AppError> {
+    let d = app.dashboard(&actor).await?;
+    let obj = |v: &[(String, i64)]| -> Value {
+        Value::Object(v.iter().map(|(k, n)| (k.clone(), json!(n))).collect())
+    };
+    Ok(Json(json!({
+        "resources_per_kind": obj(&d.per_kind),
+        "instances_by_state": obj(&d.instances_by_state),
+        "instances_by_account": obj(&d.instances_by_account),
+        "instances_by_region": obj(&d.instances_by_region),
+        "instances_by_type": obj(&d.instances_by_type),
+        "volume_gib": d.volume_gib,
+    })))
+}

@@ -1,0 +1,244 @@
+//! The HTTP edge: routing, authentication of every request, error → status
+//! mapping, metrics. Handlers are thin: they parse input, call one
+//! application function, and render.
+
+mod api;
+mod openapi;
+mod pages;
+mod ui;
+
+use crate::app::{Actor, App, AuthVia};
+use crate::error::AppError;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use axum_extra::extract::CookieJar;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+pub const SESSION_COOKIE: &str = "skyhold_session";
+
+pub type AppState = Arc<App>;
+
+/// The process-wide Prometheus recorder (installed once).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let buckets = [
+            0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+            .expect("static bucket list is valid")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder is installed (tests in one process).
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}
+
+/// The whole HTTP application.
+pub fn router(app: AppState) -> Router {
+    metrics_handle();
+    let public = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(|| async { metrics_handle().render() }))
+        .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/static/app.css", get(ui::css))
+        .route("/static/app.js", get(ui::js))
+        .route("/api/v1/auth/token", axum::routing::post(api::create_token));
+
+    let protected = Router::new()
+        .merge(pages::routes())
+        .merge(api::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), require_actor));
+
+    public
+        .merge(protected)
+        .layer(middleware::from_fn(observe))
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ),
+        )
+        .with_state(app)
+}
+
+async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable").into_response()
+        }
+    }
+}
+
+async fn not_found(req: Request) -> Response {
+    let msg = format!("no such page: {}", req.uri().path());
+    if is_api(req.uri().path()) {
+        AppError::NotFound(msg).into_response()
+    } else {
+        pages::PageError(AppError::NotFound(msg)).into_response()
+    }
+}
+
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+}
+
+/// Latency histogram and a Server-Timing header on every response.
+async fn observe(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let mut res = next.run(req).await;
+    let elapsed = start.elapsed();
+    let status = res.status().as_u16().to_string();
+    metrics::histogram!(
+        "http_request_duration_seconds",
+        "method" => method.to_string(),
+        "route" => route,
+        "status" => status
+    )
+    .record(elapsed.as_secs_f64());
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0))
+    {
+        res.headers_mut().insert("server-timing", v);
+    }
+    res
+}
+
+/// The client address as seen on the socket (identity headers from proxies
+/// are not trusted).
+pub fn client_addr(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// Resolves the actor from a bearer token or a session cookie; refuses the
+/// request otherwise. Unsafe methods with a cookie session on the API need
+/// the session's CSRF token in `X-CSRF-Token`.
+async fn require_actor(
+    State(app): State<AppState>,
+    jar: CookieJar,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let api = is_api(req.uri().path());
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_owned());
+    let actor: Result<Option<Actor>, AppError> = match (&bearer, jar.get(SESSION_COOKIE)) {
+        (Some(t), _) => app.token_actor(t).await,
+        (None, Some(c)) => app.session_actor(c.value()).await,
+        (None, None) => Ok(None),
+    };
+    let actor = match actor {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            if api || bearer.is_some() {
+                return AppError::Unauthenticated.into_response();
+            }
+            let target = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            let next_q: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", target)
+                .finish();
+            return Redirect::to(&format!("/login?{next_q}")).into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    if api && !matches!(*req.method(), Method::GET | Method::HEAD) {
+        if let AuthVia::Session { csrf } = &actor.via {
+            let sent = req
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !crate::auth::ct_eq(sent, csrf) {
+                return AppError::Forbidden("missing or wrong X-CSRF-Token header".into())
+                    .into_response();
+            }
+        }
+    }
+    req.extensions_mut().insert(actor);
+    next.run(req).await
+}
+
+/// JSON errors for the API: `{"error": {"code", "message"}}`.
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self);
+        if let AppError::Internal(e) = &self {
+            tracing::error!(error = ?e, "internal error");
+        }
+        let mut res = (
+            status,
+            Json(json!({"error": {"code": self.code(), "message": self.to_string()}})),
+        )
+            .into_response();
+        decorate(&self, &mut res);
+        res
+    }
+}
+
+pub fn status_of(e: &AppError) -> StatusCode {
+    match e {
+        AppError::Unauthenticated | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+        AppError::NotFound(_) => StatusCode::NOT_FOUND,
+        AppError::BadParameter { .. } | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+        AppError::Conflict(_) => StatusCode::CONFLICT,
+        AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn decorate(e: &AppError, res: &mut Response<Body>) {
+    match e {
+        AppError::RateLimited(d) => {
+            if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        AppError::Unauthenticated | AppError::InvalidCredentials => {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,756 @@
+//! Server-rendered HTML pages. Filters live in the URL (GET forms), so every
+//! view can be bookmarked; forms that change anything are POSTs carrying the
+//! session's CSRF token.
+
+use super::api::parse_query;
+use super::ui::{age, csrf_of, empty, kind_path, page, state_badge, time};
+use super::{client_addr, status_of, AppState, SESSION_COOKIE};
+use crate::app::Actor;
+use crate::error::AppError;
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::CookieJar;
+use maud::{html, Markup};
+use serde::Deserialize;
+use serde_json::Value;
+use skyhold_core::{
+    now_millis, Millis, Resource, ResourceId, ResourceKind, ResourceQuery, SortKey,
+};
+
+const LOGIN_CSRF_COOKIE: &str = "skyhold_login_csrf";
+
+pub fn routes() -> Router<AppState> {
+    let mut r = Router::new()
+        .route("/", get(dashboard))
+        .route("/logout", post(logout))
+        .route("/resources/{id}", get(detail))
+        .route("/sync", get(sync_page).post(sync_now));
+    for k in ResourceKind::ALL {
+        r = r.route(
+            kind_path(k),
+            get(move |s: State<AppState>, a: Extension<Actor>, q: RawQuery| list(s, a, q, k)),
+        );
+    }
+    r
+}
+
+/// An error shown as an HTML page.
+pub struct PageError(pub AppError);
+
+impl From<AppError> for PageError {
+    fn from(e: AppError) -> Self {
+        PageError(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = status_of(&self.0);
+        if let AppError::Internal(e) = &self.0 {
+            tracing::error!(error = ?e, "internal error");
+        }
+        let body = page(
+            "Error",
+            None,
+            "",
+            html! {
+                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                div.error { (self.0.to_string()) }
+                p { a href="/" { "Back to the dashboard" } }
+            },
+        );
+        (status, body).into_response()
+    }
+}
+
+type PageResult = Result<Markup, PageError>;
+
+// ---------------------------------------------------------------- login
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    next: Option<String>,
+    error: Option<String>,
+}
+
+/// Only local paths are followed after login (no open redirects).
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        _ => "/".to_owned(),
+    }
+}
+
+fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .build()
+}
+
+pub async fn login_form(
+    State(app): State<AppState>,
+    jar: CookieJar,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let csrf = crate::auth::random_token("", 16);
+    let jar = jar.add(cookie(
+        LOGIN_CSRF_COOKIE,
+        csrf.clone(),
+        app.config.secure_cookies,
+    ));
+    let body = page(
+        "Log in",
+        None,
+        "",
+        html! {
+            form.login method="post" action="/login" {
+                h1 { "skyhold" }
+                @if let Some(e) = &q.error { div.error { (e) } }
+                input type="hidden" name="csrf" value=(csrf);
+                input type="hidden" name="next" value=(safe_next(q.next.as_deref()));
+                label for="username" { "User name" }
+                input #username name="username" autocomplete="username" required autofocus;
+                label for="password" { "Password" }
+                input #password name="password" type="password" autocomplete="current-password" required;
+                button.primary type="submit" { "Log in" }
+            }
+        },
+    );
+    (jar, body).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+    next: Option<String>,
+}
+
+pub async fn login_submit(State(app): State<AppState>, jar: CookieJar, req: Request) -> Response {
+    let client = client_addr(&req);
+    let form = <Form<LoginForm> as axum::extract::FromRequest<()>>::from_request(req, &()).await;
+    let Ok(Form(f)) = form else {
+        return PageError(AppError::BadRequest("the login form was incomplete".into()))
+            .into_response();
+    };
+    let next = safe_next(f.next.as_deref());
+    let back = |msg: &str| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("error", msg)
+            .append_pair("next", &next)
+            .finish();
+        Redirect::to(&format!("/login?{q}")).into_response()
+    };
+    let expected = jar
+        .get(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default();
+    if expected.is_empty() || !crate::auth::ct_eq(&expected, &f.csrf) {
+        return back("Your login form expired; please try again.");
+    }
+    match app.login(f.username.trim(), &f.password, &client).await {
+        Ok(actor) => match app.start_session(&actor).await {
+            Ok(token) => {
+                let jar = jar
+                    .remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/").build())
+                    .add(cookie(SESSION_COOKIE, token, app.config.secure_cookies));
+                (jar, Redirect::to(&next)).into_response()
+            }
+            Err(e) => PageError(e).into_response(),
+        },
+        Err(e @ (AppError::InvalidCredentials | AppError::RateLimited(_))) => {
+            let status = status_of(&e);
+            let mut res = back(&e.to_string());
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                tracing::warn!(client = %client, "login rate limited");
+            }
+            res.headers_mut()
+                .insert("x-login-error", axum::http::HeaderValue::from_static("1"));
+            res
+        }
+        Err(e) => PageError(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+    account: Option<String>,
+}
+
+fn check_csrf(actor: &Actor, sent: &str) -> Result<(), PageError> {
+    if crate::auth::ct_eq(csrf_of(actor), sent) && !sent.is_empty() {
+        Ok(())
+    } else {
+        Err(PageError(AppError::Forbidden(
+            "the form's security token is missing or stale; reload the page".into(),
+        )))
+    }
+}
+
+async fn logout(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    jar: CookieJar,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    check_csrf(&actor, &f.csrf)?;
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        app.end_session(c.value()).await?;
+    }
+    let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/").build());
+    Ok((jar, Redirect::to("/login")).into_response())
+}
+
+// ---------------------------------------------------------------- lists
+
+struct Col {
+    sort: Option<SortKey>,
+    label: &'static str,
+    cell: fn(&Resource, Millis) -> Markup,
+}
+
+fn attr<'a>(r: &'a Resource, key: &str) -> Option<&'a Value> {
+    r.observed.attributes.get(key)
+}
+
+fn attr_str<'a>(r: &'a Resource, key: &str) -> &'a str {
+    attr(r, key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn name_cell(r: &Resource, _: Millis) -> Markup {
+    let label = if r.observed.name.is_empty() {
+        "(no name)"
+    } else {
+        r.observed.name.as_str()
+    };
+    html! { a href={"/resources/" (r.id)} { (label) } }
+}
+
+fn columns(kind: ResourceKind) -> Vec<Col> {
+    let account = Col {
+        sort: Some(SortKey::Account),
+        label: "Account",
+        cell: |r, _| html! { (r.account) },
+    };
+    let region = Col {
+        sort: Some(SortKey::Region),
+        label: "Region",
+        cell: |r, _| html! { (r.region) },
+    };
+    let name = Col {
+        sort: Some(SortKey::Name),
+        label: "Name",
+        cell: name_cell,
+    };
+    let state = Col {
+        sort: Some(SortKey::State),
+        label: "State",
+        cell: |r, _| state_badge(&r.observed.state),
+    };
+    let id = |label| Col {
+        sort: Some(SortKey::ProviderId),
+        label,
+        cell: |r, _| html! { span.mono { (r.observed.provider_id) } },
+    };
+    let created = |label| Col {
+        sort: Some(SortKey::LaunchTime),
+        label,
+        cell: |r, _| time(r.observed.created_at),
+    };
+    match kind {
+        ResourceKind::Instance => vec![
+            account,
+            region,
+            name,
+            id("Instance ID"),
+            state,
+            Col {
+                sort: Some(SortKey::Type),
+                label: "Type",
+                cell: |r, _| html! { (r.observed.rtype) },
+            },
+            Col {
+                sort: Some(SortKey::PrivateIp),
+                label: "Private IP",
+                cell: |r, _| html! { span.mono { (empty(&r.observed.private_ip)) } },
+            },
+            Col {
+                sort: Some(SortKey::PublicIp),
+                label: "Public IP",
+                cell: |r, _| html! { span.mono { (empty(&r.observed.public_ip)) } },
+            },
+            created("Launched"),
+            Col {
+                sort: None,
+                label: "Age",
+                cell: |r, now| html! { (age(r.observed.created_at, now)) },
+            },
+            Col {
+                sort: Some(SortKey::Owner),
+                label: "Owner",
+                cell: |r, _| empty(&r.observed.owner),
+            },
+        ],
+        ResourceKind::Volume => vec![
+            account,
+            region,
+            name,
+            id("Volume ID"),
+            state,
+            Col {
+                sort: Some(SortKey::Type),
+                label: "Type",
+                cell: |r, _| html! { (r.observed.rtype) },
+            },
+            Col {
+                sort: None,
+                label: "Size",
+                cell: |r, _| html! { (r.observed.size_gib) " GiB" },
+            },
+            Col {
+                sort: None,
+                label: "Attached to",
+                cell: |r, _| {
+                    let ids: Vec<&str> = attr(r, "instance_ids")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    html! { span.mono { (empty(&ids.join(", "))) } }
+                },
+            },
+            created("Created"),
+            Col {
+                sort: Some(SortKey::Owner),
+                label: "Owner",
+                cell: |r, _| empty(&r.observed.owner),
+            },
+        ],
+        ResourceKind::Image => vec![
+            account,
+            region,
+            name,
+            id("Image ID"),
+            state,
+            Col {
+                sort: Some(SortKey::Type),
+                label: "Architecture",
+                cell: |r, _| html! { (r.observed.rtype) },
+            },
+            Col {
+                sort: None,
+                label: "Root device",
+                cell: |r, _| empty(attr_str(r, "root_device_type")),
+            },
+            created("Created"),
+        ],
+        ResourceKind::SecurityGroup => vec![
+            account,
+            region,
+            name,
+            id("Group ID"),
+            Col {
+                sort: None,
+                label: "VPC",
+                cell: |r, _| html! { span.mono { (empty(attr_str(r, "vpc_id"))) } },
+            },
+            Col {
+                sort: None,
+                label: "Inbound rules",
+                cell: |r, _| html! { (attr(r, "ingress").and_then(Value::as_array).map_or(0, Vec::len)) },
+            },
+            Col {
+                sort: None,
+                label: "Description",
+                cell: |r, _| empty(attr_str(r, "description")),
+            },
+        ],
+        ResourceKind::KeyPair => vec![
+            account,
+            region,
+            name,
+            id("Key pair ID"),
+            Col {
+                sort: Some(SortKey::Type),
+                label: "Type",
+                cell: |r, _| html! { (r.observed.rtype) },
+            },
+            Col {
+                sort: None,
+                label: "Fingerprint",
+                cell: |r, _| html! { span.mono { (attr_str(r, "fingerprint")) } },
+            },
+            created("Created"),
+        ],
+    }
+}
+
+fn states_of(kind: ResourceKind) -> &'static [&'static str] {
+    match kind {
+        ResourceKind::Instance => &[
+            "pending",
+            "running",
+            "stopping",
+            "stopped",
+            "shutting-down",
+            "terminated",
+        ],
+        ResourceKind::Volume => &["creating", "available", "in-use", "deleting", "error"],
+        ResourceKind::Image => &["pending", "available", "failed"],
+        _ => &[],
+    }
+}
+
+fn href(path: &str, pairs: &[(&str, String)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    let q = s.finish();
+    if q.is_empty() {
+        path.to_owned()
+    } else {
+        format!("{path}?{q}")
+    }
+}
+
+async fn list(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(raw): RawQuery,
+    kind: ResourceKind,
+) -> PageResult {
+    let mut q: ResourceQuery = parse_query(raw.as_deref())?;
+    q.kind = Some(kind);
+    let page_data = app.list_resources(&actor, &q).await?;
+    let total = app.count_resources(&actor, &q).await?;
+    let accounts = app.accounts(&actor)?;
+    let mut regions: Vec<String> = accounts.iter().flat_map(|a| a.regions.clone()).collect();
+    regions.sort();
+    regions.dedup();
+    let path = kind_path(kind);
+    let base: Vec<(&str, String)> = q
+        .to_pairs()
+        .into_iter()
+        .filter(|(k, _)| *k != "kind")
+        .collect();
+    let now = now_millis();
+    let cols = columns(kind);
+    let sort_href = |key: SortKey| {
+        let desc = q.sort == key && !q.descending;
+        let mut p: Vec<(&str, String)> =
+            base.iter().filter(|(k, _)| *k != "sort").cloned().collect();
+        p.push((
+            "sort",
+            if desc {
+                format!("-{}", key.as_str())
+            } else {
+                key.as_str().to_owned()
+            },
+        ));
+        href(path, &p)
+    };
+    let sel = |list: &[String], v: &str| list.iter().any(|x| x == v);
+    let first_account = q
+        .accounts
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let body = html! {
+        h1 { (kind.label()) }
+        form.filters method="get" action=(path) {
+            input type="search" name="q" value=(q.words.join(" ")) placeholder="Search name, id, IP, tag value…  ( / )" aria-label="Search";
+            select name="account" aria-label="Account" {
+                option value="" { "All accounts" }
+                @for a in &accounts { option value=(a.name) selected[first_account == a.name] { (a.name) } }
+            }
+            select name="region" aria-label="Region" {
+                option value="" { "All regions" }
+                @for r in &regions { option value=(r) selected[sel(&q.regions, r)] { (r) } }
+            }
+            @if !states_of(kind).is_empty() {
+                select name="state" aria-label="State" {
+                    option value="" { "Any state" }
+                    @for s in states_of(kind) { option value=(s) selected[sel(&q.states, s)] { (s) } }
+                }
+            }
+            input type="text" name="type" value=(q.types.join(",")) placeholder="type" size="10" aria-label="Type";
+            @if q.sort != SortKey::Name || q.descending {
+                input type="hidden" name="sort" value=(if q.descending { format!("-{}", q.sort.as_str()) } else { q.sort.as_str().to_owned() });
+            }
+            label { input type="checkbox" name="include_deleted" value="true" checked[q.include_deleted]; " deleted" }
+            button.primary type="submit" { "Filter" }
+            a href=(path) { "Reset" }
+        }
+        @if page_data.items.is_empty() {
+            p.dim { "Nothing matches. " @if total == 0 && q.words.is_empty() { "Has a sync run yet? See " a href="/sync" { "Sync" } "." } }
+        } @else {
+            table.grid {
+                thead { tr {
+                    @for c in &cols {
+                        th { @match c.sort {
+                            Some(k) => { a href=(sort_href(k)) { (c.label) @if q.sort == k { (if q.descending { " ▾" } else { " ▴" }) } } }
+                            None => { (c.label) }
+                        } }
+                    }
+                } }
+                tbody {
+                    @for r in &page_data.items {
+                        tr class=[r.deleted_at.is_some().then_some("deleted")] {
+                            @for c in &cols { td { ((c.cell)(r, now)) } }
+                        }
+                    }
+                }
+            }
+        }
+        div.pager {
+            span { (total) " matching" }
+            @if q.cursor.is_some() { a href=(href(path, &base)) { "« First page" } }
+            @if let Some(c) = &page_data.next_cursor {
+                @let mut p = base.clone();
+                @let _ = p.push(("cursor", c.encode()));
+                a href=(href(path, &p)) { "Next page »" }
+            }
+        }
+    };
+    Ok(page(kind.label(), Some(&actor), kind.as_str(), body))
+}
+
+// ---------------------------------------------------------------- detail
+
+fn value_cell(v: &Value) -> Markup {
+    match v {
+        Value::String(s) => empty(s),
+        Value::Null => empty(""),
+        Value::Array(a) if a.iter().all(Value::is_string) => {
+            html! { (a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")) }
+        }
+        other => html! { span.mono { (other.to_string()) } },
+    }
+}
+
+fn rules_table(title: &str, rules: Option<&Value>) -> Markup {
+    let rules = rules.and_then(Value::as_array).cloned().unwrap_or_default();
+    html! {
+        h2 { (title) " (" (rules.len()) ")" }
+        @if !rules.is_empty() {
+            table.grid {
+                thead { tr { th { "Protocol" } th { "Ports" } th { "Sources" } } }
+                tbody { @for r in &rules {
+                    @let from = r.get("from_port").and_then(Value::as_i64);
+                    @let to = r.get("to_port").and_then(Value::as_i64);
+                    tr {
+                        td { (r.get("protocol").and_then(Value::as_str).unwrap_or("all")) }
+                        td { @match (from, to) {
+                            (Some(f), Some(t)) if f == t => { (f) }
+                            (Some(f), Some(t)) => { (f) "–" (t) }
+                            _ => { "all" }
+                        } }
+                        td.mono.wrap { (value_cell(r.get("sources").unwrap_or(&Value::Null))) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+async fn detail(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> PageResult {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::bad_parameter("id", format!("not a resource id: {id:?}")))?;
+    let d = app.resource(&actor, ResourceId(id)).await?;
+    let r = &d.resource;
+    let o = &r.observed;
+    let title = if o.name.is_empty() {
+        o.provider_id.clone()
+    } else {
+        o.name.clone()
+    };
+    let skip = ["ingress", "egress"];
+    let body = html! {
+        p.dim { a href=(kind_path(o.kind)) { (o.kind.label()) } " / " (o.provider_id) }
+        h1 { (title) " " @if !o.state.is_empty() { (state_badge(&o.state)) } }
+        @if let Some(t) = r.deleted_at { div.error { "This resource is gone: tombstoned at " (time(Some(t))) "." } }
+        dl.facts {
+            dt { "Account" } dd { (r.account) }
+            dt { "Region" } dd { (r.region) }
+            dt { "Kind" } dd { (o.kind.as_str()) }
+            dt { "Provider ID" } dd.mono { (o.provider_id) }
+            dt { "Type" } dd { (empty(&o.rtype)) }
+            dt { "Owner" } dd { (empty(&o.owner)) }
+            @if o.kind == ResourceKind::Instance { dt { "Age" } dd { (age(o.created_at, now_millis())) } }
+            dt { "First seen" } dd { (time(Some(r.first_seen))) }
+            dt { "Last seen" } dd { (time(Some(r.last_seen))) }
+        }
+        h2 { "Attributes" }
+        dl.facts {
+            @for (k, v) in o.attributes.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+                dt { (k) } dd { (value_cell(v)) }
+            }
+        }
+        @if o.kind == ResourceKind::SecurityGroup {
+            (rules_table("Inbound rules", o.attributes.get("ingress")))
+            (rules_table("Outbound rules", o.attributes.get("egress")))
+        }
+        h2 { "Tags (" (o.tags.len()) ")" }
+        @if o.tags.is_empty() { p.dim { "No tags." } } @else {
+            table.grid { thead { tr { th { "Key" } th { "Value" } } } tbody {
+                @for (k, v) in &o.tags { tr { td.mono { (k) } td.wrap { (v) } } }
+            } }
+        }
+        @for (kind, rs) in &d.related {
+            h2 { (kind.label()) " (" (rs.len()) ")" }
+            table.grid { thead { tr { th { "Name" } th { "ID" } th { "State" } th { "Type" } } } tbody {
+                @for x in rs { tr class=[x.deleted_at.is_some().then_some("deleted")] {
+                    td { (name_cell(x, 0)) } td.mono { (x.observed.provider_id) } td { (state_badge(&x.observed.state)) } td { (x.observed.rtype) }
+                } }
+            } }
+        }
+    };
+    Ok(page(&title, Some(&actor), o.kind.as_str(), body))
+}
+
+// ---------------------------------------------------------------- dashboard
+
+fn bars(title: &str, rows: &[(String, i64)], link: impl Fn(&str) -> String) -> Markup {
+    let max = rows.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+    html! {
+        div.card {
+            h2 { (title) }
+            @if rows.is_empty() { p.dim { "None yet." } }
+            @for (k, n) in rows.iter().take(12) {
+                div.bar {
+                    a.lbl href=(link(k)) title=(k) { (if k.is_empty() { "(none)" } else { k }) }
+                    div.fill style={"width:" ((n * 140) / max + 2) "px"} {}
+                    span.n { (n) }
+                }
+            }
+        }
+    }
+}
+
+async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Actor>) -> PageResult {
+    let d = app.dashboard(&actor).await?;
+    let accounts = app.accounts(&actor)?;
+    let count = |k: ResourceKind| {
+        d.per_kind
+            .iter()
+            .find(|(n, _)| n == k.as_str())
+            .map_or(0, |(_, n)| *n)
+    };
+    let inst = |key: &'static str| move |v: &str| href("/instances", &[(key, v.to_owned())]);
+    let body = html! {
+        h1 { "Dashboard" }
+        div.cards {
+            @for k in ResourceKind::ALL {
+                div.card { h2 { a href=(kind_path(k)) { (k.label()) } } div.big { (count(k)) } }
+            }
+            div.card { h2 { a href="/volumes" { "Volume storage" } } div.big { (d.volume_gib) " GiB" } }
+        }
+        h2 { "Instances" }
+        div.cards {
+            (bars("By state", &d.instances_by_state, inst("state")))
+            (bars("By account", &d.instances_by_account, inst("account")))
+            (bars("By region", &d.instances_by_region, inst("region")))
+            (bars("By type", &d.instances_by_type, inst("type")))
+        }
+        h2 { "Accounts" }
+        table.grid {
+            thead { tr { th { "Account" } th { "Regions" } th { "Credentials" } th { "Last complete sync" } th { "Failing listings" } } }
+            tbody { @for a in &accounts {
+                @let mine: Vec<_> = d.sync.iter().filter(|s| s.account == a.name).collect();
+                @let done = if mine.is_empty() || mine.iter().any(|s| s.last_success.is_none()) { None } else { mine.iter().filter_map(|s| s.last_success).min() };
+                @let failing = mine.iter().filter(|s| s.last_error.is_some()).count();
+                tr {
+                    td { a href=(href("/instances", &[("account", a.name.clone())])) { (a.name) } }
+                    td { (a.regions.join(", ")) }
+                    td.dim { (a.auth) }
+                    td { (time(done)) }
+                    td { @if failing > 0 { a href="/sync" { span.badge.s-bad { (failing) } } } @else { span.dim { "0" } } }
+                }
+            } }
+        }
+    };
+    Ok(page("Dashboard", Some(&actor), "dashboard", body))
+}
+
+// ---------------------------------------------------------------- sync
+
+#[derive(Deserialize, Default)]
+struct SyncPageQuery {
+    started: Option<String>,
+}
+
+async fn sync_page(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Query(sq): Query<SyncPageQuery>,
+) -> PageResult {
+    let statuses = app.sync_status(&actor).await?;
+    let accounts = app.accounts(&actor)?;
+    let can_sync = crate::app::authorize(&actor, crate::app::Action::TriggerSync).is_ok();
+    let body = html! {
+        h1 { "Sync" }
+        @if sq.started.is_some() { div.ok { "Sync started. Reload this page to follow it." } }
+        p.dim { "Every " (humantime::format_duration(app.config.sync_interval)) " in the background, and on demand." }
+        @if can_sync {
+            form.filters method="post" action="/sync" {
+                input type="hidden" name="csrf" value=(csrf_of(&actor));
+                select name="account" aria-label="Account" {
+                    option value="" { "All accounts" }
+                    @for a in &accounts { option value=(a.name) { (a.name) } }
+                }
+                button.primary type="submit" { "Sync now" }
+            }
+        }
+        table.grid {
+            thead { tr { th { "Account" } th { "Region" } th { "Kind" } th { "Last attempt" } th { "Last success" } th { "Duration" } th { "Count" } th { "Last error" } } }
+            tbody { @for s in &statuses { tr {
+                td { (s.account) } td { (s.region) } td { (s.kind) }
+                td { (time(Some(s.last_attempt))) } td { (time(s.last_success)) }
+                td { (s.duration_ms) " ms" } td { (s.item_count) }
+                td.wrap { @if let Some(e) = &s.last_error { span.badge.s-bad { "error" } " " (e) } @else { span.dim { "—" } } }
+            } } }
+        }
+    };
+    Ok(page("Sync", Some(&actor), "sync", body))
+}
+
+async fn sync_now(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Redirect, PageError> {
+    check_csrf(&actor, &f.csrf)?;
+    app.trigger_sync(&actor, f.account.as_deref(), false)
+        .await?;
+    Ok(Redirect::to("/sync?started=1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_local_only() {
+        assert_eq!(
+            safe_next(Some("/instances?state=running")),
+            "/instances?state=running"
+        );
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(Some("https://evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,180 @@
+//! Page furniture: layout, navigation, small formatting helpers, and the
+//! embedded stylesheet and script (no build step).
+
+use crate::app::{Actor, AuthVia};
+use axum::http::header;
+use axum::response::IntoResponse;
+use maud::{html, Markup, DOCTYPE};
+use skyhold_core::{Millis, ResourceKind};
+
+pub async fn css() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+}
+
+pub async fn js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        JS,
+    )
+}
+
+/// The list page path of a kind.
+pub fn kind_path(k: ResourceKind) -> &'static str {
+    match k {
+        ResourceKind::Instance => "/instances",
+        ResourceKind::Volume => "/volumes",
+        ResourceKind::Image => "/images",
+        ResourceKind::SecurityGroup => "/security-groups",
+        ResourceKind::KeyPair => "/key-pairs",
+    }
+}
+
+pub fn csrf_of(actor: &Actor) -> &str {
+    match &actor.via {
+        AuthVia::Session { csrf } => csrf,
+        AuthVia::Token(_) => "",
+    }
+}
+
+pub fn page(title: &str, actor: Option<&Actor>, active: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · skyhold" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body {
+                @if let Some(a) = actor {
+                    header.top {
+                        a.brand href="/" { "skyhold" }
+                        nav {
+                            a href="/" class=[(active == "dashboard").then_some("on")] { "Dashboard" }
+                            @for k in ResourceKind::ALL {
+                                a href=(kind_path(k)) class=[(active == k.as_str()).then_some("on")] { (k.label()) }
+                            }
+                            a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
+                        }
+                        div.who {
+                            span { (a.username) " " span.role { (a.role.as_str()) } }
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(csrf_of(a));
+                                button.link type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn state_badge(state: &str) -> Markup {
+    let class = match state {
+        "running" | "available" | "in-use" | "ok" => "s-good",
+        "pending" | "stopping" | "shutting-down" | "creating" => "s-warn",
+        "terminated" | "deleted" | "deleting" | "error" | "failed" | "deregistered" => "s-bad",
+        _ => "s-idle",
+    };
+    html! { span class={"badge " (class)} { (state) } }
+}
+
+pub fn time(ms: Option<Millis>) -> Markup {
+    match ms {
+        None | Some(0) => html! { span.dim { "—" } },
+        Some(ms) => {
+            let t = skyhold_core::rfc3339(ms);
+            html! { time datetime=(t) title=(t) { (t.replace('T', " ").trim_end_matches('Z')) } }
+        }
+    }
+}
+
+/// "3d 4h", "12m": how long ago.
+pub fn age(ms: Option<Millis>, now: Millis) -> String {
+    let Some(ms) = ms.filter(|m| *m > 0) else {
+        return String::new();
+    };
+    let s = (now - ms).max(0) / 1000;
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d {}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+pub fn empty(s: &str) -> Markup {
+    if s.is_empty() {
+        html! { span.dim { "—" } }
+    } else {
+        html! { (s) }
+    }
+}
+
+const CSS: &str = r#"
+:root { --fg:#1d2330; --dim:#6b7385; --line:#e3e6ec; --bg:#f6f7f9; --acc:#2f5bea; --good:#1a7f37; --warn:#9a6700; --bad:#cf222e; }
+* { box-sizing: border-box; }
+body { margin:0; font: 13px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
+a { color: var(--acc); text-decoration: none; } a:hover { text-decoration: underline; }
+header.top { display:flex; align-items:center; gap:18px; padding:0 16px; height:44px; background:#151a24; color:#d8dce6; position:sticky; top:0; z-index:5; }
+header.top a { color:#c4cad6; } header.top a.on { color:#fff; font-weight:600; box-shadow: inset 0 -2px 0 #7aa2ff; }
+header.top nav { display:flex; gap:14px; height:100%; } header.top nav a { display:flex; align-items:center; }
+.brand { font-weight:700; color:#fff !important; letter-spacing:.3px; }
+.who { margin-left:auto; display:flex; gap:10px; align-items:center; } .role { color:#8f98aa; font-size:11px; }
+button.link { background:none; border:0; color:#c4cad6; cursor:pointer; font:inherit; padding:0; }
+main { padding:16px; max-width: 1600px; margin: 0 auto; }
+h1 { font-size:18px; margin:4px 0 12px; } h2 { font-size:14px; margin:18px 0 8px; }
+.dim { color:var(--dim); } .mono, td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size:12px; }
+form.filters { display:flex; flex-wrap:wrap; gap:8px; align-items:center; background:#fff; border:1px solid var(--line); padding:8px; border-radius:6px; margin-bottom:10px; }
+input, select, button { font:inherit; padding:4px 7px; border:1px solid #c9ced8; border-radius:4px; background:#fff; }
+input[type=search] { min-width: 280px; }
+button.primary { background:var(--acc); color:#fff; border-color:var(--acc); cursor:pointer; }
+table.grid { width:100%; border-collapse:collapse; background:#fff; border:1px solid var(--line); border-radius:6px; }
+table.grid th, table.grid td { padding:5px 8px; border-bottom:1px solid var(--line); text-align:left; white-space:nowrap; }
+table.grid th { background:#fafbfc; position:sticky; top:44px; font-weight:600; font-size:12px; color:#444c5c; }
+table.grid th a { color:inherit; } table.grid tr:hover td { background:#f3f6ff; }
+table.grid td.wrap { white-space: normal; word-break: break-word; }
+tr.deleted td { color:#9aa1ae; text-decoration: line-through; }
+.badge { display:inline-block; padding:0 7px; border-radius:9px; font-size:11px; font-weight:600; line-height:18px; }
+.s-good { background:#dafbe1; color:var(--good); } .s-warn { background:#fff8c5; color:var(--warn); }
+.s-bad { background:#ffebe9; color:var(--bad); } .s-idle { background:#eaeef2; color:#57606a; }
+.pager { display:flex; gap:14px; align-items:center; margin:10px 0; color:var(--dim); }
+.cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap:12px; }
+.card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:12px; }
+.card h2 { margin-top:0; } .big { font-size:26px; font-weight:700; }
+.bar { display:flex; align-items:center; gap:8px; margin:3px 0; } .bar .lbl { width:120px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.bar .fill { height:10px; background:#7aa2ff; border-radius:2px; } .bar .n { color:var(--dim); font-size:12px; }
+dl.facts { display:grid; grid-template-columns: 180px 1fr; gap:4px 12px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 12px; margin:0; }
+dl.facts dt { color:var(--dim); } dl.facts dd { margin:0; word-break: break-word; }
+.error { background:#ffebe9; border:1px solid #ffcecb; color:#82071e; padding:8px 10px; border-radius:6px; margin-bottom:10px; }
+.ok { background:#dafbe1; border:1px solid #aceebb; padding:8px 10px; border-radius:6px; margin-bottom:10px; }
+.login { max-width:340px; margin:80px auto; background:#fff; border:1px solid var(--line); border-radius:8px; padding:22px; }
+.login label { display:block; margin:10px 0 4px; } .login input { width:100%; } .login button { margin-top:14px; width:100%; }
+pre.json { background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px; overflow:auto; font-size:12px; }
+"#;
+
+const JS: &str = r#"
+// Small conveniences; every page works without them.
+document.addEventListener('DOMContentLoaded', function () {
+  document.querySelectorAll('form.filters select, form.filters input[type=checkbox]').forEach(function (el) {
+    el.addEventListener('change', function () { el.form.submit(); });
+  });
+  document.addEventListener('keydown', function (e) {
+    var s = document.querySelector('form.filters input[type=search]');
+    if (e.key === '/' && s && document.activeElement !== s) { e.preventDefault(); s.focus(); s.select(); }
+  });
+});
+"#;
