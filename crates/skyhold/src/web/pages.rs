@@ -515,9 +515,8 @@ async fn list(
             span { (total) " matching" }
             @if q.cursor.is_some() { a href=(href(path, &base)) { "« First page" } }
             @if let Some(c) = &page_data.next_cursor {
-                @let mut p = base.clone();
-                @let _ = p.push(("cursor", c.encode()));
-                a href=(href(path, &p)) { "Next page »" }
+                @let next: Vec<(&str, String)> = base.iter().cloned().chain([("cursor", c.encode())]).collect();
+                a href=(href(path, &next)) { "Next page »" }
             }
         }
     };

@@ -1,0 +1,237 @@
+//! The JSON API: validation, errors, accounts, OpenAPI.
+
+use crate::harness::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_query_parameters_are_400_naming_the_parameter() {
+    let server = TestServer::start(&[]).await;
+    for (query, param) in [
+        ("limit=0", "limit"),
+        ("limit=lots", "limit"),
+        ("limit=100000", "limit"),
+        ("sort=colour", "sort"),
+        ("kind=spaceship", "kind"),
+        ("account=NOT%20VALID", "account"),
+        ("region=Mars%20North", "region"),
+        ("cursor=garbage", "cursor"),
+        ("include_deleted=perhaps", "include_deleted"),
+        ("order=sideways", "order"),
+        ("frobnicate=1", "frobnicate"),
+    ] {
+        let (status, body) = server
+            .request(
+                Method::GET,
+                &format!("/api/v1/resources?{query}"),
+                Some(&server.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_parameter", "{query}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("'{param}'")),
+            "{query}: message {msg:?} must name {param}"
+        );
+    }
+    let (status, body) = server
+        .request(
+            Method::GET,
+            "/api/v1/resources/abc",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = server
+        .request(
+            Method::GET,
+            "/api/v1/resources/999999",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_400_and_unknown_accounts_404() {
+    let server = TestServer::start(&[]).await;
+    let res = server
+        .http
+        .post(format!("{}/api/v1/sync", server.url))
+        .bearer_auth(&server.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "bad_request");
+
+    let (status, v) = server
+        .request(
+            Method::POST,
+            "/api/v1/sync",
+            Some(&server.token),
+            Some(json!({"wait": "yes"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    let (status, v) = server
+        .request(
+            Method::POST,
+            "/api/v1/sync",
+            Some(&server.token),
+            Some(json!({"account": "nope"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_never_show_secrets() {
+    let moto = shared_moto();
+    let server = TestServer::start(&[AccountSpec::new("secretive", moto, &["us-east-1"])]).await;
+    let v = server.get("/api/v1/accounts").await;
+    let text = v.to_string();
+    assert_eq!(v["items"][0]["name"], "secretive");
+    assert!(v["items"][0]["auth"].as_str().unwrap().contains("role"));
+    assert!(!text.contains("testing"), "secret key leaked: {text}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_lists_the_routes() {
+    let server = TestServer::start(&[]).await;
+    let v = server.get("/api/v1/openapi.json").await;
+    assert_eq!(v["openapi"], "3.1.0");
+    for p in [
+        "/auth/token",
+        "/resources",
+        "/resources/{id}",
+        "/accounts",
+        "/sync",
+        "/sync/status",
+    ] {
+        assert!(v["paths"].get(p).is_some(), "missing {p}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_ready_and_metrics_are_public() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("metered", moto, &["us-east-1"]);
+    ec2(moto, &spec.account_id, "us-east-1")
+        .await
+        .launch(1, 1, "m", &[])
+        .await
+        .unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    for path in ["/healthz", "/readyz"] {
+        let (status, _) = server.request(Method::GET, path, None, None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    server.get("/api/v1/resources").await;
+    let (status, body) = server.request(Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = body.as_str().unwrap();
+    for metric in [
+        "http_request_duration_seconds_bucket",
+        "skyhold_sync_duration_seconds",
+        "skyhold_resources{kind=\"instance\"}",
+    ] {
+        assert!(text.contains(metric), "missing {metric}");
+    }
+    assert!(text.contains("account=\"metered\""));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_sort_and_search_work_together() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("search", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let web = ec2
+        .launch(3, 1, "web", &[("team", "Payments")])
+        .await
+        .unwrap();
+    ec2.launch(2, 1, "batch", &[("team", "data")])
+        .await
+        .unwrap();
+    ec2.stop(&web[..1]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+
+    assert_eq!(server.all("kind=instance&state=stopped").await.len(), 1);
+    assert_eq!(server.all("kind=instance&state=running").await.len(), 4);
+    // Free text over tag values, case-insensitive; every word must match.
+    assert_eq!(server.all("kind=instance&q=payments").await.len(), 3);
+    assert_eq!(
+        server.all("kind=instance&q=payments%20web-1").await.len(),
+        1
+    );
+    assert_eq!(
+        server.all("kind=instance&q=nothing-like-this").await.len(),
+        0
+    );
+    // By id and by private IP.
+    let one = &server.all(&format!("kind=instance&q={}", web[2])).await;
+    assert_eq!(one.len(), 1);
+    let ip = one[0]["attributes"]["private_ip"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(server
+        .all(&format!("kind=instance&q={ip}"))
+        .await
+        .iter()
+        .any(|i| i["provider_id"] == web[2].as_str()));
+
+    // Sorting on every column pages through the same set, in order.
+    for sort in [
+        "name",
+        "-name",
+        "launch_time",
+        "-launch_time",
+        "state",
+        "type",
+        "private_ip",
+        "owner",
+        "provider_id",
+        "account",
+        "region",
+        "public_ip",
+        "kind",
+    ] {
+        let items = server
+            .all(&format!("kind=instance&sort={sort}&limit=2"))
+            .await;
+        assert_eq!(items.len(), 5, "sort={sort}");
+        let mut ids: Vec<i64> = items.iter().map(|i| i["id"].as_i64().unwrap()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 5, "sort={sort} repeated a row");
+    }
+    let by_name: Vec<String> = server
+        .all("kind=instance&sort=-name&limit=2")
+        .await
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect();
+    let mut sorted = by_name.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(by_name, sorted);
+    server.stop().await;
+}

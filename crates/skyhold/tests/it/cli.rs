@@ -1,0 +1,153 @@
+//! The CLI as a user runs it: the real binary against a real server.
+
+use crate::harness::*;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_ls_sync_and_completions() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("cli", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(2, 1, "api-server", &[("owner", "dave")])
+        .await
+        .unwrap();
+    ec2.launch(1, 1, "worker", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+
+    let out = server.cli(
+        &["login", &server.url, "--username", "admin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "login failed: {}", text(&out.stderr));
+    let saved = server.db.dir.path().join("cli-config/skyhold/cli.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&saved)
+            .expect("token file")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "token file must be private");
+    }
+
+    let out = server.cli(&["sync", "--wait"], "");
+    assert!(out.status.success(), "sync: {}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("instance"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = server.cli(&["ls"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "header + 3 instances:\n{table}");
+    assert!(lines[0].starts_with("ACCOUNT") && lines[0].contains("PRIVATE IP"));
+    let col = lines[0].find("NAME").unwrap();
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.get(col..).is_some_and(|c| !c.starts_with(' '))),
+        "columns aligned:\n{table}"
+    );
+
+    let out = server.cli(&["ls", "api-server", "--json"], "");
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json output");
+    assert_eq!(items.len(), 2);
+    assert!(items.iter().all(|i| i["owner"] == "dave"));
+
+    let out = server.cli(
+        &[
+            "ls",
+            "--state",
+            "running",
+            "--account",
+            "cli",
+            "--kind",
+            "instance",
+            "--json",
+        ],
+        "",
+    );
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json output");
+    assert_eq!(items.len(), 3);
+
+    // A bad flag value gets the server's message naming the parameter.
+    let out = server.cli(&["ls", "--sort", "colour"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("'sort'"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = server.cli(&["completions", "bash"], "");
+    assert!(out.status.success() && text(&out.stdout).contains("skyhold"));
+
+    let out = server.cli(&["logout"], "");
+    assert!(out.status.success());
+    let out = server.cli(&["ls"], "");
+    assert!(!out.status.success() && text(&out.stderr).contains("not logged in"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_on_the_cli_fails_clearly() {
+    let server = TestServer::start(&[]).await;
+    let out = server.cli(&["login", &server.url, "--username", "admin"], "wrong\n");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("wrong user name or password"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.cli(&["login", "not a url"], "");
+    assert!(!out.status.success() && text(&out.stderr).contains("invalid URL"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_config_file_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\n\n[[accounts]]\nname = \"ok\"\nregions = [\"us-east-1\"]\nsync_every = \"5m\"\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyhold"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env(
+            "SKYHOLD_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("x.db").display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("broken.toml") && err.contains("line 6") && err.contains("sync_every"),
+        "{err}"
+    );
+
+    std::fs::write(&path, "sync_interval = 300\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyhold"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("line 1") && err.contains("sync_interval"),
+        "{err}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_skyhold"))
+        .args(["check-config", "--config"])
+        .arg(dir.path().join("missing.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && text(&out.stderr).contains("missing.toml"));
+}

@@ -1,0 +1,410 @@
+//! The one test harness: a moto server (shared by the process, or dedicated
+//! for tests that must reset or kill it), skyhold on port 0 with a fresh
+//! database (SQLite file or a PostgreSQL schema, chosen by SKYHOLD_TEST_DB),
+//! and request helpers for the API, the pages and the CLI.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use skyhold::config::Config;
+use skyhold::serve::Running;
+use skyhold_aws::testkit::Ec2;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// A moto server child process. It exits when its stdin closes, so it never
+/// outlives the test process.
+pub struct Moto {
+    pub endpoint: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "no {}: run ./scripts/test (it creates the venv with moto)",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("scripts/moto_child.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read moto port");
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("moto did not print a port: {line:?}"));
+        let stdin = child.stdin.take();
+        Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+            stdin,
+        }
+    }
+
+    /// Forgets every resource in every account (moto's reset).
+    pub async fn reset(&self) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/moto-api/reset", self.endpoint))
+            .send()
+            .await
+            .expect("reset moto");
+        assert!(r.status().is_success());
+    }
+
+    /// Stops the server now (the endpoint becomes unreachable).
+    pub fn kill(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The moto server shared by every test of this process.
+pub fn shared_moto() -> &'static str {
+    static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
+    // The Mutex only makes the static Sync; the endpoint is copied out.
+    let m = MOTO.get_or_init(|| Mutex::new(Moto::start()));
+    let endpoint = m.lock().unwrap_or_else(|p| p.into_inner()).endpoint.clone();
+    Box::leak(endpoint.into_boxed_str())
+}
+
+/// A fresh 12-digit account id, so tests sharing moto never see each other.
+pub fn new_account_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let seed = (std::process::id() as u64 % 100_000) * 10_000 + n % 10_000;
+    format!("{:012}", 100_000_000_000u64 + seed * 7 % 800_000_000_000)
+}
+
+pub async fn ec2(endpoint: &str, account_id: &str, region: &str) -> Ec2 {
+    Ec2::connect(endpoint, account_id, region)
+        .await
+        .expect("connect to moto")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("SKYHOLD_TEST_DB").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("SKYHOLD_TEST_DB must be sqlite or postgres, not {other:?}"),
+    }
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A fresh, empty database for one test: a temp SQLite file or a new
+/// PostgreSQL schema. Keep it alive for the test's duration.
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        let dir = tempfile::tempdir().expect("tempdir");
+        match backend() {
+            Backend::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("skyhold.db").display());
+                TestDb {
+                    url,
+                    dir,
+                    schema: None,
+                }
+            }
+            Backend::Postgres => {
+                static N: AtomicU64 = AtomicU64::new(0);
+                let schema = format!(
+                    "skyhold_t_{}_{}",
+                    std::process::id(),
+                    N.fetch_add(1, Ordering::Relaxed)
+                );
+                let base = postgres_url();
+                let admin = sqlx::PgPool::connect(&base)
+                    .await
+                    .expect("connect to TEST_DATABASE_URL");
+                clean_old_schemas(&admin).await;
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await
+                    .expect("create schema");
+                admin.close().await;
+                let sep = if base.contains('?') { '&' } else { '?' };
+                let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                TestDb {
+                    url,
+                    dir,
+                    schema: Some(schema),
+                }
+            }
+        }
+    }
+}
+
+/// Drops schemas that earlier test runs left (once per process; the suites
+/// on one database never run concurrently).
+async fn clean_old_schemas(admin: &sqlx::PgPool) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let me = format!("skyhold_t_{}_%", std::process::id());
+        let old: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'skyhold\\_t\\_%' AND nspname NOT LIKE $1",
+        )
+        .bind(me)
+        .fetch_all(admin)
+        .await
+        .unwrap_or_default();
+        for s in old {
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {s} CASCADE")).execute(admin).await;
+        }
+    })
+    .await;
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(schema) = self.schema.take() {
+            // Best effort, off the test's runtime; leftovers are dropped by the next run.
+            let base = postgres_url();
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                rt.block_on(async {
+                    let p = sqlx::PgPool::connect(&base).await.ok()?;
+                    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                        .execute(&p)
+                        .await
+                        .ok()?;
+                    p.close().await;
+                    Some(())
+                })
+            })
+            .join();
+        }
+    }
+}
+
+/// One account as the test wants it configured.
+pub struct AccountSpec {
+    pub name: String,
+    pub account_id: String,
+    pub regions: Vec<String>,
+    pub endpoint: String,
+    pub page_size: Option<u32>,
+}
+
+impl AccountSpec {
+    pub fn new(name: &str, endpoint: &str, regions: &[&str]) -> Self {
+        Self {
+            name: name.to_owned(),
+            account_id: new_account_id(),
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            endpoint: endpoint.to_owned(),
+            page_size: None,
+        }
+    }
+
+    fn toml(&self) -> String {
+        let regions: Vec<String> = self.regions.iter().map(|r| format!("{r:?}")).collect();
+        let mut s = format!(
+            "[[accounts]]\nname = {:?}\nprovider = \"aws\"\nregions = [{}]\nendpoint_url = {:?}\n\
+             access_key_id = \"testing\"\nsecret_access_key = \"testing\"\n\
+             role_arn = \"arn:aws:iam::{}:role/skyhold\"\nmax_attempts = 1\n",
+            self.name,
+            regions.join(", "),
+            self.endpoint,
+            self.account_id
+        );
+        if let Some(p) = self.page_size {
+            s.push_str(&format!("page_size = {p}\n"));
+        }
+        s
+    }
+}
+
+pub struct TestServer {
+    pub url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub db: TestDb,
+    running: Option<Running>,
+}
+
+impl TestServer {
+    pub async fn start(accounts: &[AccountSpec]) -> TestServer {
+        let db = TestDb::new().await;
+        let mut toml = format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n",
+            db.url
+        );
+        for a in accounts {
+            toml.push_str(&a.toml());
+            toml.push('\n');
+        }
+        let config_path = db.dir.path().join("skyhold.toml");
+        std::fs::write(&config_path, &toml).expect("write config");
+        let config = Config::load(Some(&config_path), &|_| None).expect("test config is valid");
+        let running = skyhold::serve::start(config, Some(ADMIN_PASSWORD), std::future::pending())
+            .await
+            .expect("server starts");
+        let url = running.url();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{url}/api/v1/auth/token"))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let token = r.json::<Value>().await.expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        TestServer {
+            url,
+            token,
+            http,
+            db,
+            running: Some(running),
+        }
+    }
+
+    pub fn app(&self) -> &skyhold::app::App {
+        &self.running.as_ref().expect("running").app
+    }
+
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// GET with the admin token; panics unless 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, v) = self
+            .request(reqwest::Method::GET, path, Some(&self.token), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "GET {path}: {v}");
+        v
+    }
+
+    /// Runs a sync of everything and waits for it.
+    pub async fn sync(&self) -> Value {
+        let (status, v) = self
+            .request(
+                reqwest::Method::POST,
+                "/api/v1/sync",
+                Some(&self.token),
+                Some(json!({"wait": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v
+    }
+
+    /// Every item of a listing, following next_cursor.
+    pub async fn all(&self, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/resources?{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.get(&path).await;
+            out.extend(page["items"].as_array().expect("items").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Runs the skyhold binary with its own config directory.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_skyhold"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.db.dir.path().join("cli-config"))
+            .env("HOME", self.db.dir.path())
+            .env_remove("SKYHOLD_URL")
+            .env_remove("SKYHOLD_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run skyhold");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait skyhold")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await;
+        }
+    }
+}

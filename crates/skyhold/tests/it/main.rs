@@ -1,0 +1,12 @@
+//! Integration tests: one binary, one module per feature, one harness.
+//! Run on SQLite by default; `SKYHOLD_TEST_DB=postgres` runs the same tests
+//! on PostgreSQL (`TEST_DATABASE_URL`).
+
+mod harness;
+
+mod api;
+mod auth;
+mod cli;
+mod pages;
+mod store;
+mod sync;

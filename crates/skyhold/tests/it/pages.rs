@@ -1,0 +1,207 @@
+//! The web pages as a browser uses them: login form with CSRF, lists with
+//! filters in the URL, detail pages, sync form.
+
+use crate::harness::*;
+use reqwest::StatusCode;
+
+/// Logs in through the form and returns a client holding the session cookie.
+async fn browser_login(server: &TestServer) -> reqwest::Client {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = browser
+        .get(format!("{}/login?next=/instances", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = extract(&form, "name=\"csrf\" value=\"").expect("csrf field");
+    let res = browser
+        .post(format!("{}/login", server.url))
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("csrf", &csrf),
+            ("next", "/instances"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/instances");
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("skyhold_session="))
+        .expect("session cookie");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    browser
+}
+
+fn extract(html: &str, after: &str) -> Option<String> {
+    let start = html.find(after)? + after.len();
+    Some(html[start..].split('"').next()?.to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browse_instances_filter_and_open_one() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("web", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2
+        .launch(2, 1, "frontend", &[("owner", "erin")])
+        .await
+        .unwrap();
+    ec2.stop(&ids[..1]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let browser = browser_login(&server).await;
+
+    let page = browser
+        .get(format!("{}/instances", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "frontend-0",
+        "frontend-1",
+        "erin",
+        "Private IP",
+        "Launched",
+        "2 matching",
+    ] {
+        assert!(page.contains(needle), "instances page lacks {needle}");
+    }
+    let page = browser
+        .get(format!("{}/instances?state=stopped&sort=-name", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("frontend-0") && !page.contains("frontend-1"),
+        "filter from the URL"
+    );
+
+    let id = server.all("kind=instance&q=frontend-0").await[0]["id"]
+        .as_i64()
+        .unwrap();
+    let detail = browser
+        .get(format!("{}/resources/{id}", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [ids[0].as_str(), "Attributes", "Tags", "owner", "Volumes"] {
+        assert!(detail.contains(needle), "detail page lacks {needle}");
+    }
+    for path in [
+        "/",
+        "/volumes",
+        "/images",
+        "/security-groups",
+        "/key-pairs",
+        "/sync",
+    ] {
+        let res = browser
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK, "{path}");
+    }
+    let res = browser
+        .get(format!("{}/instances?limit=0", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("limit"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forms_need_their_csrf_token() {
+    let server = TestServer::start(&[]).await;
+    let browser = browser_login(&server).await;
+    let res = browser
+        .post(format!("{}/sync", server.url))
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // With the session's own token it works.
+    let page = browser
+        .get(format!("{}/sync", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = extract(&page, "name=\"csrf\" value=\"").unwrap();
+    let res = browser
+        .post(format!("{}/sync", server.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    // The API refuses cookie-authenticated writes without the header.
+    let res = browser
+        .post(format!("{}/api/v1/sync", server.url))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // A login form posted without its cookie is refused.
+    let res = server
+        .http
+        .post(format!("{}/login", server.url))
+        .form(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("csrf", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?error="));
+    // Logging out ends the session.
+    let res = browser
+        .post(format!("{}/logout", server.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = browser
+        .get(format!("{}/instances", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    server.stop().await;
+}

@@ -1,0 +1,273 @@
+//! Sync against moto through the real SDK: paging, isolation, tombstones,
+//! failures that change nothing.
+
+use crate::harness::*;
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_than_a_thousand_instances_across_pages() {
+    let moto = shared_moto();
+    let mut spec = AccountSpec::new("big", moto, &["us-east-1"]);
+    // 105 reservations of 10; moto pages DescribeInstances by reservation, so
+    // a page size of 20 reservations means six pages of up to 200 instances.
+    spec.page_size = Some(20);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2
+        .launch(1050, 10, "bulk", &[("owner", "loadtest")])
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1050);
+    let server = TestServer::start(&[spec]).await;
+
+    let report = server.sync().await;
+    assert_eq!(report["failed"], 0, "{report}");
+    let instance_report = report["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "instance")
+        .unwrap()
+        .clone();
+    assert_eq!(instance_report["count"], 1050);
+    assert_eq!(instance_report["inserted"], 1050);
+
+    let items = server.all("kind=instance&limit=400").await;
+    assert_eq!(
+        items.len(),
+        1050,
+        "three API pages must hold every instance once"
+    );
+    let mut seen: Vec<&str> = items
+        .iter()
+        .map(|i| i["provider_id"].as_str().unwrap())
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 1050);
+    let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+
+    // A second sync with nothing changed writes no resource rows.
+    let again = server.sync().await;
+    for r in again["reports"].as_array().unwrap() {
+        assert_eq!(
+            (
+                r["inserted"].as_u64(),
+                r["updated"].as_u64(),
+                r["tombstoned"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0)),
+            "{r}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_accounts_are_kept_apart() {
+    let moto = shared_moto();
+    let a = AccountSpec::new("alpha", moto, &["us-east-1"]);
+    let b = AccountSpec::new("beta", moto, &["us-east-1"]);
+    ec2(moto, &a.account_id, "us-east-1")
+        .await
+        .launch(3, 3, "alpha-web", &[])
+        .await
+        .unwrap();
+    ec2(moto, &b.account_id, "us-east-1")
+        .await
+        .launch(2, 1, "beta-db", &[])
+        .await
+        .unwrap();
+    let server = TestServer::start(&[a, b]).await;
+    server.sync().await;
+
+    let alpha = server.all("kind=instance&account=alpha").await;
+    let beta = server.all("kind=instance&account=beta").await;
+    assert_eq!(alpha.len(), 3);
+    assert_eq!(beta.len(), 2);
+    assert!(alpha
+        .iter()
+        .all(|i| i["account"] == "alpha" && i["name"].as_str().unwrap().starts_with("alpha-web")));
+    assert!(beta
+        .iter()
+        .all(|i| i["account"] == "beta" && i["name"].as_str().unwrap().starts_with("beta-db")));
+    let both = server.all("kind=instance").await;
+    assert_eq!(both.len(), 5);
+
+    // Each account's own security groups and key pairs too.
+    let sg_accounts: Vec<String> = server
+        .all("kind=security_group")
+        .await
+        .iter()
+        .map(|s| s["account"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(sg_accounts.contains(&"alpha".to_owned()) && sg_accounts.contains(&"beta".to_owned()));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_instances_get_a_tombstone() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("tomb", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(3, 1, "victim", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    assert_eq!(server.all("kind=instance").await.len(), 3);
+
+    ec2.terminate(&ids[..1]).await.unwrap();
+    server.sync().await;
+    let live = server.all("kind=instance").await;
+    assert_eq!(live.len(), 2, "a terminated instance is hidden by default");
+    assert!(live.iter().all(|i| i["provider_id"] != ids[0].as_str()));
+    let all = server.all("kind=instance&include_deleted=true").await;
+    let gone = all
+        .iter()
+        .find(|i| i["provider_id"] == ids[0].as_str())
+        .expect("still listed with include_deleted");
+    assert_eq!(gone["state"], "terminated");
+    assert!(gone["deleted_at"].is_string(), "{gone}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_that_vanish_between_syncs_get_a_tombstone() {
+    let moto = Moto::start(); // dedicated: this test resets it
+    let spec = AccountSpec::new("vanish", &moto.endpoint, &["us-east-1"]);
+    let ec2 = ec2(&moto.endpoint, &spec.account_id, "us-east-1").await;
+    ec2.launch(4, 2, "ephemeral", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    assert_eq!(server.all("kind=instance").await.len(), 4);
+    let id = server.all("kind=instance").await[0]["id"].as_i64().unwrap();
+
+    moto.reset().await; // every instance is gone from the listing
+    let report = server.sync().await;
+    let inst = report["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "instance")
+        .unwrap()
+        .clone();
+    assert_eq!(inst["tombstoned"], 4, "{inst}");
+    assert!(server.all("kind=instance").await.is_empty());
+    let one = server.get(&format!("/api/v1/resources/{id}")).await;
+    assert!(one["deleted_at"].is_string(), "{one}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_account_keeps_its_data_and_shows_its_error() {
+    let shared = shared_moto();
+    let mut doomed = Moto::start();
+    let ok = AccountSpec::new("healthy", shared, &["us-east-1"]);
+    let bad = AccountSpec::new("flaky", &doomed.endpoint, &["us-east-1"]);
+    let ok_ec2 = ec2(shared, &ok.account_id, "us-east-1").await;
+    ok_ec2.launch(2, 1, "steady", &[]).await.unwrap();
+    ec2(&doomed.endpoint, &bad.account_id, "us-east-1")
+        .await
+        .launch(3, 1, "flaky-app", &[])
+        .await
+        .unwrap();
+    let server = TestServer::start(&[ok, bad]).await;
+    server.sync().await;
+    assert_eq!(server.all("kind=instance&account=flaky").await.len(), 3);
+
+    doomed.kill();
+    ok_ec2.launch(1, 1, "steady-new", &[]).await.unwrap();
+    let report = server.sync().await;
+    assert!(report["failed"].as_u64().unwrap() >= 1, "{report}");
+
+    // The failing account's data is untouched, the healthy one moved on.
+    let flaky = server.all("kind=instance&account=flaky").await;
+    assert_eq!(flaky.len(), 3);
+    assert!(flaky.iter().all(|i| i["deleted_at"].is_null()));
+    assert_eq!(server.all("kind=instance&account=healthy").await.len(), 3);
+
+    let status = server.get("/api/v1/sync/status").await;
+    let rows = status["items"].as_array().unwrap();
+    let flaky_inst = rows
+        .iter()
+        .find(|r| r["account"] == "flaky" && r["kind"] == "instance")
+        .unwrap();
+    let err = flaky_inst["last_error"].as_str().expect("error recorded");
+    assert!(err.contains("unreachable"), "{err}");
+    assert!(
+        flaky_inst["last_success"].is_string(),
+        "the earlier success is kept"
+    );
+    assert_eq!(flaky_inst["count"], 3);
+    let healthy = rows
+        .iter()
+        .find(|r| r["account"] == "healthy" && r["kind"] == "instance")
+        .unwrap();
+    assert!(healthy["last_error"].is_null());
+    assert_eq!(healthy["count"], 3);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_is_synced_with_its_key_fields() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("kinds", moto, &["eu-west-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "eu-west-1").await;
+    let ids = ec2
+        .launch(1, 1, "app", &[("owner", "carol"), ("env", "prod")])
+        .await
+        .unwrap();
+    let vol = ec2.create_volume(42, "scratch").await.unwrap();
+    ec2.create_key_pair("carol-laptop").await.unwrap();
+    let sg = ec2
+        .create_security_group("ssh-only", "10.1.2.0/24")
+        .await
+        .unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+
+    let inst = &server.all("kind=instance").await[0];
+    assert_eq!(inst["provider_id"], ids[0].as_str());
+    assert_eq!(inst["owner"], "carol");
+    assert_eq!(inst["tags"]["env"], "prod");
+    assert_eq!(inst["attributes"]["instance_type"], "t3.micro");
+    assert!(
+        inst["attributes"]["private_ip"].is_string()
+            && inst["attributes"]["launch_time"].is_string(),
+        "{inst}"
+    );
+
+    let vols = server.all("kind=volume").await;
+    let v = vols
+        .iter()
+        .find(|v| v["provider_id"] == vol.as_str())
+        .expect("volume");
+    assert_eq!(v["attributes"]["size_gib"], 42);
+    assert_eq!(v["name"], "scratch");
+
+    let keys = server.all("kind=key_pair").await;
+    assert!(keys.iter().any(|k| k["name"] == "carol-laptop"));
+    let sgs = server.all("kind=security_group").await;
+    let g = sgs
+        .iter()
+        .find(|g| g["provider_id"] == sg.as_str())
+        .expect("security group");
+    let rules: &Vec<Value> = g["attributes"]["ingress"].as_array().unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["from_port"] == 22 && r["sources"][0] == "10.1.2.0/24"),
+        "{g}"
+    );
+
+    // The detail view relates the instance to its volumes and groups.
+    let id = inst["id"].as_i64().unwrap();
+    let detail = server.get(&format!("/api/v1/resources/{id}")).await;
+    assert!(
+        detail["related"]["volume"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty()),
+        "{detail}"
+    );
+    server.stop().await;
+}
