@@ -178,3 +178,56 @@ impl Ec2 {
         Ok(id)
     }
 }
+
+/// The baseline a sync is measured against: the same paginated listings
+/// skyhold makes for one (account, region), with nothing done to the
+/// results but counting them. Returns the number of items listed.
+pub async fn bare_listing(
+    endpoint: &str,
+    account_id: &str,
+    region: &str,
+    page_size: i32,
+) -> Result<usize, BoxError> {
+    let conf = sdk_config(&emulator_account(endpoint, account_id), region).await;
+    let client = Client::new(&conf);
+    let mut n = 0;
+    let mut pages = client
+        .describe_instances()
+        .max_results(page_size.clamp(5, 1000))
+        .into_paginator()
+        .send();
+    while let Some(p) = pages.next().await {
+        n += p?
+            .reservations()
+            .iter()
+            .map(|r| r.instances().len())
+            .sum::<usize>();
+    }
+    let mut pages = client
+        .describe_volumes()
+        .max_results(page_size.clamp(5, 500))
+        .into_paginator()
+        .send();
+    while let Some(p) = pages.next().await {
+        n += p?.volumes().len();
+    }
+    let mut pages = client
+        .describe_images()
+        .owners("self")
+        .max_results(page_size.clamp(5, 1000))
+        .into_paginator()
+        .send();
+    while let Some(p) = pages.next().await {
+        n += p?.images().len();
+    }
+    let mut pages = client
+        .describe_security_groups()
+        .max_results(page_size.clamp(5, 1000))
+        .into_paginator()
+        .send();
+    while let Some(p) = pages.next().await {
+        n += p?.security_groups().len();
+    }
+    n += client.describe_key_pairs().send().await?.key_pairs().len();
+    Ok(n)
+}

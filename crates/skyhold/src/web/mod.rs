@@ -55,6 +55,7 @@ pub fn router(app: AppState) -> Router {
         .route("/login", get(pages::login_form).post(pages::login_submit))
         .route("/static/app.css", get(ui::css))
         .route("/static/app.js", get(ui::js))
+        .route("/favicon.ico", get(ui::favicon))
         .route("/api/v1/auth/token", axum::routing::post(api::create_token));
 
     let protected = Router::new()

@@ -99,7 +99,13 @@ pub async fn login_form(
     jar: CookieJar,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    let csrf = crate::auth::random_token("", 16);
+    // Reuse a pending token: a second GET (another tab, a favicon request
+    // that bounced here) must not invalidate the form already shown.
+    let csrf = jar
+        .get(LOGIN_CSRF_COOKIE)
+        .map(|c| c.value().to_owned())
+        .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or_else(|| crate::auth::random_token("", 16));
     let jar = jar.add(cookie(
         LOGIN_CSRF_COOKIE,
         csrf.clone(),

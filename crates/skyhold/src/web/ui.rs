@@ -27,6 +27,17 @@ pub async fn js() -> impl IntoResponse {
     )
 }
 
+pub async fn favicon() -> impl IntoResponse {
+    let svg = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#151a24"/><path d="M3 11h10M5 8h6M7 5h2" stroke="#7aa2ff" stroke-width="1.6"/></svg>"##;
+    (
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        svg,
+    )
+}
+
 /// The list page path of a kind.
 pub fn kind_path(k: ResourceKind) -> &'static str {
     match k {
@@ -54,6 +65,7 @@ pub fn page(title: &str, actor: Option<&Actor>, active: &str, body: Markup) -> M
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · skyhold" }
                 link rel="stylesheet" href="/static/app.css";
+                link rel="icon" href="/favicon.ico" type="image/svg+xml";
                 script src="/static/app.js" defer {}
             }
             body {
@@ -155,8 +167,8 @@ tr.deleted td { color:#9aa1ae; text-decoration: line-through; }
 .cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap:12px; }
 .card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:12px; }
 .card h2 { margin-top:0; } .big { font-size:26px; font-weight:700; }
-.bar { display:flex; align-items:center; gap:8px; margin:3px 0; } .bar .lbl { width:120px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
-.bar .fill { height:10px; background:#7aa2ff; border-radius:2px; } .bar .n { color:var(--dim); font-size:12px; }
+.bar { display:flex; align-items:center; gap:8px; margin:3px 0; } .bar .lbl { flex:0 0 120px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
+.bar .fill { flex:none; height:10px; background:#7aa2ff; border-radius:2px; } .bar .n { color:var(--dim); font-size:12px; }
 dl.facts { display:grid; grid-template-columns: 180px 1fr; gap:4px 12px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 12px; margin:0; }
 dl.facts dt { color:var(--dim); } dl.facts dd { margin:0; word-break: break-word; }
 .error { background:#ffebe9; border:1px solid #ffcecb; color:#82071e; padding:8px 10px; border-radius:6px; margin-bottom:10px; }

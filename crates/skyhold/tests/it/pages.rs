@@ -20,6 +20,19 @@ async fn browser_login(server: &TestServer) -> reqwest::Client {
         .await
         .unwrap();
     let csrf = extract(&form, "name=\"csrf\" value=\"").expect("csrf field");
+    // A second visit to the login page (another tab) keeps the first form valid.
+    let again = browser
+        .get(format!("{}/login", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        extract(&again, "name=\"csrf\" value=\"").as_deref(),
+        Some(csrf.as_str())
+    );
     let res = browser
         .post(format!("{}/login", server.url))
         .form(&[
