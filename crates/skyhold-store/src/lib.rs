@@ -111,6 +111,10 @@ impl Store {
         }
     }
 
+    pub(crate) fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
+    }
+
     /// A trivial round trip, for readiness checks.
     pub async fn ping(&self) -> Result<()> {
         on_pool!(self, p => {

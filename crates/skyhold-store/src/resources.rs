@@ -154,9 +154,23 @@ fn like_pattern(word: &str) -> String {
     s
 }
 
-/// Appends the WHERE clause of a listing (filters, search, cursor).
+/// Free-text words long enough for the trigram index (3+ characters) as one
+/// FTS5 query: each word a quoted phrase, all required.
+fn fts_query(words: &[String]) -> Option<String> {
+    let phrases: Vec<String> = words
+        .iter()
+        .filter(|w| w.chars().count() >= 3)
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!phrases.is_empty()).then(|| phrases.join(" "))
+}
+
+/// Appends the WHERE clause of a listing (filters and free text). On SQLite
+/// words of 3+ characters go through the FTS5 trigram index; elsewhere (and
+/// for shorter words) LIKE over `search`, which PostgreSQL serves from its
+/// pg_trgm index.
 macro_rules! push_filters {
-    ($qb:expr, $q:expr) => {{
+    ($qb:expr, $q:expr, $sqlite:expr) => {{
         let q: &ResourceQuery = $q;
         $qb.push(" WHERE 1=1");
         if !q.include_deleted {
@@ -184,7 +198,12 @@ macro_rules! push_filters {
             }
             $qb.push(")");
         }
-        for w in &q.words {
+        if let Some(m) = if $sqlite { fts_query(&q.words) } else { None } {
+            $qb.push(" AND r.id IN (SELECT rowid FROM resources_fts WHERE resources_fts MATCH ")
+                .push_bind(m)
+                .push(")");
+        }
+        for w in q.words.iter().filter(|w| !$sqlite || w.chars().count() < 3) {
             $qb.push(" AND r.search LIKE ")
                 .push_bind(like_pattern(w))
                 .push(" ESCAPE '\\'");
@@ -320,9 +339,10 @@ impl Store {
         } else {
             (">", "ASC")
         };
+        let sqlite = self.is_sqlite();
         on_pool!(self, p => {
             let mut qb = QueryBuilder::new(SELECT_RESOURCE);
-            push_filters!(qb, q);
+            push_filters!(qb, q, sqlite);
             if let Some(c) = &q.cursor {
                 qb.push(" AND (").push(col).push(", r.id) ").push(cmp).push(" (");
                 match &c.value {
@@ -346,10 +366,15 @@ impl Store {
     }
 
     /// How many resources match `q` (ignoring cursor and limit).
-    pub async fn count_resources(&self, q: &ResourceQuery) -> Result<i64> {
+    ///
+    /// At most `cap + 1` rows are counted, so a count never costs more than a
+    /// bounded scan; a result above `cap` reads as "more than cap".
+    pub async fn count_resources(&self, q: &ResourceQuery, cap: i64) -> Result<i64> {
+        let sqlite = self.is_sqlite();
         on_pool!(self, p => {
-            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM resources r");
-            push_filters!(qb, q);
+            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM resources r");
+            push_filters!(qb, q, sqlite);
+            qb.push(" LIMIT ").push_bind(cap.saturating_add(1)).push(") AS matching");
             let n: i64 = qb.build_query_scalar().fetch_one(p).await?;
             Ok(n)
         })

@@ -95,6 +95,9 @@ pub struct Dashboard {
     pub sync: Vec<SyncStatus>,
 }
 
+/// Listings count matches up to this many (shown as "10000+" beyond).
+pub const COUNT_CAP: i64 = 10_000;
+
 pub struct App {
     pub store: Store,
     pub config: Arc<Config>,
@@ -289,7 +292,7 @@ impl App {
 
     pub async fn count_resources(&self, actor: &Actor, q: &ResourceQuery) -> Result<i64, AppError> {
         authorize(actor, Action::ViewInventory)?;
-        Ok(self.store.count_resources(q).await?)
+        Ok(self.store.count_resources(q, COUNT_CAP).await?)
     }
 
     pub async fn resource(

@@ -58,10 +58,35 @@ CREATE TABLE resources (
     deleted_at  BIGINT,             -- tombstone; NULL while it exists
     UNIQUE (account, region, kind, provider_id)
 );
-CREATE INDEX resources_kind_name ON resources (kind, name, id);
-CREATE INDEX resources_kind_created ON resources (kind, created_at, id);
-CREATE INDEX resources_kind_state ON resources (kind, state, name, id);
-CREATE INDEX resources_account_kind ON resources (account, kind, state, created_at, id);
+-- Listing indexes cover live rows only (partial, WHERE deleted_at IS NULL):
+-- every default listing filters on that, and tombstones then cost nothing.
+-- One per sortable column, led by kind, with id last for keyset paging.
+CREATE INDEX resources_live_name ON resources (kind, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_created ON resources (kind, created_at, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_state ON resources (kind, state, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_account ON resources (kind, account, state, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_region ON resources (kind, region, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_type ON resources (kind, rtype, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_owner ON resources (kind, owner, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_private_ip ON resources (kind, private_ip, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_public_ip ON resources (kind, public_ip, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_provider_id ON resources (kind, provider_id, id) WHERE deleted_at IS NULL;
+
+-- Free text: a trigram index (pg_trgm) lets LIKE '%word%' avoid reading every
+-- row. pg_trgm is a trusted extension; where it cannot be created the index is
+-- skipped and searches still work, only slower.
+DO $$
+BEGIN
+    CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE 'pg_trgm unavailable (%); free-text search will scan', SQLERRM;
+END $$;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+        EXECUTE 'CREATE INDEX resources_search_trgm ON resources USING gin (search public.gin_trgm_ops)';
+    END IF;
+END $$;
 
 -- One row per (account, region, kind): the reconciler's recorded status.
 CREATE TABLE sync_status (

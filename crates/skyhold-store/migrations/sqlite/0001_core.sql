@@ -58,10 +58,33 @@ CREATE TABLE resources (
     deleted_at  BIGINT,             -- tombstone; NULL while it exists
     UNIQUE (account, region, kind, provider_id)
 );
-CREATE INDEX resources_kind_name ON resources (kind, name, id);
-CREATE INDEX resources_kind_created ON resources (kind, created_at, id);
-CREATE INDEX resources_kind_state ON resources (kind, state, name, id);
-CREATE INDEX resources_account_kind ON resources (account, kind, state, created_at, id);
+-- Listing indexes cover live rows only (partial, WHERE deleted_at IS NULL):
+-- every default listing filters on that, and tombstones then cost nothing.
+-- One per sortable column, led by kind, with id last for keyset paging.
+CREATE INDEX resources_live_name ON resources (kind, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_created ON resources (kind, created_at, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_state ON resources (kind, state, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_account ON resources (kind, account, state, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_region ON resources (kind, region, name, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_type ON resources (kind, rtype, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_owner ON resources (kind, owner, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_private_ip ON resources (kind, private_ip, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_public_ip ON resources (kind, public_ip, id) WHERE deleted_at IS NULL;
+CREATE INDEX resources_live_provider_id ON resources (kind, provider_id, id) WHERE deleted_at IS NULL;
+
+-- Free text: a trigram full-text index over `search`, so a substring search
+-- does not read every row. External content: the triggers keep it in step.
+CREATE VIRTUAL TABLE resources_fts USING fts5(search, content='resources', content_rowid='id', tokenize='trigram');
+CREATE TRIGGER resources_fts_insert AFTER INSERT ON resources BEGIN
+    INSERT INTO resources_fts (rowid, search) VALUES (new.id, new.search);
+END;
+CREATE TRIGGER resources_fts_delete AFTER DELETE ON resources BEGIN
+    INSERT INTO resources_fts (resources_fts, rowid, search) VALUES ('delete', old.id, old.search);
+END;
+CREATE TRIGGER resources_fts_update AFTER UPDATE OF search ON resources BEGIN
+    INSERT INTO resources_fts (resources_fts, rowid, search) VALUES ('delete', old.id, old.search);
+    INSERT INTO resources_fts (rowid, search) VALUES (new.id, new.search);
+END;
 
 -- One row per (account, region, kind): the reconciler's recorded status.
 CREATE TABLE sync_status (

@@ -296,7 +296,8 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             },
             created("Launched"),
             Col {
-                sort: None,
+                // Age is launch time seen the other way round.
+                sort: Some(SortKey::LaunchTime),
                 label: "Age",
                 cell: |r, now| html! { (age(r.observed.created_at, now)) },
             },
@@ -518,7 +519,7 @@ async fn list(
             }
         }
         div.pager {
-            span { (total) " matching" }
+            span { @if total > crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (total) } " matching" }
             @if q.cursor.is_some() { a href=(href(path, &base)) { "« First page" } }
             @if let Some(c) = &page_data.next_cursor {
                 @let next: Vec<(&str, String)> = base.iter().cloned().chain([("cursor", c.encode())]).collect();

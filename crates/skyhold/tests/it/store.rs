@@ -68,12 +68,15 @@ async fn reconcile_writes_only_changes() {
         regions: vec!["r-1".into()],
         ..Default::default()
     };
-    assert_eq!(store.count_resources(&q).await.unwrap(), 49);
+    assert_eq!(store.count_resources(&q, 1000).await.unwrap(), 49);
     let q = ResourceQuery {
         include_deleted: true,
         ..q
     };
-    assert_eq!(store.count_resources(&q).await.unwrap(), 50);
+    assert_eq!(store.count_resources(&q, 1000).await.unwrap(), 50);
+
+    // Counts stop at the cap (plus one, to tell "more than").
+    assert_eq!(store.count_resources(&q, 10).await.unwrap(), 11);
 
     // It comes back: the tombstone is lifted.
     listing.push(instance("i-007", "n7", "running", 7));
@@ -105,6 +108,40 @@ async fn keyset_pages_are_complete_for_every_sort() {
         .apply_listing(&acct, "r-1", ResourceKind::Instance, &listing, 1)
         .await
         .unwrap();
+    // Free text: a long word (trigram index on SQLite) and a short one (LIKE).
+    let expected = (0..230)
+        .filter(|i| [1, 10, 11, 12].contains(&(i % 13)))
+        .count() as i64;
+    for words in [
+        vec!["node-1".to_owned()],
+        vec!["-1".to_owned()],
+        vec!["NODE-1".to_lowercase(), "node".to_owned()],
+    ] {
+        let q = ResourceQuery {
+            kind: Some(ResourceKind::Instance),
+            words: words.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            store.count_resources(&q, 1000).await.unwrap(),
+            expected,
+            "{words:?}"
+        );
+        assert_eq!(
+            store.list_resources(&q).await.unwrap().items.len() as i64,
+            expected.min(100)
+        );
+    }
+    let q = ResourceQuery {
+        kind: Some(ResourceKind::Instance),
+        words: vec!["node-1\"x".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.count_resources(&q, 1000).await.unwrap(),
+        0,
+        "quotes in a word are data, not syntax"
+    );
     for sort in SortKey::ALL {
         for descending in [false, true] {
             let mut q = ResourceQuery {
