@@ -473,6 +473,8 @@ async fn seed(url: &str, total: usize) -> Result<f64> {
             scope += 1;
         }
     }
+    // As the sync engine does after a large run.
+    store.analyze().await?;
     store.close().await;
     Ok(t.elapsed().as_secs_f64())
 }
@@ -657,7 +659,7 @@ async fn query_bench(backend: &str, total: usize, requests: usize) -> Result<()>
     println!("## (c) memory — {backend}\n");
     println!("server resident set: {} MiB after start, {} MiB after the queries (peak {} MiB); target < 150 MB\n", rss_idle / 1024, rss / 1024, hwm / 1024);
     drop(server);
-    if backend == "postgres" {
+    if backend == "postgres" && std::env::var_os("SKYHOLD_BENCH_KEEP").is_none() {
         let admin = sqlx::PgPool::connect(&pg_url()).await?;
         sqlx::query("DROP SCHEMA IF EXISTS skyhold_bench_query CASCADE")
             .execute(&admin)

@@ -123,6 +123,23 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics after large changes (a first sync
+    /// of many resources), so listings keep using the right index.
+    pub async fn analyze(&self) -> Result<()> {
+        match &self.pool {
+            // Deliberately nothing: without statistics SQLite walks the
+            // sort index and stops at the page's LIMIT, which is what these
+            // listings want; with ANALYZE statistics it preferred to collect
+            // every free-text match first and sort them (measured: 7 ms became
+            // 29 ms for a word matching 9,000 of 100,000 rows).
+            Pool::Sqlite(_) => {}
+            Pool::Postgres(p) => {
+                sqlx::query("ANALYZE resources").execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         on_pool!(self, p => p.close().await)
     }

@@ -93,12 +93,38 @@ fn is_terminal(kind: ResourceKind, state: &str) -> bool {
     )
 }
 
-const SELECT_RESOURCE: &str = "SELECT r.id, r.account, r.region, r.kind, r.provider_id, r.name, r.state, r.rtype, \
-     r.owner, r.private_ip, r.public_ip, r.created_at, r.size_gib, r.tags, r.attributes, r.first_seen, \
-     CASE WHEN r.deleted_at IS NULL AND s.last_success IS NOT NULL AND s.last_success > r.last_seen \
-          THEN s.last_success ELSE r.last_seen END AS seen, r.deleted_at \
-     FROM resources r LEFT JOIN sync_status s \
-       ON s.account = r.account AND s.region = r.region AND s.kind = r.kind";
+/// The select list of a resource row (with its "last seen", which a live
+/// row takes from its scope's last successful sync).
+macro_rules! columns {
+    () => {
+        "SELECT r.id, r.account, r.region, r.kind, r.provider_id, r.name, r.state, r.rtype, \
+         r.owner, r.private_ip, r.public_ip, r.created_at, r.size_gib, r.tags, r.attributes, r.first_seen, \
+         CASE WHEN r.deleted_at IS NULL AND s.last_success IS NOT NULL AND s.last_success > r.last_seen \
+              THEN s.last_success ELSE r.last_seen END AS seen, r.deleted_at"
+    };
+}
+
+macro_rules! join_status {
+    () => {
+        " LEFT JOIN sync_status s ON s.account = r.account AND s.region = r.region AND s.kind = r.kind"
+    };
+}
+
+const SELECT_RESOURCE: &str = concat!(columns!(), " FROM resources r", join_status!());
+
+/// SQLite, few free-text matches: start from the FTS matches (CROSS JOIN
+/// fixes the join order) and sort them. The MATCH text is the first bind.
+const SELECT_RESOURCE_FROM_FTS: &str = concat!(
+    columns!(),
+    " FROM (SELECT rowid AS fid FROM resources_fts WHERE resources_fts MATCH "
+);
+const SELECT_RESOURCE_FROM_FTS_TAIL: &str =
+    concat!(") f CROSS JOIN resources r ON r.id = f.fid", join_status!());
+
+/// Up to this many free-text matches, SQLite starts from the FTS matches
+/// and sorts them; beyond it, it walks the sort index and stops at the page
+/// limit (few rows to read when matches are common).
+const FTS_DRIVE_MAX: i64 = 2_000;
 
 fn resource_from_row<R>(row: &R) -> Result<Resource>
 where
@@ -170,7 +196,7 @@ fn fts_query(words: &[String]) -> Option<String> {
 /// for shorter words) LIKE over `search`, which PostgreSQL serves from its
 /// pg_trgm index.
 macro_rules! push_filters {
-    ($qb:expr, $q:expr, $sqlite:expr) => {{
+    ($qb:expr, $q:expr, $sqlite:expr, $fts_in:expr) => {{
         let q: &ResourceQuery = $q;
         $qb.push(" WHERE 1=1");
         if !q.include_deleted {
@@ -198,9 +224,10 @@ macro_rules! push_filters {
             }
             $qb.push(")");
         }
-        if let Some(m) = if $sqlite { fts_query(&q.words) } else { None } {
+        let fts_in: Option<&String> = $fts_in;
+        if let Some(m) = fts_in {
             $qb.push(" AND r.id IN (SELECT rowid FROM resources_fts WHERE resources_fts MATCH ")
-                .push_bind(m)
+                .push_bind(m.clone())
                 .push(")");
         }
         for w in q.words.iter().filter(|w| !$sqlite || w.chars().count() < 3) {
@@ -340,9 +367,23 @@ impl Store {
             (">", "ASC")
         };
         let sqlite = self.is_sqlite();
+        let fts = if sqlite { fts_query(&q.words) } else { None };
+        let drive_from_fts = match &fts {
+            Some(m) => self.fts_matches(m, FTS_DRIVE_MAX).await? <= FTS_DRIVE_MAX,
+            None => false,
+        };
         on_pool!(self, p => {
-            let mut qb = QueryBuilder::new(SELECT_RESOURCE);
-            push_filters!(qb, q, sqlite);
+            let mut qb = QueryBuilder::new("");
+            match (&fts, drive_from_fts) {
+                (Some(m), true) => {
+                    qb.push(SELECT_RESOURCE_FROM_FTS).push_bind(m.clone()).push(SELECT_RESOURCE_FROM_FTS_TAIL);
+                    push_filters!(qb, q, sqlite, None);
+                }
+                _ => {
+                    qb.push(SELECT_RESOURCE);
+                    push_filters!(qb, q, sqlite, fts.as_ref());
+                }
+            }
             if let Some(c) = &q.cursor {
                 qb.push(" AND (").push(col).push(", r.id) ").push(cmp).push(" (");
                 match &c.value {
@@ -371,13 +412,41 @@ impl Store {
     /// bounded scan; a result above `cap` reads as "more than cap".
     pub async fn count_resources(&self, q: &ResourceQuery, cap: i64) -> Result<i64> {
         let sqlite = self.is_sqlite();
+        let fts = if sqlite { fts_query(&q.words) } else { None };
         on_pool!(self, p => {
-            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM resources r");
-            push_filters!(qb, q, sqlite);
+            let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM ");
+            // Counting stops at the cap, so on SQLite starting from the FTS
+            // matches reads at most about cap rows whatever the selectivity.
+            match &fts {
+                Some(m) => {
+                    qb.push("(SELECT rowid AS fid FROM resources_fts WHERE resources_fts MATCH ")
+                        .push_bind(m.clone())
+                        .push(") f CROSS JOIN resources r ON r.id = f.fid");
+                }
+                None => {
+                    qb.push("resources r");
+                }
+            }
+            push_filters!(qb, q, sqlite, None);
             qb.push(" LIMIT ").push_bind(cap.saturating_add(1)).push(") AS matching");
             let n: i64 = qb.build_query_scalar().fetch_one(p).await?;
             Ok(n)
         })
+    }
+
+    /// SQLite only: how many rows the FTS index matches, counting at most
+    /// `cap + 1`.
+    async fn fts_matches(&self, fts: &str, cap: i64) -> Result<i64> {
+        match &self.pool {
+            crate::Pool::Sqlite(p) => Ok(sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM resources_fts WHERE resources_fts MATCH $1 LIMIT $2)",
+            )
+            .bind(fts)
+            .bind(cap + 1)
+            .fetch_one(p)
+            .await?),
+            crate::Pool::Postgres(_) => Ok(i64::MAX),
+        }
     }
 
     pub async fn get_resource(&self, id: ResourceId) -> Result<Resource> {

@@ -95,8 +95,9 @@ pub struct Dashboard {
     pub sync: Vec<SyncStatus>,
 }
 
-/// Listings count matches up to this many (shown as "10000+" beyond).
-pub const COUNT_CAP: i64 = 10_000;
+/// Listing pages count matches up to this many (beyond: "more than 1000"),
+/// so a broad search never pays for counting every row.
+pub const COUNT_CAP: i64 = 1_000;
 
 pub struct App {
     pub store: Store,

@@ -37,6 +37,9 @@ struct Scope {
     running: Mutex<()>,
 }
 
+/// A run that wrote this many resource rows refreshes the planner's statistics.
+const ANALYZE_AFTER_WRITES: u64 = 1000;
+
 pub struct SyncEngine {
     store: Store,
     scopes: Vec<Arc<Scope>>,
@@ -97,6 +100,15 @@ impl SyncEngine {
             match t.await {
                 Ok(r) => reports.extend(r),
                 Err(e) => tracing::error!(error = %e, "sync task panicked"),
+            }
+        }
+        let written: u64 = reports
+            .iter()
+            .map(|r| r.inserted + r.updated + r.tombstoned)
+            .sum();
+        if written >= ANALYZE_AFTER_WRITES {
+            if let Err(e) = self.store.analyze().await {
+                tracing::warn!(error = %e, "refreshing planner statistics");
             }
         }
         self.update_gauges().await;

@@ -172,3 +172,58 @@ async fn keyset_pages_are_complete_for_every_sort() {
     }
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_pages_are_complete_for_rare_and_common_words() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let acct = AccountName::parse("acme").unwrap();
+    // 2,100 "common" rows (more than SQLite's drive-from-FTS threshold) and 40 rare ones.
+    let mut listing: Vec<ObservedResource> = (0..2100)
+        .map(|i| instance(&format!("i-c{i:05}"), &format!("common-{i}"), "running", i))
+        .collect();
+    listing.extend(
+        (0..40).map(|i| instance(&format!("i-r{i:05}"), &format!("rare-{i}"), "running", i)),
+    );
+    store
+        .apply_listing(&acct, "r-1", ResourceKind::Instance, &listing, 1)
+        .await
+        .unwrap();
+    for (word, expected) in [
+        ("common", 2100usize),
+        ("rare-", 40),
+        ("mmon-20", 111),
+        ("zzz-none", 0),
+    ] {
+        let mut q = ResourceQuery {
+            kind: Some(ResourceKind::Instance),
+            words: vec![word.into()],
+            limit: 700,
+            sort: SortKey::LaunchTime,
+            ..Default::default()
+        };
+        assert_eq!(
+            store.count_resources(&q, 5000).await.unwrap(),
+            expected as i64,
+            "{word}"
+        );
+        let mut ids = Vec::new();
+        loop {
+            let page = store.list_resources(&q).await.unwrap();
+            assert!(
+                page.items.iter().all(|r| r.observed.name.contains(word)),
+                "{word}"
+            );
+            ids.extend(page.items.iter().map(|r| r.id.0));
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
+        }
+        let n = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!((n, ids.len()), (expected, expected), "{word}");
+    }
+    store.close().await;
+}
