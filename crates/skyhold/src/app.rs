@@ -136,25 +136,14 @@ impl App {
         Ok(generated.then_some(pw))
     }
 
-    /// Creates a user (operators' tool, used by `skyhold user add`).
+    /// Creates a user.
     pub async fn create_user(
         &self,
         username: &str,
         password: &str,
         role: Role,
     ) -> Result<UserId, AppError> {
-        validate_username(username)?;
-        if password.len() < 8 {
-            return Err(AppError::bad_parameter(
-                "password",
-                "must be at least 8 characters",
-            ));
-        }
-        let hash = auth::hash_password(password)?;
-        Ok(self
-            .store
-            .create_user(username, &hash, role, now_millis())
-            .await?)
+        create_user(&self.store, username, password, role).await
     }
 
     /// Checks a user name and password, rate-limited per user and per client.
@@ -437,6 +426,28 @@ impl App {
             sync: s.sync_statuses().await?,
         })
     }
+}
+
+/// Creates a user in `store`: the one place user names and passwords are
+/// validated and hashed (also used by `skyhold user add`, which runs without
+/// a server).
+pub async fn create_user(
+    store: &Store,
+    username: &str,
+    password: &str,
+    role: Role,
+) -> Result<UserId, AppError> {
+    validate_username(username)?;
+    if password.chars().count() < 8 {
+        return Err(AppError::bad_parameter(
+            "password",
+            "must be at least 8 characters",
+        ));
+    }
+    let hash = auth::hash_password(password)?;
+    Ok(store
+        .create_user(username, &hash, role, now_millis())
+        .await?)
 }
 
 fn validate_username(u: &str) -> Result<(), AppError> {

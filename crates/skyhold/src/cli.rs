@@ -651,37 +651,13 @@ async fn user_add(config: Option<PathBuf>, username: &str, role: RoleArg) -> Res
     let config = load_config(config.as_deref())?;
     let password = read_password(&format!("Password for {username}: "))?;
     let store = skyhold_store::Store::connect(&config.database_url).await?;
-    let config = std::sync::Arc::new(config);
-    let engine = std::sync::Arc::new(crate::sync::SyncEngine::new(store.clone(), &config, |_| {
-        unreachable_provider()
-    }));
-    let app = crate::app::App::new(store, config, engine);
     let role = match role {
         RoleArg::Admin => skyhold_core::Role::Admin,
         RoleArg::Viewer => skyhold_core::Role::Viewer,
     };
-    app.create_user(username, &password, role)
-        .await
-        .map_err(|e| anyhow!("{e}"))?;
+    let created = crate::app::create_user(&store, username, &password, role).await;
+    store.close().await;
+    created.map_err(|e| anyhow!("{e}"))?;
     println!("created user {username} ({})", role.as_str());
     Ok(())
-}
-
-/// `user add` never syncs; its engine gets providers that are never called.
-fn unreachable_provider() -> std::sync::Arc<dyn skyhold_core::Provider> {
-    struct Never;
-    #[async_trait::async_trait]
-    impl skyhold_core::Provider for Never {
-        async fn list(
-            &self,
-            _: &str,
-            _: skyhold_core::ResourceKind,
-        ) -> Result<Vec<skyhold_core::ObservedResource>, skyhold_core::ProviderError> {
-            Err(skyhold_core::ProviderError::new(
-                skyhold_core::ProviderErrorKind::Other,
-                "not available in this command",
-            ))
-        }
-    }
-    std::sync::Arc::new(Never)
 }

@@ -151,3 +151,42 @@ async fn a_malformed_config_file_names_file_line_and_key() {
         .unwrap();
     assert!(!out.status.success() && text(&out.stderr).contains("missing.toml"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_add_creates_a_user_who_can_log_in() {
+    let server = TestServer::start(&[]).await;
+    let config = server.db.dir.path().join("skyhold.toml");
+    let config = config.to_str().unwrap();
+    let out = server.cli(
+        &["user", "add", "vic", "--role", "viewer", "--config", config],
+        "vic-password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.cli(
+        &["user", "add", "vic", "--config", config],
+        "vic-password\n",
+    );
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("already exists"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.cli(&["user", "add", "tiny", "--config", config], "short\n");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("at least 8"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let (status, v) = server
+        .request(
+            reqwest::Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(serde_json::json!({"username": "vic", "password": "vic-password"})),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{v}");
+    assert_eq!(v["role"], "viewer");
+    server.stop().await;
+}
