@@ -97,25 +97,11 @@ async fn login_is_required_on_every_route() {
 async fn wrong_passwords_are_refused_then_rate_limited() {
     let server = TestServer::start(&[]).await;
     for _ in 0..5 {
-        let (status, body) = server
-            .request(
-                Method::POST,
-                "/api/v1/auth/token",
-                None,
-                Some(json!({"username": "admin", "password": "wrong"})),
-            )
-            .await;
+        let (status, body) = server.login_token("admin", "wrong").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"]["code"], "invalid_credentials");
     }
-    let (status, body) = server
-        .request(
-            Method::POST,
-            "/api/v1/auth/token",
-            None,
-            Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-        )
-        .await;
+    let (status, body) = server.login_token("admin", ADMIN_PASSWORD).await;
     assert_eq!(
         status,
         StatusCode::TOO_MANY_REQUESTS,
@@ -123,14 +109,7 @@ async fn wrong_passwords_are_refused_then_rate_limited() {
     );
     assert_eq!(body["error"]["code"], "rate_limited");
     // Unknown users get the same answer as wrong passwords.
-    let (status, body) = server
-        .request(
-            Method::POST,
-            "/api/v1/auth/token",
-            None,
-            Some(json!({"username": "nobody", "password": "x"})),
-        )
-        .await;
+    let (status, body) = server.login_token("nobody", "x").await;
     assert!(
         status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
         "{body}"
@@ -213,14 +192,7 @@ async fn viewers_can_read_but_not_sync() {
         .create_user("vera", "viewer-password", skyhold_core::Role::Viewer)
         .await
         .unwrap();
-    let (status, v) = server
-        .request(
-            Method::POST,
-            "/api/v1/auth/token",
-            None,
-            Some(json!({"username": "vera", "password": "viewer-password"})),
-        )
-        .await;
+    let (status, v) = server.login_token("vera", "viewer-password").await;
     assert_eq!(status, StatusCode::CREATED);
     let token = v["token"].as_str().unwrap();
     let (status, _) = server

@@ -178,14 +178,7 @@ async fn user_add_creates_a_user_who_can_log_in() {
         text(&out.stderr)
     );
 
-    let (status, v) = server
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/auth/token",
-            None,
-            Some(serde_json::json!({"username": "vic", "password": "vic-password"})),
-        )
-        .await;
+    let (status, v) = server.login_token("vic", "vic-password").await;
     assert_eq!(status, reqwest::StatusCode::CREATED, "{v}");
     assert_eq!(v["role"], "viewer");
     server.stop().await;

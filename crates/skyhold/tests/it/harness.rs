@@ -338,6 +338,18 @@ impl TestServer {
         )
     }
 
+    /// Asks for an API token with a user name and password.
+    pub async fn login_token(&self, username: &str, password: &str) -> (StatusCode, Value) {
+        let body = json!({"username": username, "password": password});
+        self.request(
+            reqwest::Method::POST,
+            "/api/v1/auth/token",
+            None,
+            Some(body),
+        )
+        .await
+    }
+
     /// GET with the admin token; panics unless 200.
     pub async fn get(&self, path: &str) -> Value {
         let (status, v) = self

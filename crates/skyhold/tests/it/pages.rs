@@ -11,39 +11,26 @@ async fn browser_login(server: &TestServer) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let form = browser
-        .get(format!("{}/login?next=/instances", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = text(&browser, server, "/login?next=/instances").await;
     let csrf = extract(&form, "name=\"csrf\" value=\"").expect("csrf field");
     // A second visit to the login page (another tab) keeps the first form valid.
-    let again = browser
-        .get(format!("{}/login", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let again = text(&browser, server, "/login").await;
     assert_eq!(
         extract(&again, "name=\"csrf\" value=\"").as_deref(),
         Some(csrf.as_str())
     );
-    let res = browser
-        .post(format!("{}/login", server.url))
-        .form(&[
+    let res = post_form(
+        &browser,
+        server,
+        "/login",
+        &[
             ("username", "admin"),
             ("password", ADMIN_PASSWORD),
             ("csrf", &csrf),
             ("next", "/instances"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        ],
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(res.headers()["location"], "/instances");
     let cookie = res
@@ -58,6 +45,31 @@ async fn browser_login(server: &TestServer) -> reqwest::Client {
         "{cookie}"
     );
     browser
+}
+
+async fn text(browser: &reqwest::Client, server: &TestServer, path: &str) -> String {
+    browser
+        .get(format!("{}{path}", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn post_form<T: serde::Serialize + ?Sized>(
+    browser: &reqwest::Client,
+    server: &TestServer,
+    path: &str,
+    form: &T,
+) -> reqwest::Response {
+    browser
+        .post(format!("{}{path}", server.url))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn extract(html: &str, after: &str) -> Option<String> {
@@ -79,14 +91,7 @@ async fn browse_instances_filter_and_open_one() {
     server.sync().await;
     let browser = browser_login(&server).await;
 
-    let page = browser
-        .get(format!("{}/instances", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(&browser, &server, "/instances").await;
     for needle in [
         "frontend-0",
         "frontend-1",
@@ -97,14 +102,7 @@ async fn browse_instances_filter_and_open_one() {
     ] {
         assert!(page.contains(needle), "instances page lacks {needle}");
     }
-    let page = browser
-        .get(format!("{}/instances?state=stopped&sort=-name", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(&browser, &server, "/instances?state=stopped&sort=-name").await;
     assert!(
         page.contains("frontend-0") && !page.contains("frontend-1"),
         "filter from the URL"
@@ -113,14 +111,7 @@ async fn browse_instances_filter_and_open_one() {
     let id = server.all("kind=instance&q=frontend-0").await[0]["id"]
         .as_i64()
         .unwrap();
-    let detail = browser
-        .get(format!("{}/resources/{id}", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = text(&browser, &server, &format!("/resources/{id}")).await;
     for needle in [ids[0].as_str(), "Attributes", "Tags", "owner", "Volumes"] {
         assert!(detail.contains(needle), "detail page lacks {needle}");
     }
@@ -153,29 +144,12 @@ async fn browse_instances_filter_and_open_one() {
 async fn forms_need_their_csrf_token() {
     let server = TestServer::start(&[]).await;
     let browser = browser_login(&server).await;
-    let res = browser
-        .post(format!("{}/sync", server.url))
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&browser, &server, "/sync", &[("csrf", "forged")]).await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // With the session's own token it works.
-    let page = browser
-        .get(format!("{}/sync", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = text(&browser, &server, "/sync").await;
     let csrf = extract(&page, "name=\"csrf\" value=\"").unwrap();
-    let res = browser
-        .post(format!("{}/sync", server.url))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&browser, &server, "/sync", &[("csrf", csrf.as_str())]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     // The API refuses cookie-authenticated writes without the header.
     let res = browser
@@ -203,12 +177,7 @@ async fn forms_need_their_csrf_token() {
         .unwrap()
         .starts_with("/login?error="));
     // Logging out ends the session.
-    let res = browser
-        .post(format!("{}/logout", server.url))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let res = post_form(&browser, &server, "/logout", &[("csrf", csrf.as_str())]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let res = browser
         .get(format!("{}/instances", server.url))
