@@ -1,6 +1,9 @@
 //! SDK types → domain types. Nothing outside this crate sees an SDK type.
 
-use aws_sdk_ec2::types::{Image, Instance, IpPermission, KeyPairInfo, SecurityGroup, Tag, Volume};
+use aws_sdk_ec2::types::{
+    Address, Image, Instance, IpPermission, KeyPairInfo, LaunchTemplate, SecurityGroup, Snapshot,
+    Subnet, Tag, Volume, Vpc,
+};
 use aws_smithy_types::DateTime;
 use serde_json::{json, Map, Value};
 use skyhold_core::{ObservedResource, ResourceKind};
@@ -284,6 +287,120 @@ pub(crate) fn key_pair(k: &KeyPairInfo) -> ObservedResource {
     put(a, "key_name", k.key_name());
     put(a, "fingerprint", k.key_fingerprint());
     put(a, "key_type", Some(&o.rtype));
+    a.insert("create_time".into(), rfc3339(o.created_at));
+    o
+}
+
+pub(crate) fn snapshot(x: &Snapshot) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Snapshot, x.snapshot_id().unwrap_or_default());
+    fill_common(&mut o, x.tags());
+    o.state = x.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    o.rtype = x
+        .storage_tier()
+        .map(|t| t.as_str().to_owned())
+        .unwrap_or_default();
+    o.size_gib = i64::from(x.volume_size().unwrap_or(0));
+    o.created_at = millis(x.start_time());
+    let a = &mut o.attributes;
+    put(a, "volume_id", x.volume_id());
+    a.insert("volume_size_gib".into(), json!(o.size_gib));
+    put(a, "description", x.description());
+    put(a, "progress", x.progress());
+    a.insert("start_time".into(), rfc3339(o.created_at));
+    if let Some(e) = x.encrypted() {
+        a.insert("encrypted".into(), json!(e));
+    }
+    o
+}
+
+pub(crate) fn elastic_ip(x: &Address) -> ObservedResource {
+    let id = x.allocation_id().or(x.public_ip()).unwrap_or_default();
+    let mut o = ObservedResource::new(ResourceKind::ElasticIp, id);
+    fill_common(&mut o, x.tags());
+    o.public_ip = x.public_ip().unwrap_or_default().to_owned();
+    o.private_ip = x.private_ip_address().unwrap_or_default().to_owned();
+    if o.name.is_empty() {
+        o.name = o.public_ip.clone();
+    }
+    o.state = if x.association_id().is_some() || x.instance_id().is_some() {
+        "associated"
+    } else {
+        "unassociated"
+    }
+    .to_owned();
+    o.rtype = x
+        .domain()
+        .map(|d| d.as_str().to_owned())
+        .unwrap_or_default();
+    let a = &mut o.attributes;
+    put(a, "public_ip", x.public_ip());
+    put(a, "private_ip", x.private_ip_address());
+    put(a, "instance_id", x.instance_id());
+    put(a, "allocation_id", x.allocation_id());
+    put(a, "association_id", x.association_id());
+    put(a, "network_interface_id", x.network_interface_id());
+    put(a, "domain", Some(&o.rtype));
+    o
+}
+
+pub(crate) fn vpc(x: &Vpc) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Vpc, x.vpc_id().unwrap_or_default());
+    fill_common(&mut o, x.tags());
+    o.state = x.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    let a = &mut o.attributes;
+    put(a, "cidr_block", x.cidr_block());
+    if let Some(d) = x.is_default() {
+        a.insert("is_default".into(), json!(d));
+    }
+    put(a, "dhcp_options_id", x.dhcp_options_id());
+    put(
+        a,
+        "instance_tenancy",
+        x.instance_tenancy().map(|t| t.as_str()),
+    );
+    o
+}
+
+pub(crate) fn subnet(x: &Subnet) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Subnet, x.subnet_id().unwrap_or_default());
+    fill_common(&mut o, x.tags());
+    o.state = x.state().map(|s| s.as_str().to_owned()).unwrap_or_default();
+    let a = &mut o.attributes;
+    put(a, "vpc_id", x.vpc_id());
+    put(a, "cidr_block", x.cidr_block());
+    put(a, "availability_zone", x.availability_zone());
+    if let Some(n) = x.available_ip_address_count() {
+        a.insert("available_ip_address_count".into(), json!(n));
+    }
+    if let Some(m) = x.map_public_ip_on_launch() {
+        a.insert("map_public_ip_on_launch".into(), json!(m));
+    }
+    if let Some(d) = x.default_for_az() {
+        a.insert("default_for_az".into(), json!(d));
+    }
+    o
+}
+
+pub(crate) fn launch_template(x: &LaunchTemplate) -> ObservedResource {
+    let mut o = ObservedResource::new(
+        ResourceKind::LaunchTemplate,
+        x.launch_template_id().unwrap_or_default(),
+    );
+    fill_common(&mut o, x.tags());
+    if o.name.is_empty() {
+        o.name = x.launch_template_name().unwrap_or_default().to_owned();
+    }
+    o.state = "available".to_owned();
+    o.created_at = millis(x.create_time());
+    let a = &mut o.attributes;
+    put(a, "launch_template_name", x.launch_template_name());
+    if let Some(v) = x.default_version_number() {
+        a.insert("default_version".into(), json!(v));
+    }
+    if let Some(v) = x.latest_version_number() {
+        a.insert("latest_version".into(), json!(v));
+    }
+    put(a, "created_by", x.created_by());
     a.insert("create_time".into(), rfc3339(o.created_at));
     o
 }

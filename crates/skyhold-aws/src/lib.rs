@@ -224,64 +224,92 @@ impl Provider for AwsProvider {
         let client = self.client(region).await;
         let page = self.account.page_size;
         let mut out = Vec::new();
+        // Follows every page of a paginated call, converting each item.
+        macro_rules! paged {
+            ($req:expr, $op:literal, |$p:ident| $items:expr) => {{
+                let mut pages = $req.into_paginator().send();
+                while let Some($p) = pages.next().await {
+                    let $p = $p.map_err(|e| classify($op, e))?;
+                    out.extend($items);
+                }
+            }};
+        }
         match kind {
-            ResourceKind::Instance => {
-                let mut pages = client
+            ResourceKind::Instance => paged!(
+                client
                     .describe_instances()
-                    .max_results(clamp_page(page, 1000))
-                    .into_paginator()
-                    .send();
-                while let Some(p) = pages.next().await {
-                    let p = p.map_err(|e| classify("DescribeInstances", e))?;
-                    for r in p.reservations() {
-                        for i in r.instances() {
-                            out.push(convert::instance(i));
-                        }
-                    }
-                }
-            }
-            ResourceKind::Volume => {
-                let mut pages = client
-                    .describe_volumes()
-                    .max_results(clamp_page(page, 500))
-                    .into_paginator()
-                    .send();
-                while let Some(p) = pages.next().await {
-                    let p = p.map_err(|e| classify("DescribeVolumes", e))?;
-                    out.extend(p.volumes().iter().map(convert::volume));
-                }
-            }
-            ResourceKind::Image => {
-                let mut pages = client
+                    .max_results(clamp_page(page, 1000)),
+                "DescribeInstances",
+                |p| p
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .map(convert::instance)
+            ),
+            ResourceKind::Volume => paged!(
+                client.describe_volumes().max_results(clamp_page(page, 500)),
+                "DescribeVolumes",
+                |p| p.volumes().iter().map(convert::volume)
+            ),
+            ResourceKind::Snapshot => paged!(
+                client
+                    .describe_snapshots()
+                    .owner_ids("self")
+                    .max_results(clamp_page(page, 1000)),
+                "DescribeSnapshots",
+                |p| p.snapshots().iter().map(convert::snapshot)
+            ),
+            ResourceKind::Image => paged!(
+                client
                     .describe_images()
                     .owners("self")
-                    .max_results(clamp_page(page, 1000))
-                    .into_paginator()
-                    .send();
-                while let Some(p) = pages.next().await {
-                    let p = p.map_err(|e| classify("DescribeImages", e))?;
-                    out.extend(p.images().iter().map(convert::image));
-                }
-            }
-            ResourceKind::SecurityGroup => {
-                let mut pages = client
+                    .max_results(clamp_page(page, 1000)),
+                "DescribeImages",
+                |p| p.images().iter().map(convert::image)
+            ),
+            ResourceKind::SecurityGroup => paged!(
+                client
                     .describe_security_groups()
-                    .max_results(clamp_page(page, 1000))
-                    .into_paginator()
-                    .send();
-                while let Some(p) = pages.next().await {
-                    let p = p.map_err(|e| classify("DescribeSecurityGroups", e))?;
-                    out.extend(p.security_groups().iter().map(convert::security_group));
-                }
-            }
+                    .max_results(clamp_page(page, 1000)),
+                "DescribeSecurityGroups",
+                |p| p.security_groups().iter().map(convert::security_group)
+            ),
+            ResourceKind::Vpc => paged!(
+                client.describe_vpcs().max_results(clamp_page(page, 1000)),
+                "DescribeVpcs",
+                |p| p.vpcs().iter().map(convert::vpc)
+            ),
+            ResourceKind::Subnet => paged!(
+                client
+                    .describe_subnets()
+                    .max_results(clamp_page(page, 1000)),
+                "DescribeSubnets",
+                |p| p.subnets().iter().map(convert::subnet)
+            ),
+            ResourceKind::LaunchTemplate => paged!(
+                client
+                    .describe_launch_templates()
+                    .max_results(clamp_page(page, 200)),
+                "DescribeLaunchTemplates",
+                |p| p.launch_templates().iter().map(convert::launch_template)
+            ),
             ResourceKind::KeyPair => {
-                // DescribeKeyPairs is not paginated: one call returns all.
+                // Not paginated: one call returns all.
                 let p = client
                     .describe_key_pairs()
                     .send()
                     .await
                     .map_err(|e| classify("DescribeKeyPairs", e))?;
                 out.extend(p.key_pairs().iter().map(convert::key_pair));
+            }
+            ResourceKind::ElasticIp => {
+                // Not paginated: one call returns all.
+                let p = client
+                    .describe_addresses()
+                    .send()
+                    .await
+                    .map_err(|e| classify("DescribeAddresses", e))?;
+                out.extend(p.addresses().iter().map(convert::elastic_ip));
             }
         }
         Ok(out)

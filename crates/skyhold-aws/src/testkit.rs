@@ -151,6 +151,121 @@ impl Ec2 {
         Ok(())
     }
 
+    pub async fn create_snapshot(
+        &self,
+        volume_id: &str,
+        description: &str,
+    ) -> Result<String, BoxError> {
+        let out = self
+            .client
+            .create_snapshot()
+            .volume_id(volume_id)
+            .description(description)
+            .send()
+            .await?;
+        Ok(out.snapshot_id().unwrap_or_default().to_owned())
+    }
+
+    /// Allocates an elastic IP and associates it with `instance_id`.
+    pub async fn attach_elastic_ip(&self, instance_id: &str) -> Result<String, BoxError> {
+        let out = self.client.allocate_address().send().await?;
+        let id = out.allocation_id().unwrap_or_default().to_owned();
+        self.client
+            .associate_address()
+            .allocation_id(&id)
+            .instance_id(instance_id)
+            .send()
+            .await?;
+        Ok(id)
+    }
+
+    /// A VPC with one subnet; returns (vpc id, subnet id).
+    pub async fn create_vpc_with_subnet(&self, name: &str) -> Result<(String, String), BoxError> {
+        let tags = |rt: ResourceType| {
+            TagSpecification::builder()
+                .resource_type(rt)
+                .tags(Tag::builder().key("Name").value(name).build())
+                .build()
+        };
+        let vpc = self
+            .client
+            .create_vpc()
+            .cidr_block("10.42.0.0/16")
+            .tag_specifications(tags(ResourceType::Vpc))
+            .send()
+            .await?;
+        let vpc_id = vpc
+            .vpc()
+            .and_then(|v| v.vpc_id())
+            .unwrap_or_default()
+            .to_owned();
+        let subnet = self
+            .client
+            .create_subnet()
+            .vpc_id(&vpc_id)
+            .cidr_block("10.42.1.0/24")
+            .tag_specifications(tags(ResourceType::Subnet))
+            .send()
+            .await?;
+        let subnet_id = subnet
+            .subnet()
+            .and_then(|s| s.subnet_id())
+            .unwrap_or_default()
+            .to_owned();
+        Ok((vpc_id, subnet_id))
+    }
+
+    /// Launches one instance into `subnet_id` with key pair `key_name`.
+    pub async fn launch_into(
+        &self,
+        subnet_id: &str,
+        key_name: &str,
+        name: &str,
+    ) -> Result<String, BoxError> {
+        let out = self
+            .client
+            .run_instances()
+            .image_id(&self.image_id)
+            .instance_type(InstanceType::T3Micro)
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(subnet_id)
+            .key_name(key_name)
+            .tag_specifications(
+                TagSpecification::builder()
+                    .resource_type(ResourceType::Instance)
+                    .tags(Tag::builder().key("Name").value(name).build())
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(out
+            .instances()
+            .first()
+            .and_then(|i| i.instance_id())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    pub async fn create_launch_template(&self, name: &str) -> Result<String, BoxError> {
+        let data = aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+            .image_id(&self.image_id)
+            .instance_type(InstanceType::T3Micro)
+            .build();
+        let out = self
+            .client
+            .create_launch_template()
+            .launch_template_name(name)
+            .launch_template_data(data)
+            .send()
+            .await?;
+        Ok(out
+            .launch_template()
+            .and_then(|t| t.launch_template_id())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
     pub async fn create_key_pair(&self, name: &str) -> Result<(), BoxError> {
         self.client.create_key_pair().key_name(name).send().await?;
         Ok(())

@@ -6,6 +6,7 @@ pub mod ids;
 pub mod provider;
 pub mod query;
 pub mod resource;
+pub mod search;
 
 pub use ids::{AccountName, ResourceId, TokenId, UserId};
 pub use provider::{Provider, ProviderError, ProviderErrorKind};

@@ -12,18 +12,28 @@ use std::fmt;
 pub enum ResourceKind {
     Instance,
     Volume,
+    Snapshot,
     Image,
     SecurityGroup,
     KeyPair,
+    ElasticIp,
+    Vpc,
+    Subnet,
+    LaunchTemplate,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 5] = [
+    pub const ALL: [ResourceKind; 10] = [
         ResourceKind::Instance,
         ResourceKind::Volume,
+        ResourceKind::Snapshot,
         ResourceKind::Image,
         ResourceKind::SecurityGroup,
         ResourceKind::KeyPair,
+        ResourceKind::ElasticIp,
+        ResourceKind::Vpc,
+        ResourceKind::Subnet,
+        ResourceKind::LaunchTemplate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +43,11 @@ impl ResourceKind {
             ResourceKind::Image => "image",
             ResourceKind::SecurityGroup => "security_group",
             ResourceKind::KeyPair => "key_pair",
+            ResourceKind::Snapshot => "snapshot",
+            ResourceKind::ElasticIp => "elastic_ip",
+            ResourceKind::Vpc => "vpc",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::LaunchTemplate => "launch_template",
         }
     }
 
@@ -44,6 +59,11 @@ impl ResourceKind {
             ResourceKind::Image => "Images",
             ResourceKind::SecurityGroup => "Security groups",
             ResourceKind::KeyPair => "Key pairs",
+            ResourceKind::Snapshot => "Snapshots",
+            ResourceKind::ElasticIp => "Elastic IPs",
+            ResourceKind::Vpc => "VPCs",
+            ResourceKind::Subnet => "Subnets",
+            ResourceKind::LaunchTemplate => "Launch templates",
         }
     }
 

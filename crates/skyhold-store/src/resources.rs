@@ -469,7 +469,43 @@ impl Store {
         kind: ResourceKind,
         ids: &[String],
     ) -> Result<Vec<Resource>> {
-        if ids.is_empty() {
+        self.related(account, region, kind, Related::Ids(ids)).await
+    }
+
+    /// Resources of one kind in one account/region with one of `names`.
+    pub async fn resources_by_names(
+        &self,
+        account: &AccountName,
+        region: &str,
+        kind: ResourceKind,
+        names: &[String],
+    ) -> Result<Vec<Resource>> {
+        self.related(account, region, kind, Related::Names(names))
+            .await
+    }
+
+    /// Resources of one kind in one account/region whose attributes contain
+    /// `needle`, a fragment of their JSON text (such as `"vpc-123"`): the
+    /// reverse side of a relation.
+    pub async fn resources_mentioning(
+        &self,
+        account: &AccountName,
+        region: &str,
+        kind: ResourceKind,
+        needle: &str,
+    ) -> Result<Vec<Resource>> {
+        self.related(account, region, kind, Related::Mention(needle))
+            .await
+    }
+
+    async fn related(
+        &self,
+        account: &AccountName,
+        region: &str,
+        kind: ResourceKind,
+        how: Related<'_>,
+    ) -> Result<Vec<Resource>> {
+        if matches!(how, Related::Ids(v) | Related::Names(v) if v.is_empty()) {
             return Ok(Vec::new());
         }
         on_pool!(self, p => {
@@ -477,12 +513,21 @@ impl Store {
             qb.push(" WHERE r.account = ").push_bind(account.as_str());
             qb.push(" AND r.region = ").push_bind(region);
             qb.push(" AND r.kind = ").push_bind(kind.as_str());
-            qb.push(" AND r.provider_id IN (");
-            let mut sep = qb.separated(", ");
-            for id in ids.iter().take(500) {
-                sep.push_bind(id.clone());
+            match how {
+                Related::Ids(values) | Related::Names(values) => {
+                    let col = if matches!(how, Related::Ids(_)) { "r.provider_id" } else { "r.name" };
+                    qb.push(" AND ").push(col).push(" IN (");
+                    let mut sep = qb.separated(", ");
+                    for v in values.iter().take(500) {
+                        sep.push_bind(v.clone());
+                    }
+                    qb.push(")");
+                }
+                Related::Mention(needle) => {
+                    qb.push(" AND r.attributes LIKE ").push_bind(like_pattern(needle)).push(" ESCAPE '\\'");
+                }
             }
-            qb.push(") ORDER BY r.name, r.id");
+            qb.push(" ORDER BY r.name, r.id LIMIT 500");
             let rows = qb.build().fetch_all(p).await?;
             rows.iter().map(resource_from_row).collect()
         })
@@ -584,6 +629,13 @@ impl Store {
                 .collect()
         })
     }
+}
+
+#[derive(Clone, Copy)]
+enum Related<'a> {
+    Ids(&'a [String]),
+    Names(&'a [String]),
+    Mention(&'a str),
 }
 
 fn sort_value(r: &Resource, k: SortKey) -> CursorValue {

@@ -295,61 +295,56 @@ impl App {
             skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
             other => other.into(),
         })?;
-        let ids = |key: &str| -> Vec<String> {
-            match r.observed.attributes.get(key) {
-                Some(serde_json::Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().or_else(|| v.get("id").and_then(|x| x.as_str())))
-                    .map(str::to_owned)
-                    .collect(),
-                Some(serde_json::Value::String(s)) => vec![s.clone()],
-                _ => Vec::new(),
-            }
-        };
-        let wanted: Vec<(ResourceKind, Vec<String>)> = match r.observed.kind {
-            ResourceKind::Instance => vec![
-                (ResourceKind::Volume, ids("volume_ids")),
-                (ResourceKind::SecurityGroup, ids("security_groups")),
-                (ResourceKind::Image, ids("image_id")),
-            ],
-            ResourceKind::Volume => vec![(ResourceKind::Instance, ids("instance_ids"))],
-            _ => Vec::new(),
-        };
         let mut related = Vec::new();
-        for (kind, pids) in wanted {
-            let found = self
-                .store
-                .resources_by_provider_ids(&r.account, &r.region, kind, &pids)
-                .await?;
-            if !found.is_empty() {
-                related.push((kind, found));
-            }
-        }
-        // Key pairs are referenced by name.
-        if r.observed.kind == ResourceKind::Instance {
-            if let Some(key) = r
-                .observed
-                .attributes
-                .get("key_name")
-                .and_then(|v| v.as_str())
+        for (kind, rel) in relations(r.observed.kind) {
+            let found = match rel {
+                Rel::Ids(key) => {
+                    let ids = attr_ids(&r, key);
+                    self.store
+                        .resources_by_provider_ids(&r.account, &r.region, kind, &ids)
+                        .await?
+                }
+                Rel::Names(key) => {
+                    let names = attr_ids(&r, key);
+                    self.store
+                        .resources_by_names(&r.account, &r.region, kind, &names)
+                        .await?
+                }
+                Rel::MentionId => {
+                    let needle =
+                        serde_json::Value::String(r.observed.provider_id.clone()).to_string();
+                    self.store
+                        .resources_mentioning(&r.account, &r.region, kind, &needle)
+                        .await?
+                }
+                Rel::MentionName(key) => {
+                    let needle = format!(
+                        "{}:{}",
+                        serde_json::Value::String(key.to_owned()),
+                        serde_json::Value::String(r.observed.name.clone())
+                    );
+                    self.store
+                        .resources_mentioning(&r.account, &r.region, kind, &needle)
+                        .await?
+                }
+            };
+            let found = found.into_iter().filter(|x| x.id != r.id);
+            match related
+                .iter_mut()
+                .find(|(k, _): &&mut (ResourceKind, Vec<Resource>)| *k == kind)
             {
-                let q = ResourceQuery {
-                    kind: Some(ResourceKind::KeyPair),
-                    accounts: vec![r.account.clone()],
-                    regions: vec![r.region.clone()],
-                    limit: 50,
-                    ..Default::default()
-                };
-                let found: Vec<Resource> = self
-                    .store
-                    .list_resources(&q)
-                    .await?
-                    .items
-                    .into_iter()
-                    .filter(|k| k.observed.name == key)
-                    .collect();
-                if !found.is_empty() {
-                    related.push((ResourceKind::KeyPair, found));
+                Some((_, list)) => {
+                    for x in found {
+                        if !list.iter().any(|y| y.id == x.id) {
+                            list.push(x);
+                        }
+                    }
+                }
+                None => {
+                    let list: Vec<Resource> = found.collect();
+                    if !list.is_empty() {
+                        related.push((kind, list));
+                    }
                 }
             }
         }
@@ -357,6 +352,18 @@ impl App {
             resource: r,
             related,
         })
+    }
+
+    /// The kinds synced for at least one account, in display order (all
+    /// kinds when no account is configured): what the navigation shows.
+    pub fn enabled_kinds(&self) -> Vec<ResourceKind> {
+        if self.config.accounts.is_empty() {
+            return ResourceKind::ALL.to_vec();
+        }
+        ResourceKind::ALL
+            .into_iter()
+            .filter(|k| self.config.accounts.iter().any(|a| a.kinds.contains(k)))
+            .collect()
     }
 
     pub fn accounts(&self, actor: &Actor) -> Result<Vec<AccountView>, AppError> {
@@ -448,6 +455,71 @@ pub async fn create_user(
     Ok(store
         .create_user(username, &hash, role, now_millis())
         .await?)
+}
+
+/// How a resource finds its relatives within its account and region.
+enum Rel {
+    /// Provider ids held in one of its attributes (a string, a list of
+    /// strings, or a list of objects with an "id").
+    Ids(&'static str),
+    /// Names held in one of its attributes (key pairs are referenced by name).
+    Names(&'static str),
+    /// The other kind's resources whose attributes mention this one's id.
+    MentionId,
+    /// The other kind's resources whose attribute `key` holds this one's name.
+    MentionName(&'static str),
+}
+
+/// The relation table: both directions of every link a detail page shows.
+fn relations(kind: ResourceKind) -> Vec<(ResourceKind, Rel)> {
+    use ResourceKind as K;
+    match kind {
+        K::Instance => vec![
+            (K::Volume, Rel::Ids("volume_ids")),
+            (K::SecurityGroup, Rel::Ids("security_groups")),
+            (K::Image, Rel::Ids("image_id")),
+            (K::Subnet, Rel::Ids("subnet_id")),
+            (K::Vpc, Rel::Ids("vpc_id")),
+            (K::KeyPair, Rel::Names("key_name")),
+            (K::ElasticIp, Rel::MentionId),
+        ],
+        K::Volume => vec![
+            (K::Instance, Rel::Ids("instance_ids")),
+            (K::Snapshot, Rel::MentionId),
+            (K::Snapshot, Rel::Ids("snapshot_id")),
+        ],
+        K::Snapshot => vec![
+            (K::Volume, Rel::Ids("volume_id")),
+            (K::Image, Rel::MentionId),
+        ],
+        K::Image => vec![
+            (K::Snapshot, Rel::Ids("snapshot_ids")),
+            (K::Instance, Rel::MentionId),
+        ],
+        K::SecurityGroup => vec![(K::Vpc, Rel::Ids("vpc_id")), (K::Instance, Rel::MentionId)],
+        K::Subnet => vec![(K::Vpc, Rel::Ids("vpc_id")), (K::Instance, Rel::MentionId)],
+        K::Vpc => vec![
+            (K::Subnet, Rel::MentionId),
+            (K::SecurityGroup, Rel::MentionId),
+            (K::Instance, Rel::MentionId),
+        ],
+        K::ElasticIp => vec![(K::Instance, Rel::Ids("instance_id"))],
+        K::KeyPair => vec![(K::Instance, Rel::MentionName("key_name"))],
+        K::LaunchTemplate => vec![],
+    }
+}
+
+/// The ids (or names) an attribute holds.
+fn attr_ids(r: &Resource, key: &str) -> Vec<String> {
+    match r.observed.attributes.get(key) {
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().or_else(|| v.get("id").and_then(|x| x.as_str())))
+            .map(str::to_owned)
+            .collect(),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
 }
 
 fn validate_username(u: &str) -> Result<(), AppError> {

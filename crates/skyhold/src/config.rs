@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use skyhold_aws::{AwsAccount, Credentials};
-use skyhold_core::{ids::validate_region, AccountName, Secret};
+use skyhold_core::{ids::validate_region, AccountName, ResourceKind, Secret};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -34,6 +34,8 @@ pub struct AccountConfig {
     pub name: AccountName,
     pub provider: String,
     pub regions: Vec<String>,
+    /// The kinds synced for this account (default: all).
+    pub kinds: Vec<ResourceKind>,
     pub endpoint_url: Option<String>,
     pub aws: AwsAccount,
     /// How credentials are obtained, for display (never the secret).
@@ -88,6 +90,7 @@ struct RawAccount {
     provider: Option<String>,
     #[serde(default)]
     regions: Vec<String>,
+    kinds: Option<Vec<String>>,
     endpoint_url: Option<String>,
     profile: Option<String>,
     access_key_id: Option<String>,
@@ -309,6 +312,34 @@ impl Config {
                     regions.push(r.clone());
                 }
             }
+            let kinds = match &a.kinds {
+                None => ResourceKind::ALL.to_vec(),
+                Some(list) => {
+                    let mut kinds = Vec::new();
+                    for k in list {
+                        let kind = ResourceKind::parse(k).ok_or_else(|| {
+                            let known: Vec<&str> =
+                                ResourceKind::ALL.iter().map(|k| k.as_str()).collect();
+                            loc.err(
+                                at,
+                                "kinds",
+                                format!("unknown kind {k:?}; known: {}", known.join(", ")),
+                            )
+                        })?;
+                        if !kinds.contains(&kind) {
+                            kinds.push(kind);
+                        }
+                    }
+                    if kinds.is_empty() {
+                        return Err(loc.err(
+                            at,
+                            "kinds",
+                            "list at least one kind, or leave kinds out for all",
+                        ));
+                    }
+                    kinds
+                }
+            };
             if let Some(u) = &a.endpoint_url {
                 let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https"));
                 if !ok {
@@ -447,6 +478,7 @@ impl Config {
                 name,
                 provider,
                 regions,
+                kinds,
                 endpoint_url: a.endpoint_url,
                 aws,
                 auth_summary: summary,
@@ -570,6 +602,26 @@ secret_access_key = "hush"
 
         let e = parse("listen = [\n").unwrap_err();
         assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn kinds_default_to_all_and_are_checked() {
+        let c = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n").unwrap();
+        assert_eq!(c.accounts[0].kinds, ResourceKind::ALL.to_vec());
+        let c = parse(
+            "[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nkinds = [\"instance\", \"vpc\"]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.accounts[0].kinds,
+            vec![ResourceKind::Instance, ResourceKind::Vpc]
+        );
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nkinds = [\"bucket\"]\n")
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("accounts[0].kinds"))
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct KindReport {
 struct Scope {
     account: AccountName,
     region: String,
+    kinds: Vec<ResourceKind>,
     provider: Arc<dyn Provider>,
     /// Held while the scope syncs, so one scope never runs twice at once
     /// within this process.
@@ -65,6 +66,7 @@ impl SyncEngine {
                 scopes.push(Arc::new(Scope {
                     account: a.name.clone(),
                     region: r.clone(),
+                    kinds: a.kinds.clone(),
                     provider: p.clone(),
                     running: Mutex::new(()),
                 }));
@@ -159,8 +161,8 @@ impl SyncEngine {
 }
 
 async fn sync_scope(store: &Store, s: &Scope) -> Vec<KindReport> {
-    let mut out = Vec::with_capacity(ResourceKind::ALL.len());
-    for kind in ResourceKind::ALL {
+    let mut out = Vec::with_capacity(s.kinds.len());
+    for &kind in &s.kinds {
         let started = now_millis();
         let t0 = Instant::now();
         let listing = s.provider.list(&s.region, kind).await;

@@ -222,6 +222,40 @@ struct Col {
     sort: Option<SortKey>,
     label: &'static str,
     cell: fn(&Resource, Millis) -> Markup,
+    /// When set, the cell shows this attribute instead of calling `cell`.
+    attr: Option<&'static str>,
+}
+
+impl Col {
+    fn new(
+        sort: Option<SortKey>,
+        label: &'static str,
+        cell: fn(&Resource, Millis) -> Markup,
+    ) -> Col {
+        Col {
+            sort,
+            label,
+            cell,
+            attr: None,
+        }
+    }
+
+    /// A column showing one attribute.
+    fn attr(label: &'static str, key: &'static str) -> Col {
+        Col {
+            sort: None,
+            label,
+            cell: |_, _| html! {},
+            attr: Some(key),
+        }
+    }
+
+    fn render(&self, r: &Resource, now: Millis) -> Markup {
+        match self.attr {
+            Some(key) => value_cell(attr(r, key).unwrap_or(&Value::Null)),
+            None => (self.cell)(r, now),
+        }
+    }
 }
 
 fn attr<'a>(r: &'a Resource, key: &str) -> Option<&'a Value> {
@@ -242,35 +276,25 @@ fn name_cell(r: &Resource, _: Millis) -> Markup {
 }
 
 fn columns(kind: ResourceKind) -> Vec<Col> {
-    let account = Col {
-        sort: Some(SortKey::Account),
-        label: "Account",
-        cell: |r, _| html! { (r.account) },
+    let account = Col::new(
+        Some(SortKey::Account),
+        "Account",
+        |r, _| html! { (r.account) },
+    );
+    let region = Col::new(Some(SortKey::Region), "Region", |r, _| html! { (r.region) });
+    let name = Col::new(Some(SortKey::Name), "Name", name_cell);
+    let state = Col::new(Some(SortKey::State), "State", |r, _| {
+        state_badge(&r.observed.state)
+    });
+    let id = |label| {
+        Col::new(Some(SortKey::ProviderId), label, |r, _| {
+            html! { span.mono { (r.observed.provider_id) } }
+        })
     };
-    let region = Col {
-        sort: Some(SortKey::Region),
-        label: "Region",
-        cell: |r, _| html! { (r.region) },
-    };
-    let name = Col {
-        sort: Some(SortKey::Name),
-        label: "Name",
-        cell: name_cell,
-    };
-    let state = Col {
-        sort: Some(SortKey::State),
-        label: "State",
-        cell: |r, _| state_badge(&r.observed.state),
-    };
-    let id = |label| Col {
-        sort: Some(SortKey::ProviderId),
-        label,
-        cell: |r, _| html! { span.mono { (r.observed.provider_id) } },
-    };
-    let created = |label| Col {
-        sort: Some(SortKey::LaunchTime),
-        label,
-        cell: |r, _| time(r.observed.created_at),
+    let created = |label| {
+        Col::new(Some(SortKey::LaunchTime), label, |r, _| {
+            time(r.observed.created_at)
+        })
     };
     match kind {
         ResourceKind::Instance => vec![
@@ -279,33 +303,30 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             name,
             id("Instance ID"),
             state,
-            Col {
-                sort: Some(SortKey::Type),
-                label: "Type",
-                cell: |r, _| html! { (r.observed.rtype) },
-            },
-            Col {
-                sort: Some(SortKey::PrivateIp),
-                label: "Private IP",
-                cell: |r, _| html! { span.mono { (empty(&r.observed.private_ip)) } },
-            },
-            Col {
-                sort: Some(SortKey::PublicIp),
-                label: "Public IP",
-                cell: |r, _| html! { span.mono { (empty(&r.observed.public_ip)) } },
-            },
+            Col::new(
+                Some(SortKey::Type),
+                "Type",
+                |r, _| html! { (r.observed.rtype) },
+            ),
+            Col::new(
+                Some(SortKey::PrivateIp),
+                "Private IP",
+                |r, _| html! { span.mono { (empty(&r.observed.private_ip)) } },
+            ),
+            Col::new(
+                Some(SortKey::PublicIp),
+                "Public IP",
+                |r, _| html! { span.mono { (empty(&r.observed.public_ip)) } },
+            ),
             created("Launched"),
-            Col {
-                // Age is launch time seen the other way round.
-                sort: Some(SortKey::LaunchTime),
-                label: "Age",
-                cell: |r, now| html! { (age(r.observed.created_at, now)) },
-            },
-            Col {
-                sort: Some(SortKey::Owner),
-                label: "Owner",
-                cell: |r, _| empty(&r.observed.owner),
-            },
+            Col::new(
+                Some(SortKey::LaunchTime),
+                "Age",
+                |r, now| html! { (age(r.observed.created_at, now)) },
+            ),
+            Col::new(Some(SortKey::Owner), "Owner", |r, _| {
+                empty(&r.observed.owner)
+            }),
         ],
         ResourceKind::Volume => vec![
             account,
@@ -313,33 +334,23 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             name,
             id("Volume ID"),
             state,
-            Col {
-                sort: Some(SortKey::Type),
-                label: "Type",
-                cell: |r, _| html! { (r.observed.rtype) },
-            },
-            Col {
-                sort: None,
-                label: "Size",
-                cell: |r, _| html! { (r.observed.size_gib) " GiB" },
-            },
-            Col {
-                sort: None,
-                label: "Attached to",
-                cell: |r, _| {
-                    let ids: Vec<&str> = attr(r, "instance_ids")
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    html! { span.mono { (empty(&ids.join(", "))) } }
-                },
-            },
+            Col::new(
+                Some(SortKey::Type),
+                "Type",
+                |r, _| html! { (r.observed.rtype) },
+            ),
+            Col::new(None, "Size", |r, _| html! { (r.observed.size_gib) " GiB" }),
+            Col::new(None, "Attached to", |r, _| {
+                let ids: Vec<&str> = attr(r, "instance_ids")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                html! { span.mono { (empty(&ids.join(", "))) } }
+            }),
             created("Created"),
-            Col {
-                sort: Some(SortKey::Owner),
-                label: "Owner",
-                cell: |r, _| empty(&r.observed.owner),
-            },
+            Col::new(Some(SortKey::Owner), "Owner", |r, _| {
+                empty(&r.observed.owner)
+            }),
         ],
         ResourceKind::Image => vec![
             account,
@@ -347,16 +358,14 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             name,
             id("Image ID"),
             state,
-            Col {
-                sort: Some(SortKey::Type),
-                label: "Architecture",
-                cell: |r, _| html! { (r.observed.rtype) },
-            },
-            Col {
-                sort: None,
-                label: "Root device",
-                cell: |r, _| empty(attr_str(r, "root_device_type")),
-            },
+            Col::new(
+                Some(SortKey::Type),
+                "Architecture",
+                |r, _| html! { (r.observed.rtype) },
+            ),
+            Col::new(None, "Root device", |r, _| {
+                empty(attr_str(r, "root_device_type"))
+            }),
             created("Created"),
         ],
         ResourceKind::SecurityGroup => vec![
@@ -364,37 +373,96 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             region,
             name,
             id("Group ID"),
-            Col {
-                sort: None,
-                label: "VPC",
-                cell: |r, _| html! { span.mono { (empty(attr_str(r, "vpc_id"))) } },
-            },
-            Col {
-                sort: None,
-                label: "Inbound rules",
-                cell: |r, _| html! { (attr(r, "ingress").and_then(Value::as_array).map_or(0, Vec::len)) },
-            },
-            Col {
-                sort: None,
-                label: "Description",
-                cell: |r, _| empty(attr_str(r, "description")),
-            },
+            Col::new(
+                None,
+                "VPC",
+                |r, _| html! { span.mono { (empty(attr_str(r, "vpc_id"))) } },
+            ),
+            Col::new(
+                None,
+                "Inbound rules",
+                |r, _| html! { (attr(r, "ingress").and_then(Value::as_array).map_or(0, Vec::len)) },
+            ),
+            Col::new(None, "Description", |r, _| {
+                empty(attr_str(r, "description"))
+            }),
+        ],
+        ResourceKind::Snapshot => vec![
+            account,
+            region,
+            name,
+            id("Snapshot ID"),
+            state,
+            Col::new(None, "Size", |r, _| html! { (r.observed.size_gib) " GiB" }),
+            Col::attr("Volume", "volume_id"),
+            Col::attr("Description", "description"),
+            created("Started"),
+            Col::new(Some(SortKey::Owner), "Owner", |r, _| {
+                empty(&r.observed.owner)
+            }),
+        ],
+        ResourceKind::ElasticIp => vec![
+            account,
+            region,
+            name,
+            Col::new(
+                Some(SortKey::PublicIp),
+                "Public IP",
+                |r, _| html! { span.mono { (empty(&r.observed.public_ip)) } },
+            ),
+            state,
+            Col::attr("Instance", "instance_id"),
+            Col::new(
+                Some(SortKey::PrivateIp),
+                "Private IP",
+                |r, _| html! { span.mono { (empty(&r.observed.private_ip)) } },
+            ),
+            id("Allocation ID"),
+        ],
+        ResourceKind::Vpc => vec![
+            account,
+            region,
+            name,
+            id("VPC ID"),
+            state,
+            Col::attr("CIDR", "cidr_block"),
+            Col::attr("Default", "is_default"),
+        ],
+        ResourceKind::Subnet => vec![
+            account,
+            region,
+            name,
+            id("Subnet ID"),
+            state,
+            Col::attr("VPC", "vpc_id"),
+            Col::attr("CIDR", "cidr_block"),
+            Col::attr("Zone", "availability_zone"),
+            Col::attr("Free IPs", "available_ip_address_count"),
+        ],
+        ResourceKind::LaunchTemplate => vec![
+            account,
+            region,
+            name,
+            id("Template ID"),
+            Col::attr("Default version", "default_version"),
+            Col::attr("Latest version", "latest_version"),
+            created("Created"),
         ],
         ResourceKind::KeyPair => vec![
             account,
             region,
             name,
             id("Key pair ID"),
-            Col {
-                sort: Some(SortKey::Type),
-                label: "Type",
-                cell: |r, _| html! { (r.observed.rtype) },
-            },
-            Col {
-                sort: None,
-                label: "Fingerprint",
-                cell: |r, _| html! { span.mono { (attr_str(r, "fingerprint")) } },
-            },
+            Col::new(
+                Some(SortKey::Type),
+                "Type",
+                |r, _| html! { (r.observed.rtype) },
+            ),
+            Col::new(
+                None,
+                "Fingerprint",
+                |r, _| html! { span.mono { (attr_str(r, "fingerprint")) } },
+            ),
             created("Created"),
         ],
     }
@@ -412,6 +480,8 @@ fn states_of(kind: ResourceKind) -> &'static [&'static str] {
         ],
         ResourceKind::Volume => &["creating", "available", "in-use", "deleting", "error"],
         ResourceKind::Image => &["pending", "available", "failed"],
+        ResourceKind::Snapshot => &["pending", "completed", "error"],
+        ResourceKind::ElasticIp => &["associated", "unassociated"],
         _ => &[],
     }
 }
@@ -517,7 +587,7 @@ async fn list(
                 tbody {
                     @for r in &page_data.items {
                         tr class=[r.deleted_at.is_some().then_some("deleted")] {
-                            @for c in &cols { td { ((c.cell)(r, now)) } }
+                            @for c in &cols { td { (c.render(r, now)) } }
                         }
                     }
                 }
@@ -532,7 +602,12 @@ async fn list(
             }
         }
     };
-    Ok(page(kind.label(), Some(&actor), kind.as_str(), body))
+    Ok(page(
+        kind.label(),
+        Some((&actor, &app.enabled_kinds())),
+        kind.as_str(),
+        body,
+    ))
 }
 
 // ---------------------------------------------------------------- detail
@@ -630,7 +705,12 @@ async fn detail(
             } }
         }
     };
-    Ok(page(&title, Some(&actor), o.kind.as_str(), body))
+    Ok(page(
+        &title,
+        Some((&actor, &app.enabled_kinds())),
+        o.kind.as_str(),
+        body,
+    ))
 }
 
 // ---------------------------------------------------------------- dashboard
@@ -665,7 +745,7 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
     let body = html! {
         h1 { "Dashboard" }
         div.cards {
-            @for k in ResourceKind::ALL {
+            @for k in app.enabled_kinds() {
                 div.card { h2 { a href=(kind_path(k)) { (k.label()) } } div.big { (count(k)) } }
             }
             div.card { h2 { a href="/volumes" { "Volume storage" } } div.big { (d.volume_gib) " GiB" } }
@@ -694,7 +774,12 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
             } }
         }
     };
-    Ok(page("Dashboard", Some(&actor), "dashboard", body))
+    Ok(page(
+        "Dashboard",
+        Some((&actor, &app.enabled_kinds())),
+        "dashboard",
+        body,
+    ))
 }
 
 // ---------------------------------------------------------------- sync
@@ -736,7 +821,12 @@ async fn sync_page(
             } } }
         }
     };
-    Ok(page("Sync", Some(&actor), "sync", body))
+    Ok(page(
+        "Sync",
+        Some((&actor, &app.enabled_kinds())),
+        "sync",
+        body,
+    ))
 }
 
 async fn sync_now(

@@ -46,6 +46,11 @@ pub fn kind_path(k: ResourceKind) -> &'static str {
         ResourceKind::Image => "/images",
         ResourceKind::SecurityGroup => "/security-groups",
         ResourceKind::KeyPair => "/key-pairs",
+        ResourceKind::Snapshot => "/snapshots",
+        ResourceKind::ElasticIp => "/elastic-ips",
+        ResourceKind::Vpc => "/vpcs",
+        ResourceKind::Subnet => "/subnets",
+        ResourceKind::LaunchTemplate => "/launch-templates",
     }
 }
 
@@ -56,7 +61,14 @@ pub fn csrf_of(actor: &Actor) -> &str {
     }
 }
 
-pub fn page(title: &str, actor: Option<&Actor>, active: &str, body: Markup) -> Markup {
+/// A full page. `nav` is the signed-in user and the kinds to offer in the
+/// navigation (none on the login and error pages).
+pub fn page(
+    title: &str,
+    nav: Option<(&Actor, &[ResourceKind])>,
+    active: &str,
+    body: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -69,12 +81,12 @@ pub fn page(title: &str, actor: Option<&Actor>, active: &str, body: Markup) -> M
                 script src="/static/app.js" defer {}
             }
             body {
-                @if let Some(a) = actor {
+                @if let Some((a, kinds)) = nav {
                     header.top {
                         a.brand href="/" { "skyhold" }
                         nav {
                             a href="/" class=[(active == "dashboard").then_some("on")] { "Dashboard" }
-                            @for k in ResourceKind::ALL {
+                            @for k in kinds.iter().copied() {
                                 a href=(kind_path(k)) class=[(active == k.as_str()).then_some("on")] { (k.label()) }
                             }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }

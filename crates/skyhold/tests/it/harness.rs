@@ -230,6 +230,7 @@ pub struct AccountSpec {
     pub regions: Vec<String>,
     pub endpoint: String,
     pub page_size: Option<u32>,
+    pub kinds: Option<Vec<String>>,
 }
 
 impl AccountSpec {
@@ -240,7 +241,13 @@ impl AccountSpec {
             regions: regions.iter().map(|r| r.to_string()).collect(),
             endpoint: endpoint.to_owned(),
             page_size: None,
+            kinds: None,
         }
+    }
+
+    pub fn with_kinds(mut self, kinds: &[&str]) -> Self {
+        self.kinds = Some(kinds.iter().map(|k| k.to_string()).collect());
+        self
     }
 
     fn toml(&self) -> String {
@@ -254,6 +261,10 @@ impl AccountSpec {
             self.endpoint,
             self.account_id
         );
+        if let Some(k) = &self.kinds {
+            let list: Vec<String> = k.iter().map(|k| format!("{k:?}")).collect();
+            s.push_str(&format!("kinds = [{}]\n", list.join(", ")));
+        }
         if let Some(p) = self.page_size {
             s.push_str(&format!("page_size = {p}\n"));
         }

@@ -271,3 +271,107 @@ async fn every_kind_is_synced_with_its_key_fields() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_storage_and_template_kinds_with_their_relations() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("net", moto, &["us-west-2"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-west-2").await;
+    let (vpc, subnet) = ec2.create_vpc_with_subnet("lab-net").await.unwrap();
+    ec2.create_key_pair("lab-key").await.unwrap();
+    let inst = ec2
+        .launch_into(&subnet, "lab-key", "lab-box")
+        .await
+        .unwrap();
+    let eip = ec2.attach_elastic_ip(&inst).await.unwrap();
+    let vol = ec2.create_volume(10, "lab-data").await.unwrap();
+    let snap = ec2.create_snapshot(&vol, "nightly").await.unwrap();
+    let lt = ec2.create_launch_template("lab-template").await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    let report = server.sync().await;
+    assert_eq!(report["failed"], 0, "{report}");
+
+    let find = |items: &[Value], pid: &str| items.iter().find(|i| i["provider_id"] == pid).cloned();
+    let vpcs = server.all("kind=vpc").await;
+    let v = find(&vpcs, &vpc).expect("vpc synced");
+    assert_eq!(v["name"], "lab-net");
+    assert_eq!(v["attributes"]["cidr_block"], "10.42.0.0/16");
+    let s = find(&server.all("kind=subnet").await, &subnet).expect("subnet synced");
+    assert_eq!(s["attributes"]["vpc_id"], vpc.as_str());
+    let e = find(&server.all("kind=elastic_ip").await, &eip).expect("elastic ip synced");
+    assert_eq!(
+        (e["state"].as_str(), e["attributes"]["instance_id"].as_str()),
+        (Some("associated"), Some(inst.as_str()))
+    );
+    let sn = find(&server.all("kind=snapshot").await, &snap).expect("snapshot synced");
+    assert_eq!(sn["attributes"]["volume_id"], vol.as_str());
+    let t = find(&server.all("kind=launch_template").await, &lt).expect("launch template synced");
+    assert_eq!(t["name"], "lab-template");
+
+    // Relations, both ways.
+    let related = |v: &Value, kind: &str| -> Vec<String> {
+        v["related"][kind]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| x["provider_id"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let inst_id = find(&server.all("kind=instance").await, &inst).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let detail = server.get(&format!("/api/v1/resources/{inst_id}")).await;
+    assert_eq!(related(&detail, "subnet"), vec![subnet.clone()]);
+    assert_eq!(related(&detail, "vpc"), vec![vpc.clone()]);
+    assert_eq!(related(&detail, "elastic_ip"), vec![eip.clone()]);
+    assert_eq!(related(&detail, "key_pair").len(), 1);
+    let vpc_detail = server.get(&format!("/api/v1/resources/{}", v["id"])).await;
+    assert!(related(&vpc_detail, "subnet").contains(&subnet));
+    assert!(related(&vpc_detail, "instance").contains(&inst));
+    let vol_id = find(&server.all("kind=volume").await, &vol).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(
+        related(
+            &server.get(&format!("/api/v1/resources/{vol_id}")).await,
+            "snapshot"
+        ),
+        vec![snap.clone()]
+    );
+    let snap_detail = server.get(&format!("/api/v1/resources/{}", sn["id"])).await;
+    assert_eq!(related(&snap_detail, "volume"), vec![vol.clone()]);
+    let key = &server.all("kind=key_pair&q=lab-key").await[0];
+    assert_eq!(
+        related(
+            &server
+                .get(&format!("/api/v1/resources/{}", key["id"]))
+                .await,
+            "instance"
+        ),
+        vec![inst.clone()]
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_configured_kinds_are_synced() {
+    let moto = shared_moto();
+    let spec =
+        AccountSpec::new("narrow", moto, &["us-east-1"]).with_kinds(&["instance", "key_pair"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(1, 1, "only", &[]).await.unwrap();
+    ec2.create_volume(5, "ignored").await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    let report = server.sync().await;
+    let kinds: Vec<&str> = report["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["instance", "key_pair"]);
+    assert!(server.all("kind=volume").await.is_empty());
+    server.stop().await;
+}
