@@ -107,7 +107,8 @@ pub struct ResourceQuery {
     pub states: Vec<String>,
     pub types: Vec<String>,
     /// Free-text words; every word must match (name, id, IPs, tag values).
-    pub words: Vec<String>,
+    /// The search-language query (`q`): free words, field, tag and time terms.
+    pub search: crate::search::Search,
     pub sort: SortKey,
     pub descending: bool,
     pub limit: u32,
@@ -123,7 +124,7 @@ impl Default for ResourceQuery {
             regions: Vec::new(),
             states: Vec::new(),
             types: Vec::new(),
-            words: Vec::new(),
+            search: crate::search::Search::default(),
             sort: SortKey::Name,
             descending: false,
             limit: DEFAULT_LIMIT,
@@ -165,6 +166,11 @@ fn list(v: &str) -> impl Iterator<Item = &str> {
 }
 
 impl ResourceQuery {
+    /// The free words that must match (not negated), lower-cased.
+    pub fn positive_words(&self) -> Vec<String> {
+        self.search.words().map(str::to_owned).collect()
+    }
+
     /// Builds a query from `key=value` pairs (a URL query string, form fields
     /// or CLI flags). Empty values are ignored; unknown keys are rejected.
     pub fn from_pairs<'a>(
@@ -218,14 +224,8 @@ impl ResourceQuery {
                     }
                 }
                 "q" => {
-                    if value.len() > 512 {
-                        return Err(err("q", "search text longer than 512 characters"));
-                    }
-                    q.words = value
-                        .split_whitespace()
-                        .map(str::to_lowercase)
-                        .take(16)
-                        .collect();
+                    q.search = crate::search::parse(value, crate::now_millis())
+                        .map_err(|e| err("q", e.to_string()))?;
                 }
                 "sort" => {
                     let (desc, name) = match value.strip_prefix('-') {
@@ -310,8 +310,8 @@ impl ResourceQuery {
         if !self.types.is_empty() {
             v.push(("type", join(&self.types)));
         }
-        if !self.words.is_empty() {
-            v.push(("q", self.words.join(" ")));
+        if !self.search.is_empty() {
+            v.push(("q", self.search.to_string()));
         }
         if self.sort != SortKey::Name || self.descending {
             let s = if self.descending {
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(q.kind, Some(ResourceKind::Instance));
         assert_eq!(q.accounts.len(), 2);
         assert_eq!(q.states, vec!["running"]);
-        assert_eq!(q.words, vec!["web", "10.0.1"]);
+        assert_eq!(q.search.words().collect::<Vec<_>>(), vec!["web", "10.0.1"]);
         assert_eq!(q.sort, SortKey::LaunchTime);
         assert!(q.descending && q.include_deleted);
         assert_eq!(q.limit, 25);

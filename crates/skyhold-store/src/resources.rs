@@ -3,6 +3,7 @@
 
 use crate::{on_pool, Result, Store, StoreError};
 use skyhold_core::query::CursorValue;
+use skyhold_core::search::{Field, TermKind};
 use skyhold_core::{
     AccountName, Cursor, Millis, ObservedResource, Resource, ResourceId, ResourceKind,
     ResourceQuery, SortKey,
@@ -182,6 +183,21 @@ fn like_pattern(word: &str) -> String {
 
 /// Free-text words long enough for the trigram index (3+ characters) as one
 /// FTS5 query: each word a quoted phrase, all required.
+/// The column a search-language field tests (lower-cased where the data
+/// may have upper case; kinds, states, regions and accounts never do).
+fn field_column(f: Field) -> &'static str {
+    match f {
+        Field::Kind => "r.kind",
+        Field::Account => "r.account",
+        Field::Region => "r.region",
+        Field::State => "r.state",
+        Field::Type => "LOWER(r.rtype)",
+        Field::Owner => "LOWER(r.owner)",
+        Field::Name => "LOWER(r.name)",
+        Field::Id => "LOWER(r.provider_id)",
+    }
+}
+
 fn fts_query(words: &[String]) -> Option<String> {
     let phrases: Vec<String> = words
         .iter()
@@ -230,10 +246,64 @@ macro_rules! push_filters {
                 .push_bind(m.clone())
                 .push(")");
         }
-        for w in q.words.iter().filter(|w| !$sqlite || w.chars().count() < 3) {
-            $qb.push(" AND r.search LIKE ")
-                .push_bind(like_pattern(w))
-                .push(" ESCAPE '\\'");
+        for t in &q.search.terms {
+            // Positive long words on SQLite are answered by the FTS clause.
+            if let TermKind::Word(w) = &t.kind {
+                if $sqlite && !t.negated && w.chars().count() >= 3 {
+                    continue;
+                }
+            }
+            $qb.push(if t.negated { " AND NOT (" } else { " AND (" });
+            match &t.kind {
+                TermKind::Word(w) => {
+                    $qb.push("r.search LIKE ")
+                        .push_bind(like_pattern(w))
+                        .push(" ESCAPE '\\'");
+                }
+                TermKind::Field { field, values } => {
+                    let col = field_column(*field);
+                    for (i, v) in values.iter().enumerate() {
+                        if i > 0 {
+                            $qb.push(" OR ");
+                        }
+                        if v.is_glob() {
+                            $qb.push(col)
+                                .push(" LIKE ")
+                                .push_bind(v.to_sql_like())
+                                .push(" ESCAPE '\\'");
+                        } else {
+                            $qb.push(col).push(" = ").push_bind(v.as_str().to_owned());
+                        }
+                    }
+                }
+                TermKind::Tag { key, value } => {
+                    $qb.push(if $sqlite {
+                        "EXISTS (SELECT 1 FROM json_each(r.tags) AS t WHERE t.key = "
+                    } else {
+                        "EXISTS (SELECT 1 FROM jsonb_each_text(r.tags::jsonb) AS t WHERE t.key = "
+                    });
+                    $qb.push_bind(key.clone());
+                    if let Some(v) = value {
+                        $qb.push(" AND LOWER(t.value) LIKE ")
+                            .push_bind(v.to_sql_like())
+                            .push(" ESCAPE '\\'");
+                    }
+                    $qb.push(")");
+                }
+                TermKind::Created { op, at_ms } => {
+                    $qb.push("r.created_at > 0 AND r.created_at ")
+                        .push(op.as_str())
+                        .push(" ")
+                        .push_bind(*at_ms);
+                }
+                TermKind::CreatedOn { from_ms, to_ms } => {
+                    $qb.push("r.created_at >= ")
+                        .push_bind(*from_ms)
+                        .push(" AND r.created_at < ")
+                        .push_bind(*to_ms);
+                }
+            }
+            $qb.push(")");
         }
     }};
 }
@@ -367,7 +437,11 @@ impl Store {
             (">", "ASC")
         };
         let sqlite = self.is_sqlite();
-        let fts = if sqlite { fts_query(&q.words) } else { None };
+        let fts = if sqlite {
+            fts_query(&q.positive_words())
+        } else {
+            None
+        };
         let drive_from_fts = match &fts {
             Some(m) => self.fts_matches(m, FTS_DRIVE_MAX).await? <= FTS_DRIVE_MAX,
             None => false,
@@ -412,7 +486,11 @@ impl Store {
     /// bounded scan; a result above `cap` reads as "more than cap".
     pub async fn count_resources(&self, q: &ResourceQuery, cap: i64) -> Result<i64> {
         let sqlite = self.is_sqlite();
-        let fts = if sqlite { fts_query(&q.words) } else { None };
+        let fts = if sqlite {
+            fts_query(&q.positive_words())
+        } else {
+            None
+        };
         on_pool!(self, p => {
             let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM ");
             // Counting stops at the cap, so on SQLite starting from the FTS

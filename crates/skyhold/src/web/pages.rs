@@ -549,7 +549,7 @@ async fn list(
     let body = html! {
         h1 { (kind.label()) }
         form.filters method="get" action=(path) {
-            input type="search" name="q" value=(q.words.join(" ")) placeholder="Search name, id, IP, tag value…  ( / )" aria-label="Search";
+            input type="search" name="q" value=(q.search.to_string()) placeholder="Search: words, state:running, type:t3.*, tag:env=prod, -tag:owner, age>7d   ( / )" aria-label="Search";
             select name="account" aria-label="Account" {
                 option value="" { "All accounts" }
                 @for a in &accounts { option value=(a.name) selected[first_account == a.name] { (a.name) } }
@@ -573,7 +573,7 @@ async fn list(
             a href=(path) { "Reset" }
         }
         @if page_data.items.is_empty() {
-            p.dim { "Nothing matches. " @if total == 0 && q.words.is_empty() { "Has a sync run yet? See " a href="/sync" { "Sync" } "." } }
+            p.dim { "Nothing matches. " @if total == 0 && q.search.is_empty() { "Has a sync run yet? See " a href="/sync" { "Sync" } "." } }
         } @else {
             table.grid {
                 thead { tr {

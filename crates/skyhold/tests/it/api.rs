@@ -235,3 +235,83 @@ async fn filters_sort_and_search_work_together() {
     assert_eq!(by_name, sorted);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_search_language_over_the_api() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("lang", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(2, 1, "web", &[("owner", "alice"), ("env", "prod")])
+        .await
+        .unwrap();
+    let db = ec2.launch(1, 1, "db", &[("env", "Dev")]).await.unwrap();
+    ec2.launch(1, 1, "scratch", &[]).await.unwrap();
+    ec2.stop(&db).await.unwrap();
+    ec2.create_volume(8, "web-data").await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+
+    let count = |q: &str| {
+        let q = url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
+        let server = &server;
+        async move { server.all(&format!("kind=instance&q={q}")).await.len() }
+    };
+    assert_eq!(
+        count("state:running -tag:owner").await,
+        1,
+        "the scratch box"
+    );
+    assert_eq!(count("-state:running").await, 1);
+    assert_eq!(count("state:running,stopped").await, 4);
+    assert_eq!(count("type:t3.*").await, 4);
+    assert_eq!(count("type:t2.*").await, 0);
+    assert_eq!(count("tag:env=prod").await, 2);
+    assert_eq!(
+        count("tag:env=dev").await,
+        1,
+        "tag values match case-insensitively"
+    );
+    assert_eq!(count("tag:env").await, 3);
+    assert_eq!(count("-tag:env").await, 1);
+    assert_eq!(count("tag:Env").await, 0, "tag keys are exact");
+    assert_eq!(count("owner:alice web").await, 2);
+    assert_eq!(count("owner:ali*").await, 2);
+    assert_eq!(count("name:web-?").await, 2);
+    assert_eq!(count("-web").await, 2);
+    assert_eq!(count("age<1h").await, 4);
+    assert_eq!(count("age>7d").await, 0);
+    assert_eq!(count("launched<2020-01-01").await, 0);
+    assert_eq!(count("account:lang region:us-* kind:instance").await, 4);
+    // Across kinds: the kind term instead of the kind parameter.
+    let vols = server
+        .all(&format!(
+            "q={}",
+            url::form_urlencoded::byte_serialize(b"kind:volume web").collect::<String>()
+        ))
+        .await;
+    assert_eq!(vols.len(), 1);
+
+    for (q, token) in [
+        ("age>7x", "age>7x"),
+        ("web state:", "state:"),
+        ("\"open", "\""),
+        ("kind:spaceship", "kind:spaceship"),
+    ] {
+        let enc = url::form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>();
+        let (status, body) = server
+            .request(
+                Method::GET,
+                &format!("/api/v1/resources?q={enc}"),
+                Some(&server.token),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}: {body}");
+        let msg = body["error"]["message"].as_str().unwrap();
+        assert!(
+            msg.contains("'q'") && msg.contains("column") && msg.contains(token),
+            "{q}: {msg}"
+        );
+    }
+    server.stop().await;
+}

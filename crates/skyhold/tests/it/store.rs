@@ -2,8 +2,22 @@
 //! only what changed; keyset pages are complete and disjoint.
 
 use crate::harness::*;
+use skyhold_core::search::{Search, Term, TermKind};
 use skyhold_core::{AccountName, ObservedResource, ResourceKind, ResourceQuery, SortKey};
 use skyhold_store::Store;
+
+/// A search of plain words, built directly (no parsing).
+fn words_search(words: &[String]) -> Search {
+    Search {
+        terms: words
+            .iter()
+            .map(|w| Term {
+                negated: false,
+                kind: TermKind::Word(w.clone()),
+            })
+            .collect(),
+    }
+}
 
 fn instance(id: &str, name: &str, state: &str, launched: i64) -> ObservedResource {
     let mut o = ObservedResource::new(ResourceKind::Instance, id);
@@ -119,7 +133,7 @@ async fn keyset_pages_are_complete_for_every_sort() {
     ] {
         let q = ResourceQuery {
             kind: Some(ResourceKind::Instance),
-            words: words.clone(),
+            search: words_search(&words),
             ..Default::default()
         };
         assert_eq!(
@@ -134,7 +148,7 @@ async fn keyset_pages_are_complete_for_every_sort() {
     }
     let q = ResourceQuery {
         kind: Some(ResourceKind::Instance),
-        words: vec!["node-1\"x".into()],
+        search: words_search(&["node-1\"x".to_owned()]),
         ..Default::default()
     };
     assert_eq!(
@@ -197,7 +211,7 @@ async fn free_text_pages_are_complete_for_rare_and_common_words() {
     ] {
         let mut q = ResourceQuery {
             kind: Some(ResourceKind::Instance),
-            words: vec![word.into()],
+            search: words_search(&[word.to_owned()]),
             limit: 700,
             sort: SortKey::LaunchTime,
             ..Default::default()
