@@ -11,7 +11,7 @@ pub mod search;
 pub use ids::{AccountName, ResourceId, TokenId, UserId};
 pub use provider::{Provider, ProviderError, ProviderErrorKind};
 pub use query::{Cursor, QueryError, ResourceQuery, SortKey};
-pub use resource::{ObservedResource, Resource, ResourceKind, Role};
+pub use resource::{diff, FieldChange, ObservedResource, Resource, ResourceKind, Role};
 
 /// Milliseconds since the Unix epoch: the one time representation stored and
 /// compared everywhere (the edge renders RFC 3339).

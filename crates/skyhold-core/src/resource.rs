@@ -149,6 +149,56 @@ impl ObservedResource {
     }
 }
 
+/// One field that differs between two observations of a resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// `state`, `name`, `tags.env`, `attributes.instance_type`, …
+    pub field: String,
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+}
+
+/// What changed from `old` to `new`: the columns, each tag and each
+/// top-level attribute (values that are objects or lists compare whole).
+pub fn diff(old: &ObservedResource, new: &ObservedResource) -> Vec<FieldChange> {
+    use serde_json::Value;
+    let mut out = Vec::new();
+    let mut cmp = |field: String, from: Value, to: Value| {
+        if from != to {
+            out.push(FieldChange { field, from, to });
+        }
+    };
+    let s = |v: &str| Value::String(v.to_owned());
+    cmp("name".into(), s(&old.name), s(&new.name));
+    cmp("state".into(), s(&old.state), s(&new.state));
+    cmp("type".into(), s(&old.rtype), s(&new.rtype));
+    cmp("owner".into(), s(&old.owner), s(&new.owner));
+    cmp("private_ip".into(), s(&old.private_ip), s(&new.private_ip));
+    cmp("public_ip".into(), s(&old.public_ip), s(&new.public_ip));
+    cmp("size_gib".into(), old.size_gib.into(), new.size_gib.into());
+    let keys: std::collections::BTreeSet<&String> =
+        old.tags.keys().chain(new.tags.keys()).collect();
+    for k in keys {
+        let get = |r: &ObservedResource| r.tags.get(k).map_or(Value::Null, |v| s(v));
+        cmp(format!("tags.{k}"), get(old), get(new));
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        old.attributes.keys().chain(new.attributes.keys()).collect();
+    // Attributes that mirror a column above are reported once, as the column.
+    const MIRRORED: [&str; 5] = [
+        "instance_type",
+        "private_ip",
+        "public_ip",
+        "size_gib",
+        "volume_type",
+    ];
+    for k in keys.into_iter().filter(|k| !MIRRORED.contains(&k.as_str())) {
+        let get = |r: &ObservedResource| r.attributes.get(k).cloned().unwrap_or(Value::Null);
+        cmp(format!("attributes.{k}"), get(old), get(new));
+    }
+    out
+}
+
 fn fnv1a64(data: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in data {
@@ -217,6 +267,32 @@ mod tests {
         assert_eq!(a.fingerprint(), b.fingerprint());
         a.state = "stopped".into();
         assert_ne!(a.fingerprint(), b.fingerprint());
+    }
+
+    #[test]
+    fn diff_names_each_changed_field() {
+        let mut a = ObservedResource::new(ResourceKind::Instance, "i-1");
+        a.state = "running".into();
+        a.tags.insert("env".into(), "prod".into());
+        a.attributes
+            .insert("image_id".into(), serde_json::json!("ami-1"));
+        let mut b = a.clone();
+        assert!(diff(&a, &b).is_empty());
+        b.state = "stopped".into();
+        b.tags.remove("env");
+        b.tags.insert("team".into(), "x".into());
+        b.attributes
+            .insert("image_id".into(), serde_json::json!("ami-2"));
+        let fields: Vec<String> = diff(&a, &b).into_iter().map(|c| c.field).collect();
+        assert_eq!(
+            fields,
+            vec!["state", "tags.env", "tags.team", "attributes.image_id"]
+        );
+        let c = &diff(&a, &b)[0];
+        assert_eq!(
+            (c.from.as_str(), c.to.as_str()),
+            (Some("running"), Some("stopped"))
+        );
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! (sqlx's `Any` driver is not used). Each backend has its own migrations,
 //! run at start.
 
+mod events;
 mod resources;
 mod users;
 
+pub use events::{ChangeEvent, EventQuery};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};
 

@@ -14,6 +14,8 @@ use std::collections::HashMap;
 /// What one reconciliation wrote.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ApplyStats {
+    /// Change events recorded (appeared, changed, disappeared, reappeared).
+    pub events: u64,
     pub inserted: u64,
     pub updated: u64,
     pub tombstoned: u64,
@@ -324,7 +326,7 @@ impl Store {
         on_pool!(self, p => {
             let mut tx = crate::BeginWrite::begin_write(p).await?;
             let rows = sqlx::query(
-                "SELECT id, provider_id, fingerprint, deleted_at FROM resources \
+                "SELECT id, provider_id, fingerprint, deleted_at, name FROM resources \
                  WHERE account = $1 AND region = $2 AND kind = $3",
             )
             .bind(account.as_str())
@@ -332,10 +334,25 @@ impl Store {
             .bind(kind.as_str())
             .fetch_all(&mut *tx)
             .await?;
-            let mut existing: HashMap<String, (i64, String, Option<i64>)> = HashMap::with_capacity(rows.len());
+            let mut existing: HashMap<String, (i64, String, Option<i64>, String)> = HashMap::with_capacity(rows.len());
             for r in &rows {
-                existing.insert(r.try_get("provider_id")?, (r.try_get("id")?, r.try_get("fingerprint")?, r.try_get("deleted_at")?));
+                existing.insert(
+                    r.try_get("provider_id")?,
+                    (r.try_get("id")?, r.try_get("fingerprint")?, r.try_get("deleted_at")?, r.try_get("name")?),
+                );
             }
+            // The first complete listing of a scope is its baseline: its
+            // resources did not "appear", they were there all along.
+            let synced_before: Option<Option<i64>> = sqlx::query_scalar(
+                "SELECT last_success FROM sync_status WHERE account = $1 AND region = $2 AND kind = $3",
+            )
+            .bind(account.as_str())
+            .bind(region)
+            .bind(kind.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let record_appearances = matches!(synced_before, Some(Some(_)));
+            let mut events: Vec<NewEvent> = Vec::new();
             let mut stats = ApplyStats::default();
             let mut to_insert: Vec<(&ObservedResource, String, Option<i64>)> = Vec::new();
             let mut seen = std::collections::HashSet::with_capacity(observed.len());
@@ -346,13 +363,29 @@ impl Store {
                 let fp = o.fingerprint();
                 let gone = is_terminal(kind, &o.state);
                 match existing.get(&o.provider_id) {
-                    None => to_insert.push((o, fp, gone.then_some(now))),
-                    Some((id, old_fp, deleted_at)) => {
+                    None => {
+                        if record_appearances {
+                            events.push(NewEvent::new(&o.provider_id, &o.name, "appeared", Vec::new()));
+                        }
+                        to_insert.push((o, fp, gone.then_some(now)));
+                    }
+                    Some((id, old_fp, deleted_at, _)) => {
                         let deleted = if gone { Some(deleted_at.unwrap_or(now)) } else { None };
                         if *old_fp == fp && *deleted_at == deleted {
                             stats.unchanged += 1;
                             continue;
                         }
+                        let old = sqlx::query(&format!("{SELECT_RESOURCE} WHERE r.id = $1"))
+                            .bind(*id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                        let old = resource_from_row(&old)?;
+                        let event = match (deleted_at.is_some(), deleted.is_some()) {
+                            (true, false) => "reappeared",
+                            (false, true) => "disappeared",
+                            _ => "changed",
+                        };
+                        events.push(NewEvent::new(&o.provider_id, &o.name, event, skyhold_core::diff(&old.observed, o)));
                         sqlx::query(
                             "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
                              public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
@@ -413,8 +446,9 @@ impl Store {
                 qb.build().execute(&mut *tx).await?;
                 stats.inserted += chunk.len() as u64;
             }
-            for (pid, (id, _, deleted_at)) in &existing {
+            for (pid, (id, _, deleted_at, name)) in &existing {
                 if deleted_at.is_none() && !seen.contains(pid.as_str()) {
+                    events.push(NewEvent::new(pid, name, "disappeared", Vec::new()));
                     sqlx::query("UPDATE resources SET deleted_at = $1 WHERE id = $2")
                         .bind(now)
                         .bind(*id)
@@ -423,6 +457,24 @@ impl Store {
                     stats.tombstoned += 1;
                 }
             }
+            for e in &events {
+                sqlx::query(
+                    "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
+                     VALUES ((SELECT id FROM resources WHERE account = $1 AND region = $2 AND kind = $3 AND provider_id = $4), \
+                             $1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(account.as_str())
+                .bind(region)
+                .bind(kind.as_str())
+                .bind(&e.provider_id)
+                .bind(&e.name)
+                .bind(now)
+                .bind(e.event)
+                .bind(serde_json::to_string(&e.changes).unwrap_or_else(|_| "[]".into()))
+                .execute(&mut *tx)
+                .await?;
+            }
+            stats.events = events.len() as u64;
             tx.commit().await?;
             Ok(stats)
         })
@@ -706,6 +758,30 @@ impl Store {
                 })
                 .collect()
         })
+    }
+}
+
+/// A change event about to be written by `apply_listing`.
+struct NewEvent {
+    provider_id: String,
+    name: String,
+    event: &'static str,
+    changes: Vec<skyhold_core::FieldChange>,
+}
+
+impl NewEvent {
+    fn new(
+        provider_id: &str,
+        name: &str,
+        event: &'static str,
+        changes: Vec<skyhold_core::FieldChange>,
+    ) -> Self {
+        Self {
+            provider_id: provider_id.to_owned(),
+            name: name.to_owned(),
+            event,
+            changes,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use skyhold_core::{
     now_millis, AccountName, Millis, Resource, ResourceId, ResourceKind, ResourceQuery, Role,
     TokenId, UserId,
 };
-use skyhold_store::{ApiToken, CountBy, Page, Store, SyncStatus};
+use skyhold_store::{ApiToken, ChangeEvent, CountBy, EventQuery, Page, Store, SyncStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -80,6 +80,8 @@ pub struct AccountView {
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceDetail {
     pub resource: Resource,
+    /// Its change history, newest first.
+    pub history: Vec<ChangeEvent>,
     /// Related resources, grouped by kind.
     pub related: Vec<(ResourceKind, Vec<Resource>)>,
 }
@@ -348,8 +350,17 @@ impl App {
                 }
             }
         }
+        let history = self
+            .store
+            .list_events(&EventQuery {
+                resource: Some(r.id),
+                limit: 100,
+                ..Default::default()
+            })
+            .await?;
         Ok(ResourceDetail {
             resource: r,
+            history,
             related,
         })
     }
@@ -380,6 +391,68 @@ impl App {
                 auth: a.auth_summary.clone(),
             })
             .collect())
+    }
+
+    /// Change events, newest first, from raw query pairs: `since` (RFC 3339,
+    /// a date, or a duration back from now such as `24h`; default 24h),
+    /// `kind`, `account`, `limit` (1-1000, default 100) and `cursor`.
+    /// Returns the events and the cursor of the next page.
+    pub async fn changes(
+        &self,
+        actor: &Actor,
+        pairs: &[(String, String)],
+    ) -> Result<(Vec<ChangeEvent>, Option<i64>), AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        let mut q = EventQuery {
+            since: now_millis() - 86_400_000,
+            limit: 100,
+            ..Default::default()
+        };
+        for (k, v) in pairs {
+            let v = v.trim();
+            if v.is_empty() {
+                continue;
+            }
+            match k.as_str() {
+                "since" => q.since = parse_since(v, now_millis())?,
+                "kind" => {
+                    q.kind = Some(ResourceKind::parse(v).ok_or_else(|| {
+                        AppError::bad_parameter("kind", format!("unknown kind {v:?}"))
+                    })?)
+                }
+                "account" => {
+                    q.account = Some(
+                        AccountName::parse(v).map_err(|m| AppError::bad_parameter("account", m))?,
+                    )
+                }
+                "limit" => {
+                    q.limit = v
+                        .parse()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| {
+                            AppError::bad_parameter(
+                                "limit",
+                                "must be a whole number from 1 to 1000",
+                            )
+                        })?
+                }
+                "cursor" => {
+                    q.before_id = Some(v.parse().map_err(|_| {
+                        AppError::bad_parameter("cursor", "use next_cursor as given")
+                    })?)
+                }
+                other => return Err(AppError::bad_parameter(other, "unknown parameter")),
+            }
+        }
+        let mut events = self.store.list_events(&q).await?;
+        let next = if events.len() > q.limit as usize {
+            events.truncate(q.limit as usize);
+            events.last().map(|e| e.id)
+        } else {
+            None
+        };
+        Ok((events, next))
     }
 
     pub async fn sync_status(&self, actor: &Actor) -> Result<Vec<SyncStatus>, AppError> {
@@ -455,6 +528,26 @@ pub async fn create_user(
     Ok(store
         .create_user(username, &hash, role, now_millis())
         .await?)
+}
+
+/// `since` for the change history: RFC 3339, a date (midnight UTC), or a
+/// duration back from `now` (`24h`, `7d`).
+pub fn parse_since(v: &str, now: Millis) -> Result<Millis, AppError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+        return Ok(d
+            .and_hms_opt(0, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp_millis()));
+    }
+    if let Ok(d) = humantime::parse_duration(v) {
+        return Ok(now.saturating_sub(d.as_millis() as i64));
+    }
+    Err(AppError::bad_parameter(
+        "since",
+        format!("{v:?} is not a time (2026-01-31, RFC 3339) or a duration back from now (24h, 7d)"),
+    ))
 }
 
 /// How a resource finds its relatives within its account and region.

@@ -26,6 +26,8 @@ pub struct Config {
     /// Mark cookies Secure (set when served over https).
     pub secure_cookies: bool,
     pub session_ttl: Duration,
+    /// How long change events are kept.
+    pub history_retention: Duration,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -79,6 +81,7 @@ struct RawConfig {
     sync_on_start: Option<bool>,
     secure_cookies: Option<bool>,
     session_ttl: Option<String>,
+    history_retention: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -276,6 +279,10 @@ impl Config {
         let session_ttl = match raw.session_ttl {
             None => Duration::from_secs(12 * 3600),
             Some(v) => parse_duration(&v).map_err(|m| loc.err(None, "session_ttl", m))?,
+        };
+        let history_retention = match raw.history_retention {
+            None => Duration::from_secs(90 * 86_400),
+            Some(v) => parse_duration(&v).map_err(|m| loc.err(None, "history_retention", m))?,
         };
         let secure_cookies = match env("SKYHOLD_SECURE_COOKIES") {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
@@ -493,6 +500,7 @@ impl Config {
             sync_on_start: raw.sync_on_start.unwrap_or(true),
             secure_cookies,
             session_ttl,
+            history_retention,
             accounts,
         })
     }

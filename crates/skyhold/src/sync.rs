@@ -45,6 +45,7 @@ pub struct SyncEngine {
     store: Store,
     scopes: Vec<Arc<Scope>>,
     limit: Arc<Semaphore>,
+    history_retention: Duration,
 }
 
 impl SyncEngine {
@@ -76,6 +77,7 @@ impl SyncEngine {
             store,
             scopes,
             limit: Arc::new(Semaphore::new(config.sync_concurrency)),
+            history_retention: config.history_retention,
         }
     }
 
@@ -112,6 +114,12 @@ impl SyncEngine {
             if let Err(e) = self.store.analyze().await {
                 tracing::warn!(error = %e, "refreshing planner statistics");
             }
+        }
+        let horizon = now_millis().saturating_sub(self.history_retention.as_millis() as i64);
+        match self.store.prune_events(horizon).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "old change events removed"),
+            Err(e) => tracing::warn!(error = %e, "pruning change events"),
         }
         self.update_gauges().await;
         reports

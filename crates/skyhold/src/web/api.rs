@@ -24,6 +24,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/resources", get(list_resources))
         .route("/api/v1/resources/{id}", get(get_resource))
         .route("/api/v1/accounts", get(accounts))
+        .route("/api/v1/changes", get(changes))
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/sync/status", get(sync_status))
         .route("/api/v1/dashboard", get(dashboard))
@@ -179,6 +180,7 @@ async fn get_resource(
         })
         .collect();
     v["related"] = Value::Object(related);
+    v["history"] = Value::Array(d.history.iter().map(event_json).collect());
     Ok(Json(v))
 }
 
@@ -202,6 +204,30 @@ async fn accounts(
         })
         .collect();
     Ok(Json(json!({ "items": items })))
+}
+
+pub fn event_json(e: &skyhold_store::ChangeEvent) -> Value {
+    json!({
+        "id": e.id, "at": rfc3339(e.at), "event": e.event, "resource_id": e.resource_id,
+        "kind": e.kind, "account": e.account, "region": e.region,
+        "provider_id": e.provider_id, "name": e.name, "changes": e.changes,
+    })
+}
+
+async fn changes(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let (events, next) = app.changes(&actor, &pairs).await?;
+    Ok(Json(json!({
+        "items": events.iter().map(event_json).collect::<Vec<_>>(),
+        "next_cursor": next.map(|n| n.to_string()),
+    })))
 }
 
 #[derive(Deserialize, Default)]

@@ -70,6 +70,11 @@ pub fn spec() -> Value {
                     "properties": {"account": {"type": "string"}, "wait": {"type": "boolean"}}}}}},
                 "responses": {"200": {"description": "Done (wait=true)"}, "202": {"description": "Started"},
                     "403": {"$ref": "#/components/responses/Error"}, "404": {"$ref": "#/components/responses/Error"}}}},
+            "/changes": {"get": op("Change history (appeared, changed, disappeared, reappeared), newest first", json!([
+                q("since", "RFC 3339 time, a date, or a duration back from now (24h, 7d); default 24h"),
+                q("kind", "resource kind"), q("account", "account name"),
+                q("limit", "1-1000, default 100"), q("cursor", "next_cursor from the previous page")
+            ]), json!({"description": "OK"}))},
             "/sync/status": {"get": op("Sync status per account, region and kind", json!([]), json!({"description": "OK"}))},
             "/dashboard": {"get": op("Headline figures", json!([]), json!({"description": "OK"}))}
         },

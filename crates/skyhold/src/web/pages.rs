@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(dashboard))
         .route("/logout", post(logout))
         .route("/resources/{id}", get(detail))
+        .route("/changes", get(changes_page))
         .route("/sync", get(sync_page).post(sync_now));
     for k in ResourceKind::ALL {
         r = r.route(
@@ -696,6 +697,10 @@ async fn detail(
                 @for (k, v) in &o.tags { tr { td.mono { (k) } td.wrap { (v) } } }
             } }
         }
+        h2 { "History (" (d.history.len()) ")" }
+        @if d.history.is_empty() { p.dim { "No changes seen since it was first synced." } } @else {
+            (events_table(&d.history, false))
+        }
         @for (kind, rs) in &d.related {
             h2 { (kind.label()) " (" (rs.len()) ")" }
             table.grid { thead { tr { th { "Name" } th { "ID" } th { "State" } th { "Type" } } } tbody {
@@ -778,6 +783,94 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
         "Dashboard",
         Some((&actor, &app.enabled_kinds())),
         "dashboard",
+        body,
+    ))
+}
+
+// ---------------------------------------------------------------- changes
+
+fn change_text(c: &Value) -> String {
+    let show = |v: &Value| match v {
+        Value::Null => "—".to_owned(),
+        Value::String(s) if s.is_empty() => "—".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    format!(
+        "{}: {} → {}",
+        c.get("field").and_then(Value::as_str).unwrap_or("?"),
+        show(c.get("from").unwrap_or(&Value::Null)),
+        show(c.get("to").unwrap_or(&Value::Null))
+    )
+}
+
+fn events_table(events: &[skyhold_store::ChangeEvent], with_resource: bool) -> Markup {
+    html! {
+        table.grid {
+            thead { tr {
+                th { "When" } th { "Event" }
+                @if with_resource { th { "Kind" } th { "Account" } th { "Region" } th { "Resource" } }
+                th { "What changed" }
+            } }
+            tbody { @for e in events {
+                tr {
+                    td { (time(Some(e.at))) }
+                    td { (state_badge(match e.event.as_str() { "appeared" | "reappeared" => "running", "disappeared" => "terminated", _ => "pending" })) " " (e.event) }
+                    @if with_resource {
+                        td { (e.kind) } td { (e.account) } td { (e.region) }
+                        td { @match e.resource_id {
+                            Some(id) => { a href={"/resources/" (id)} { (if e.name.is_empty() { &e.provider_id } else { &e.name }) } }
+                            None => { (e.provider_id) }
+                        } }
+                    }
+                    td.wrap { @for c in e.changes.as_array().map(Vec::as_slice).unwrap_or(&[]) { div.mono { (change_text(c)) } } }
+                }
+            } }
+        }
+    }
+}
+
+async fn changes_page(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(raw): RawQuery,
+) -> PageResult {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let (events, next) = app.changes(&actor, &pairs).await?;
+    let since = pairs
+        .iter()
+        .find(|(k, _)| k == "since")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "24h".into());
+    let kind = pairs
+        .iter()
+        .find(|(k, _)| k == "kind")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let body = html! {
+        h1 { "Changes" }
+        form.filters method="get" action="/changes" {
+            label { "Since " input type="text" name="since" value=(since) size="22" aria-label="Since"; }
+            select name="kind" aria-label="Kind" {
+                option value="" { "All kinds" }
+                @for k in app.enabled_kinds() { option value=(k.as_str()) selected[kind == k.as_str()] { (k.label()) } }
+            }
+            button.primary type="submit" { "Show" }
+            span.dim { "e.g. 24h, 7d, 2026-11-01" }
+        }
+        @if events.is_empty() { p.dim { "No changes in this period." } } @else { (events_table(&events, true)) }
+        @if let Some(n) = next {
+            @let mut p: Vec<(&str, String)> = pairs.iter().filter(|(k, _)| k != "cursor").map(|(k, v)| (k.as_str(), v.clone())).collect();
+            div.pager { a href=(href("/changes", &{ p.push(("cursor", n.to_string())); p })) { "Older »" } }
+        }
+    };
+    Ok(page(
+        "Changes",
+        Some((&actor, &app.enabled_kinds())),
+        "changes",
         body,
     ))
 }

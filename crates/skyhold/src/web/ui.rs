@@ -89,6 +89,7 @@ pub fn page(
                             @for k in kinds.iter().copied() {
                                 a href=(kind_path(k)) class=[(active == k.as_str()).then_some("on")] { (k.label()) }
                             }
+                            a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
                         }
                         div.who {

@@ -12,6 +12,7 @@ const API_GETS: &[&str] = &[
     "/api/v1/accounts",
     "/api/v1/sync/status",
     "/api/v1/dashboard",
+    "/api/v1/changes",
     "/api/v1/openapi.json",
     "/api/v1/no-such-route",
 ];
@@ -24,6 +25,9 @@ const PAGES: &[&str] = &[
     "/key-pairs",
     "/resources/1",
     "/sync",
+    "/changes",
+    "/snapshots",
+    "/vpcs",
     "/no-such-page",
 ];
 

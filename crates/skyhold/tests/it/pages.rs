@@ -122,6 +122,13 @@ async fn browse_instances_filter_and_open_one() {
         "/security-groups",
         "/key-pairs",
         "/sync",
+        "/changes",
+        "/changes?since=7d&kind=instance",
+        "/snapshots",
+        "/elastic-ips",
+        "/vpcs",
+        "/subnets",
+        "/launch-templates",
     ] {
         let res = browser
             .get(format!("{}{path}", server.url))

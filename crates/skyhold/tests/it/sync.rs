@@ -375,3 +375,88 @@ async fn only_the_configured_kinds_are_synced() {
     assert!(server.all("kind=volume").await.is_empty());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syncs_record_appeared_changed_and_disappeared_events() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("hist", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let first = ec2.launch(3, 1, "svc", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let baseline = server.get("/api/v1/changes?since=1h").await;
+    assert!(
+        baseline["items"].as_array().unwrap().is_empty(),
+        "the first sync is a baseline: {baseline}"
+    );
+
+    let added = ec2.launch(1, 1, "late", &[]).await.unwrap();
+    ec2.stop(&first[..1]).await.unwrap();
+    ec2.terminate(&first[1..2]).await.unwrap();
+    server.sync().await;
+    // Nothing changed since: a second sync adds no events.
+    server.sync().await;
+
+    let items = server.get("/api/v1/changes?since=1h&kind=instance").await["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let by = |pid: &str| {
+        items
+            .iter()
+            .filter(|e| e["provider_id"] == pid)
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let appeared = by(&added[0]);
+    assert_eq!(appeared.len(), 1, "{items:?}");
+    assert_eq!(appeared[0]["event"], "appeared");
+    let stopped = by(&first[0]);
+    assert_eq!(stopped.len(), 1);
+    assert_eq!(stopped[0]["event"], "changed");
+    let state = stopped[0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "state")
+        .expect("state change")
+        .clone();
+    assert_eq!(
+        (state["from"].as_str(), state["to"].as_str()),
+        (Some("running"), Some("stopped"))
+    );
+    let gone = by(&first[1]);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0]["event"], "disappeared");
+    assert!(
+        by(&first[2]).is_empty(),
+        "an untouched instance has no events"
+    );
+    assert_eq!(items.len(), 3);
+
+    // The resource's own timeline, and the Changes API's paging and checks.
+    let id = stopped[0]["resource_id"].as_i64().unwrap();
+    let detail = server.get(&format!("/api/v1/resources/{id}")).await;
+    assert_eq!(detail["history"].as_array().unwrap().len(), 1);
+    let page = server.get("/api/v1/changes?since=1h&limit=2").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let next = page["next_cursor"].as_str().expect("a next page");
+    let rest = server
+        .get(&format!("/api/v1/changes?since=1h&limit=2&cursor={next}"))
+        .await;
+    assert!(!rest["items"].as_array().unwrap().is_empty());
+    let (status, body) = server
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/changes?since=yesterdayish",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("'since'"));
+    server.stop().await;
+}
