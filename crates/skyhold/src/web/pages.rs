@@ -33,10 +33,13 @@ pub fn routes() -> Router<AppState> {
     for k in ResourceKind::ALL {
         r = r.route(
             kind_path(k),
-            get(move |s: State<AppState>, a: Extension<Actor>, q: RawQuery| list(s, a, q, k)),
+            get(move |s: State<AppState>, a: Extension<Actor>, q: RawQuery| list(s, a, q, Some(k))),
         );
     }
-    r
+    r.route(
+        "/search",
+        get(|s: State<AppState>, a: Extension<Actor>, q: RawQuery| list(s, a, q, None)),
+    )
 }
 
 /// An error shown as an HTML page.
@@ -504,11 +507,41 @@ async fn list(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
     RawQuery(raw): RawQuery,
-    kind: ResourceKind,
-) -> PageResult {
-    let mut q: ResourceQuery = parse_query(raw.as_deref())?;
-    q.kind = Some(kind);
-    let page_data = app.list_resources(&actor, &q).await?;
+    kind: Option<ResourceKind>,
+) -> Result<Response, PageError> {
+    // A search that does not parse is shown next to the search box (with
+    // the text as typed), not as an error page.
+    let (mut q, raw_q, search_error) = match parse_query(raw.as_deref()) {
+        Ok(q) => (q, None, None),
+        Err(AppError::BadParameter { parameter, message }) if parameter == "q" => {
+            let pairs: Vec<(String, String)> =
+                url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect();
+            let typed = pairs.iter().find(|(k, _)| k == "q").map(|(_, v)| v.clone());
+            let rest = pairs
+                .iter()
+                .filter(|(k, _)| k != "q")
+                .map(|(k, v)| (k.as_str(), v.as_str()));
+            (
+                ResourceQuery::from_pairs(rest).map_err(AppError::from)?,
+                typed,
+                Some(message),
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if kind.is_some() {
+        q.kind = kind;
+    }
+    let page_data = if search_error.is_some() {
+        skyhold_store::Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }
+    } else {
+        app.list_resources(&actor, &q).await?
+    };
     // A first page that is also the last one already holds the whole count.
     let total = if page_data.next_cursor.is_none() && q.cursor.is_none() {
         page_data.items.len() as i64
@@ -519,14 +552,16 @@ async fn list(
     let mut regions: Vec<String> = accounts.iter().flat_map(|a| a.regions.clone()).collect();
     regions.sort();
     regions.dedup();
-    let path = kind_path(kind);
+    let path = kind.map_or("/search", kind_path);
+    let title = kind.map_or("Search", ResourceKind::label);
     let base: Vec<(&str, String)> = q
         .to_pairs()
         .into_iter()
-        .filter(|(k, _)| *k != "kind")
+        .filter(|(k, _)| *k != "kind" || kind.is_none())
         .collect();
     let now = now_millis();
-    let cols = columns(kind);
+    let cols = kind.map_or_else(search_columns, columns);
+    let states: &[&str] = kind.map_or(&[], states_of);
     let sort_href = |key: SortKey| {
         let desc = q.sort == key && !q.descending;
         let mut p: Vec<(&str, String)> =
@@ -548,9 +583,9 @@ async fn list(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let body = html! {
-        h1 { (kind.label()) }
+        h1 { (title) }
         form.filters method="get" action=(path) {
-            input type="search" name="q" value=(q.search.to_string()) placeholder="Search: words, state:running, type:t3.*, tag:env=prod, -tag:owner, age>7d   ( / )" aria-label="Search";
+            input type="search" name="q" value=(raw_q.clone().unwrap_or_else(|| q.search.to_string())) placeholder="Search: words, state:running, type:t3.*, tag:env=prod, -tag:owner, age>7d   ( / )" aria-label="Search";
             select name="account" aria-label="Account" {
                 option value="" { "All accounts" }
                 @for a in &accounts { option value=(a.name) selected[first_account == a.name] { (a.name) } }
@@ -559,10 +594,10 @@ async fn list(
                 option value="" { "All regions" }
                 @for r in &regions { option value=(r) selected[sel(&q.regions, r)] { (r) } }
             }
-            @if !states_of(kind).is_empty() {
+            @if !states.is_empty() {
                 select name="state" aria-label="State" {
                     option value="" { "Any state" }
-                    @for s in states_of(kind) { option value=(s) selected[sel(&q.states, s)] { (s) } }
+                    @for s in states { option value=(s) selected[sel(&q.states, s)] { (s) } }
                 }
             }
             input type="text" name="type" value=(q.types.join(",")) placeholder="type" size="10" aria-label="Type";
@@ -573,7 +608,11 @@ async fn list(
             button.primary type="submit" { "Filter" }
             a href=(path) { "Reset" }
         }
-        @if page_data.items.is_empty() {
+        div #results {
+        @if let Some(e) = &search_error {
+            div.error { "Search: " (e) }
+            p.dim { "Terms: words, kind:, account:, region:, state:, type:, owner:, name:, id: (globs * ?, lists a,b), tag:KEY=VALUE, tag:KEY, age>7d, launched<2026-01-01; a leading - negates." }
+        } @else if page_data.items.is_empty() {
             p.dim { "Nothing matches. " @if total == 0 && q.search.is_empty() { "Has a sync run yet? See " a href="/sync" { "Sync" } "." } }
         } @else {
             table.grid {
@@ -602,13 +641,52 @@ async fn list(
                 a href=(href(path, &next)) { "Next page »" }
             }
         }
+        }
     };
-    Ok(page(
-        kind.label(),
-        Some((&actor, &app.enabled_kinds())),
-        kind.as_str(),
-        body,
-    ))
+    let status = if search_error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let active = kind.map_or("search", ResourceKind::as_str);
+    Ok((
+        status,
+        page(title, Some((&actor, &app.enabled_kinds())), active, body),
+    )
+        .into_response())
+}
+
+/// Columns of the cross-kind search page.
+fn search_columns() -> Vec<Col> {
+    vec![
+        Col::new(
+            Some(SortKey::Kind),
+            "Kind",
+            |r, _| html! { (r.observed.kind.as_str()) },
+        ),
+        Col::new(
+            Some(SortKey::Account),
+            "Account",
+            |r, _| html! { (r.account) },
+        ),
+        Col::new(Some(SortKey::Region), "Region", |r, _| html! { (r.region) }),
+        Col::new(Some(SortKey::Name), "Name", name_cell),
+        Col::new(
+            Some(SortKey::ProviderId),
+            "ID",
+            |r, _| html! { span.mono { (r.observed.provider_id) } },
+        ),
+        Col::new(Some(SortKey::State), "State", |r, _| {
+            state_badge(&r.observed.state)
+        }),
+        Col::new(Some(SortKey::Type), "Type", |r, _| empty(&r.observed.rtype)),
+        Col::new(Some(SortKey::Owner), "Owner", |r, _| {
+            empty(&r.observed.owner)
+        }),
+        Col::new(Some(SortKey::LaunchTime), "Created", |r, _| {
+            time(r.observed.created_at)
+        }),
+    ]
 }
 
 // ---------------------------------------------------------------- detail

@@ -92,6 +92,9 @@ pub fn page(
                             a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
                         }
+                        form.quick method="get" action="/search" role="search" {
+                            input type="search" name="q" placeholder="Search everything" aria-label="Search everything";
+                        }
                         div.who {
                             span { (a.username) " " span.role { (a.role.as_str()) } }
                             form method="post" action="/logout" {
@@ -156,7 +159,8 @@ body { margin:0; font: 13px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, s
 a { color: var(--acc); text-decoration: none; } a:hover { text-decoration: underline; }
 header.top { display:flex; align-items:center; gap:18px; padding:0 16px; height:44px; background:#151a24; color:#d8dce6; position:sticky; top:0; z-index:5; }
 header.top a { color:#c4cad6; } header.top a.on { color:#fff; font-weight:600; box-shadow: inset 0 -2px 0 #7aa2ff; }
-header.top nav { display:flex; gap:14px; height:100%; } header.top nav a { display:flex; align-items:center; }
+header.top nav { display:flex; gap:12px; height:100%; overflow-x:auto; font-size:12.5px; white-space:nowrap; }
+form.quick input { background:#232a38; border-color:#39424f; color:#e6e9ef; width:190px; } header.top nav a { display:flex; align-items:center; }
 .brand { font-weight:700; color:#fff !important; letter-spacing:.3px; }
 .who { margin-left:auto; display:flex; gap:10px; align-items:center; } .role { color:#8f98aa; font-size:11px; }
 button.link { background:none; border:0; color:#c4cad6; cursor:pointer; font:inherit; padding:0; }
@@ -194,12 +198,36 @@ pre.json { background:#fff; border:1px solid var(--line); border-radius:6px; pad
 const JS: &str = r#"
 // Small conveniences; every page works without them.
 document.addEventListener('DOMContentLoaded', function () {
+  var form = document.querySelector('form.filters');
   document.querySelectorAll('form.filters select, form.filters input[type=checkbox]').forEach(function (el) {
     el.addEventListener('change', function () { el.form.submit(); });
   });
   document.addEventListener('keydown', function (e) {
     var s = document.querySelector('form.filters input[type=search]');
     if (e.key === '/' && s && document.activeElement !== s) { e.preventDefault(); s.focus(); s.select(); }
+  });
+  // Results follow the search box as you type: fetch the same page with the
+  // new query and swap in its #results, keeping the URL shareable.
+  var box = form && form.querySelector('input[name=q]');
+  var results = document.getElementById('results');
+  if (!box || !results || !window.fetch) { return; }
+  var timer = null, seq = 0;
+  box.addEventListener('input', function () {
+    clearTimeout(timer);
+    timer = setTimeout(function () {
+      var params = new URLSearchParams(new FormData(form));
+      params.delete('cursor');
+      var url = form.getAttribute('action') + '?' + params.toString();
+      var mine = ++seq;
+      fetch(url, { credentials: 'same-origin', headers: { 'Accept': 'text/html' } })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          if (mine !== seq) { return; }
+          var doc = new DOMParser().parseFromString(html, 'text/html');
+          var fresh = doc.getElementById('results');
+          if (fresh) { results.innerHTML = fresh.innerHTML; history.replaceState(null, '', url); }
+        });
+    }, 250);
   });
 });
 "#;

@@ -137,6 +137,28 @@ async fn browse_instances_filter_and_open_one() {
             .unwrap();
         assert_eq!(res.status(), StatusCode::OK, "{path}");
     }
+    // The cross-kind search page, and a search that does not parse shown
+    // inline next to the box (with the text as typed).
+    let found = text(&browser, &server, "/search?q=owner%3Aerin+state%3Astopped").await;
+    assert!(
+        found.contains("frontend-0") && !found.contains("frontend-1"),
+        "search page"
+    );
+    let res = browser
+        .get(format!("{}/instances?q=age%3E7x", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("class=\"error\"") && html.contains("age&gt;7x") && html.contains("column 1"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"age&gt;7x\""),
+        "the search box keeps the text as typed"
+    );
     let res = browser
         .get(format!("{}/instances?limit=0", server.url))
         .send()
