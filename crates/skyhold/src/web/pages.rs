@@ -272,7 +272,7 @@ fn attr_str<'a>(r: &'a Resource, key: &str) -> &'a str {
 
 fn name_cell(r: &Resource, _: Millis) -> Markup {
     let label = if r.observed.name.is_empty() {
-        "(no name)"
+        r.observed.provider_id.as_str()
     } else {
         r.observed.name.as_str()
     };

@@ -96,7 +96,7 @@ pub fn page(
                             input type="search" name="q" placeholder="Search everything" aria-label="Search everything";
                         }
                         div.who {
-                            span { (a.username) " " span.role { (a.role.as_str()) } }
+                            span { (a.username) " " span.role { "(" (a.role.as_str()) ")" } }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(csrf_of(a));
                                 button.link type="submit" { "Log out" }
@@ -157,10 +157,11 @@ const CSS: &str = r#"
 * { box-sizing: border-box; }
 body { margin:0; font: 13px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color:var(--fg); background:var(--bg); }
 a { color: var(--acc); text-decoration: none; } a:hover { text-decoration: underline; }
-header.top { display:flex; align-items:center; gap:18px; padding:0 16px; height:44px; background:#151a24; color:#d8dce6; position:sticky; top:0; z-index:5; }
+header.top { display:flex; align-items:center; gap:16px; padding:6px 16px; min-height:44px; background:#151a24; color:#d8dce6; }
 header.top a { color:#c4cad6; } header.top a.on { color:#fff; font-weight:600; box-shadow: inset 0 -2px 0 #7aa2ff; }
-header.top nav { display:flex; gap:12px; height:100%; overflow-x:auto; font-size:12.5px; white-space:nowrap; }
-form.quick input { background:#232a38; border-color:#39424f; color:#e6e9ef; width:190px; } header.top nav a { display:flex; align-items:center; }
+.who { white-space:nowrap; flex:none; }
+header.top nav { display:flex; flex-wrap:wrap; gap:4px 12px; flex:1 1 auto; min-width:0; font-size:12.5px; white-space:nowrap; }
+form.quick input { background:#232a38; border-color:#39424f; color:#e6e9ef; width:170px; } header.top nav a { display:flex; align-items:center; }
 .brand { font-weight:700; color:#fff !important; letter-spacing:.3px; }
 .who { margin-left:auto; display:flex; gap:10px; align-items:center; } .role { color:#8f98aa; font-size:11px; }
 button.link { background:none; border:0; color:#c4cad6; cursor:pointer; font:inherit; padding:0; }
@@ -173,7 +174,7 @@ input[type=search] { min-width: 280px; }
 button.primary { background:var(--acc); color:#fff; border-color:var(--acc); cursor:pointer; }
 table.grid { width:100%; border-collapse:collapse; background:#fff; border:1px solid var(--line); border-radius:6px; }
 table.grid th, table.grid td { padding:5px 8px; border-bottom:1px solid var(--line); text-align:left; white-space:nowrap; }
-table.grid th { background:#fafbfc; position:sticky; top:44px; font-weight:600; font-size:12px; color:#444c5c; }
+table.grid th { background:#fafbfc; position:sticky; top:0; font-weight:600; font-size:12px; color:#444c5c; }
 table.grid th a { color:inherit; } table.grid tr:hover td { background:#f3f6ff; }
 table.grid td.wrap { white-space: normal; word-break: break-word; }
 tr.deleted td { color:#9aa1ae; text-decoration: line-through; }
