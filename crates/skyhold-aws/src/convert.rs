@@ -322,7 +322,8 @@ pub(crate) fn elastic_ip(x: &Address) -> ObservedResource {
     if o.name.is_empty() {
         o.name = o.public_ip.clone();
     }
-    o.state = if x.association_id().is_some() || x.instance_id().is_some() {
+    let linked = |v: Option<&str>| v.is_some_and(|v| !v.is_empty());
+    o.state = if linked(x.association_id()) || linked(x.instance_id()) {
         "associated"
     } else {
         "unassociated"

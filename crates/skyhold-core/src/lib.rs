@@ -3,6 +3,7 @@
 //! and no cloud SDK.
 
 pub mod ids;
+pub mod instance_types;
 pub mod provider;
 pub mod query;
 pub mod resource;

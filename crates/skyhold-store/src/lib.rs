@@ -12,7 +12,7 @@ mod resources;
 mod users;
 
 pub use events::{ChangeEvent, EventQuery};
-pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
+pub use resources::{ApplyStats, CountBy, InstanceGroup, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -47,6 +47,16 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
 }
 
+/// Live instances sharing a state, account, region and type.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceGroup {
+    pub state: String,
+    pub account: String,
+    pub region: String,
+    pub instance_type: String,
+    pub count: i64,
+}
+
 /// Columns the dashboard may group live resources by.
 #[derive(Debug, Clone, Copy)]
 pub enum CountBy {
@@ -678,6 +688,42 @@ impl Store {
             qb.push(format!(" GROUP BY {col} ORDER BY n DESC, k"));
             let rows = qb.build().fetch_all(p).await?;
             rows.iter().map(|r| Ok((r.try_get("k")?, r.try_get("n")?))).collect()
+        })
+    }
+
+    /// Live resources counted by (kind, state), in one pass.
+    pub async fn kind_state_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT kind, state, COUNT(*) AS n FROM resources WHERE deleted_at IS NULL GROUP BY kind, state",
+            )
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("state")?, r.try_get("n")?))).collect()
+        })
+    }
+
+    /// Live instances counted by (state, account, region, type), in one pass:
+    /// everything the dashboard shows about instances.
+    pub async fn instance_breakdown(&self) -> Result<Vec<InstanceGroup>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT state, account, region, rtype, COUNT(*) AS n FROM resources \
+                 WHERE deleted_at IS NULL AND kind = 'instance' GROUP BY state, account, region, rtype",
+            )
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(InstanceGroup {
+                        state: r.try_get("state")?,
+                        account: r.try_get("account")?,
+                        region: r.try_get("region")?,
+                        instance_type: r.try_get("rtype")?,
+                        count: r.try_get("n")?,
+                    })
+                })
+                .collect()
         })
     }
 

@@ -11,7 +11,7 @@ use skyhold_core::{
     now_millis, AccountName, Millis, Resource, ResourceId, ResourceKind, ResourceQuery, Role,
     TokenId, UserId,
 };
-use skyhold_store::{ApiToken, ChangeEvent, CountBy, EventQuery, Page, Store, SyncStatus};
+use skyhold_store::{ApiToken, ChangeEvent, EventQuery, Page, Store, SyncStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -93,8 +93,26 @@ pub struct Dashboard {
     pub instances_by_account: Vec<(String, i64)>,
     pub instances_by_region: Vec<(String, i64)>,
     pub instances_by_type: Vec<(String, i64)>,
+    /// vCPUs and memory (MiB) of running instances of known types.
+    pub running_vcpus: u64,
+    pub running_memory_mib: u64,
+    /// Running instances whose type's size is not known.
+    pub running_unknown_type: i64,
     pub volume_gib: i64,
+    pub unattached_volumes: i64,
+    pub unassociated_ips: i64,
     pub sync: Vec<SyncStatus>,
+}
+
+/// Sums `(key, count)` pairs by key, largest first (ties by key).
+fn tally<'a>(pairs: impl Iterator<Item = (&'a str, i64)>) -> Vec<(String, i64)> {
+    let mut m: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for (k, n) in pairs {
+        *m.entry(k).or_default() += n;
+    }
+    let mut v: Vec<(String, i64)> = m.into_iter().map(|(k, n)| (k.to_owned(), n)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
 }
 
 /// Listing pages count matches up to this many (beyond: "more than 1000"),
@@ -495,14 +513,37 @@ impl App {
     pub async fn dashboard(&self, actor: &Actor) -> Result<Dashboard, AppError> {
         authorize(actor, Action::ViewInventory)?;
         let s = &self.store;
-        let i = Some(ResourceKind::Instance);
+        let kinds = s.kind_state_counts().await?;
+        let groups = s.instance_breakdown().await?;
+        let count_of = |kind: &str, state: &str| {
+            kinds
+                .iter()
+                .filter(|(k, st, _)| k == kind && st == state)
+                .map(|(_, _, n)| n)
+                .sum::<i64>()
+        };
+        let (mut vcpus, mut memory, mut unknown) = (0u64, 0u64, 0i64);
+        for g in groups.iter().filter(|g| g.state == "running") {
+            match skyhold_core::instance_types::specs(&g.instance_type) {
+                Some(sp) => {
+                    vcpus += u64::from(sp.vcpus) * g.count as u64;
+                    memory += sp.memory_mib * g.count as u64;
+                }
+                None => unknown += g.count,
+            }
+        }
         Ok(Dashboard {
-            per_kind: s.count_by(None, CountBy::Kind).await?,
-            instances_by_state: s.count_by(i, CountBy::State).await?,
-            instances_by_account: s.count_by(i, CountBy::Account).await?,
-            instances_by_region: s.count_by(i, CountBy::Region).await?,
-            instances_by_type: s.count_by(i, CountBy::Type).await?,
+            per_kind: tally(kinds.iter().map(|(k, _, n)| (k.as_str(), *n))),
+            instances_by_state: tally(groups.iter().map(|g| (g.state.as_str(), g.count))),
+            instances_by_account: tally(groups.iter().map(|g| (g.account.as_str(), g.count))),
+            instances_by_region: tally(groups.iter().map(|g| (g.region.as_str(), g.count))),
+            instances_by_type: tally(groups.iter().map(|g| (g.instance_type.as_str(), g.count))),
+            running_vcpus: vcpus,
+            running_memory_mib: memory,
+            running_unknown_type: unknown,
             volume_gib: s.total_size_gib(ResourceKind::Volume).await?,
+            unattached_volumes: count_of("volume", "available"),
+            unassociated_ips: count_of("elastic_ip", "unassociated"),
             sync: s.sync_statuses().await?,
         })
     }

@@ -292,5 +292,10 @@ async fn dashboard(
         "instances_by_region": obj(&d.instances_by_region),
         "instances_by_type": obj(&d.instances_by_type),
         "volume_gib": d.volume_gib,
+        "running_vcpus": d.running_vcpus,
+        "running_memory_mib": d.running_memory_mib,
+        "running_unknown_type": d.running_unknown_type,
+        "unattached_volumes": d.unattached_volumes,
+        "unassociated_elastic_ips": d.unassociated_ips,
     })))
 }

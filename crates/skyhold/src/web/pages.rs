@@ -798,21 +798,38 @@ async fn detail(
 
 // ---------------------------------------------------------------- dashboard
 
+/// A horizontal bar chart drawn as SVG on the server; each bar links to the
+/// search that lists what it counts.
 fn bars(title: &str, rows: &[(String, i64)], link: impl Fn(&str) -> String) -> Markup {
+    const ROW: i64 = 20;
+    const LABEL: i64 = 110;
+    const BAR: i64 = 130;
+    let rows = &rows[..rows.len().min(12)];
     let max = rows.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
+    let height = ROW * rows.len() as i64 + 4;
     html! {
         div.card {
             h2 { (title) }
-            @if rows.is_empty() { p.dim { "None yet." } }
-            @for (k, n) in rows.iter().take(12) {
-                div.bar {
-                    a.lbl href=(link(k)) title=(k) { (if k.is_empty() { "(none)" } else { k }) }
-                    div.fill style={"width:" ((n * 140) / max + 2) "px"} {}
-                    span.n { (n) }
+            @if rows.is_empty() { p.dim { "None yet." } } @else {
+                svg.chart width=(LABEL + BAR + 60) height=(height) viewBox={"0 0 " (LABEL + BAR + 60) " " (height)} role="img" aria-label=(title) {
+                    @for (i, (k, n)) in rows.iter().enumerate() {
+                        @let y = i as i64 * ROW;
+                        @let w = (n * BAR / max).max(2);
+                        a href=(link(k)) {
+                            title { (k) ": " (n) }
+                            text x="0" y=(y + 14) class="lbl" { (if k.is_empty() { "(none)" } else { k.as_str() }) }
+                            rect x=(LABEL) y=(y + 4) width=(w) height="12" rx="2" {}
+                            text x=(LABEL + w + 6) y=(y + 14) class="n" { (n) }
+                        }
+                    }
                 }
             }
         }
     }
+}
+
+fn figure(title: &str, link: &str, value: Markup) -> Markup {
+    html! { div.card { h2 { a href=(link) { (title) } } div.big { (value) } } }
 }
 
 async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Actor>) -> PageResult {
@@ -831,7 +848,17 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
             @for k in app.enabled_kinds() {
                 div.card { h2 { a href=(kind_path(k)) { (k.label()) } } div.big { (count(k)) } }
             }
-            div.card { h2 { a href="/volumes" { "Volume storage" } } div.big { (d.volume_gib) " GiB" } }
+        }
+        h2 { "Capacity and waste" }
+        div.cards {
+            (figure("Running vCPUs", "/instances?state=running", html! { (d.running_vcpus) }))
+            (figure("Running memory", "/instances?state=running", html! { (d.running_memory_mib / 1024) " GiB" }))
+            @if d.running_unknown_type > 0 {
+                (figure("Running, size unknown", "/instances?state=running", html! { (d.running_unknown_type) }))
+            }
+            (figure("Volume storage", "/volumes", html! { (d.volume_gib) " GiB" }))
+            (figure("Unattached volumes", "/volumes?state=available", html! { (d.unattached_volumes) }))
+            (figure("Unassociated elastic IPs", "/elastic-ips?state=unassociated", html! { (d.unassociated_ips) }))
         }
         h2 { "Instances" }
         div.cards {

@@ -185,8 +185,8 @@ tr.deleted td { color:#9aa1ae; text-decoration: line-through; }
 .cards { display:grid; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap:12px; }
 .card { background:#fff; border:1px solid var(--line); border-radius:6px; padding:12px; }
 .card h2 { margin-top:0; } .big { font-size:26px; font-weight:700; }
-.bar { display:flex; align-items:center; gap:8px; margin:3px 0; } .bar .lbl { flex:0 0 120px; overflow:hidden; text-overflow:ellipsis; white-space:nowrap; }
-.bar .fill { flex:none; height:10px; background:#7aa2ff; border-radius:2px; } .bar .n { color:var(--dim); font-size:12px; }
+svg.chart { display:block; max-width:100%; } svg.chart text { font-size:12px; fill:#1d2330; } svg.chart text.n { fill:#6b7385; }
+svg.chart rect { fill:#7aa2ff; } svg.chart a:hover rect { fill:#2f5bea; } svg.chart a:hover text.lbl { fill:#2f5bea; }
 dl.facts { display:grid; grid-template-columns: 180px 1fr; gap:4px 12px; background:#fff; border:1px solid var(--line); border-radius:6px; padding:10px 12px; margin:0; }
 dl.facts dt { color:var(--dim); } dl.facts dd { margin:0; word-break: break-word; }
 .error { background:#ffebe9; border:1px solid #ffcecb; color:#82071e; padding:8px 10px; border-radius:6px; margin-bottom:10px; }

@@ -315,3 +315,45 @@ async fn the_search_language_over_the_api() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_figures_come_from_the_inventory() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("dash", moto, &["us-east-1"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(3, 1, "node", &[]).await.unwrap();
+    ec2.stop(&ids[..1]).await.unwrap();
+    ec2.create_volume(30, "spare").await.unwrap();
+    ec2.client.allocate_address().send().await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let d = server.get("/api/v1/dashboard").await;
+    assert_eq!(d["instances_by_state"]["running"], 2);
+    assert_eq!(d["instances_by_state"]["stopped"], 1);
+    assert_eq!(d["instances_by_type"]["t3.micro"], 3);
+    // Two running t3.micro: 2 vCPUs and 1 GiB each.
+    assert_eq!(
+        (
+            d["running_vcpus"].as_u64(),
+            d["running_memory_mib"].as_u64()
+        ),
+        (Some(4), Some(2048))
+    );
+    assert_eq!(d["unattached_volumes"], 1);
+    assert_eq!(d["unassociated_elastic_ips"], 1);
+    assert!(d["volume_gib"].as_i64().unwrap() >= 30);
+    // The page draws its charts as SVG, each bar a link to its search.
+    let res = server
+        .http
+        .get(format!("{}/", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap();
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("<svg") && html.contains("href=\"/instances?state=running\""),
+        "dashboard chart links"
+    );
+    server.stop().await;
+}
