@@ -179,18 +179,21 @@ where
     })
 }
 
-/// Escapes LIKE wildcards in a user's word (the statement says ESCAPE '\').
-fn like_pattern(word: &str) -> String {
-    let mut s = String::with_capacity(word.len() + 2);
-    s.push('%');
-    for c in word.chars() {
+/// Escapes LIKE wildcards (the statements say ESCAPE '\').
+fn like_escape(text: &str) -> String {
+    let mut s = String::with_capacity(text.len() + 2);
+    for c in text.chars() {
         if matches!(c, '%' | '_' | '\\') {
             s.push('\\');
         }
         s.push(c);
     }
-    s.push('%');
     s
+}
+
+/// Escapes LIKE wildcards in a user's word (the statement says ESCAPE '\').
+fn like_pattern(word: &str) -> String {
+    format!("%{}%", like_escape(word))
 }
 
 /// Free-text words long enough for the trigram index (3+ characters) as one
@@ -289,18 +292,34 @@ macro_rules! push_filters {
                     }
                 }
                 TermKind::Tag { key, value } => {
-                    $qb.push(if $sqlite {
-                        "EXISTS (SELECT 1 FROM json_each(r.tags) AS t WHERE t.key = "
-                    } else {
-                        "EXISTS (SELECT 1 FROM jsonb_each_text(r.tags::jsonb) AS t WHERE t.key = "
-                    });
-                    $qb.push_bind(key.clone());
+                    // An exact, cheap test on the stored JSON text: a key is
+                    // present iff `"key":` occurs in it (compact serde_json
+                    // output; quotes inside values are escaped). Case-
+                    // sensitive, as tag keys are.
+                    let key_text = format!("{}:", serde_json::Value::String(key.clone()));
+                    $qb.push(if $sqlite { "instr(r.tags, " } else { "strpos(r.tags, " })
+                        .push_bind(key_text.clone())
+                        .push(") > 0");
                     if let Some(v) = value {
-                        $qb.push(" AND LOWER(t.value) LIKE ")
+                        // A necessary condition first (`"key":"value"` in the
+                        // text, ignoring case), when the value has nothing
+                        // JSON would escape; then the exact test on the tag.
+                        if !v.as_str().contains(['"', '\\']) && !v.as_str().chars().any(char::is_control) {
+                            let text = format!("%{}\"{}\"%", like_escape(&key_text), v.to_sql_like());
+                            $qb.push(if $sqlite { " AND r.tags LIKE " } else { " AND r.tags ILIKE " })
+                                .push_bind(text)
+                                .push(" ESCAPE '\\'");
+                        }
+                        $qb.push(if $sqlite {
+                            " AND EXISTS (SELECT 1 FROM json_each(r.tags) AS t WHERE t.key = "
+                        } else {
+                            " AND EXISTS (SELECT 1 FROM jsonb_each_text(r.tags::jsonb) AS t WHERE t.key = "
+                        });
+                        $qb.push_bind(key.clone())
+                            .push(" AND LOWER(t.value) LIKE ")
                             .push_bind(v.to_sql_like())
-                            .push(" ESCAPE '\\'");
+                            .push(" ESCAPE '\\')");
                     }
-                    $qb.push(")");
                 }
                 TermKind::Created { op, at_ms } => {
                     $qb.push("r.created_at > 0 AND r.created_at ")
