@@ -1,9 +1,9 @@
 //! The change history: events written by `apply_listing`, read back for the
 //! Changes page, a resource's timeline and the API; pruned by retention.
 
-use crate::{on_pool, Result, Store};
+use crate::{on_pool, ReadRow, Result, Store};
 use skyhold_core::{AccountName, Millis, ResourceId, ResourceKind};
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ChangeEvent {
@@ -32,25 +32,18 @@ pub struct EventQuery {
     pub limit: u32,
 }
 
-fn event_from_row<R>(r: &R) -> Result<ChangeEvent>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let changes: String = r.try_get("changes")?;
+fn event_from_row(row: &impl ReadRow) -> Result<ChangeEvent> {
+    let changes = row.text("changes")?;
     Ok(ChangeEvent {
-        id: r.try_get("id")?,
-        resource_id: r.try_get::<Option<i64>, _>("resource_id")?.map(ResourceId),
-        account: r.try_get("account")?,
-        region: r.try_get("region")?,
-        kind: r.try_get("kind")?,
-        provider_id: r.try_get("provider_id")?,
-        name: r.try_get("name")?,
-        at: r.try_get("at")?,
-        event: r.try_get("event")?,
+        id: row.int("id")?,
+        resource_id: row.opt_int("resource_id")?.map(ResourceId),
+        account: row.text("account")?,
+        region: row.text("region")?,
+        kind: row.text("kind")?,
+        provider_id: row.text("provider_id")?,
+        name: row.text("name")?,
+        at: row.int("at")?,
+        event: row.text("event")?,
         changes: serde_json::from_str(&changes).unwrap_or(serde_json::Value::Array(Vec::new())),
     })
 }

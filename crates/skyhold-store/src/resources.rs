@@ -1,7 +1,7 @@
 //! The inventory cache: reconciling a complete listing, paged queries, and
 //! the per-(account, region, kind) sync status.
 
-use crate::{on_pool, Result, Store, StoreError};
+use crate::{on_pool, ReadRow, Result, Store, StoreError};
 use skyhold_core::query::CursorValue;
 use skyhold_core::search::{Field, TermKind};
 use skyhold_core::{
@@ -139,43 +139,36 @@ const SELECT_RESOURCE_FROM_FTS_TAIL: &str =
 /// limit (few rows to read when matches are common).
 const FTS_DRIVE_MAX: i64 = 2_000;
 
-fn resource_from_row<R>(row: &R) -> Result<Resource>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let kind: String = row.try_get("kind")?;
-    let account: String = row.try_get("account")?;
-    let tags: String = row.try_get("tags")?;
-    let attributes: String = row.try_get("attributes")?;
-    let created_at: i64 = row.try_get("created_at")?;
+fn resource_from_row(row: &impl ReadRow) -> Result<Resource> {
+    let kind = row.text("kind")?;
+    let account = row.text("account")?;
+    let tags = row.text("tags")?;
+    let attributes = row.text("attributes")?;
+    let created_at = row.int("created_at")?;
     let observed = ObservedResource {
         kind: ResourceKind::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown kind {kind:?}")))?,
-        provider_id: row.try_get("provider_id")?,
-        name: row.try_get("name")?,
-        state: row.try_get("state")?,
-        rtype: row.try_get("rtype")?,
-        owner: row.try_get("owner")?,
-        private_ip: row.try_get("private_ip")?,
-        public_ip: row.try_get("public_ip")?,
+        provider_id: row.text("provider_id")?,
+        name: row.text("name")?,
+        state: row.text("state")?,
+        rtype: row.text("rtype")?,
+        owner: row.text("owner")?,
+        private_ip: row.text("private_ip")?,
+        public_ip: row.text("public_ip")?,
         created_at: (created_at != 0).then_some(created_at),
-        size_gib: row.try_get("size_gib")?,
+        size_gib: row.int("size_gib")?,
         tags: serde_json::from_str(&tags).map_err(|e| StoreError::Corrupt(format!("tags: {e}")))?,
         attributes: serde_json::from_str(&attributes)
             .map_err(|e| StoreError::Corrupt(format!("attributes: {e}")))?,
     };
     Ok(Resource {
-        id: ResourceId(row.try_get("id")?),
+        id: ResourceId(row.int("id")?),
         account: AccountName::parse(&account).map_err(StoreError::Corrupt)?,
-        region: row.try_get("region")?,
+        region: row.text("region")?,
         observed,
-        first_seen: row.try_get("first_seen")?,
-        last_seen: row.try_get("seen")?,
-        deleted_at: row.try_get("deleted_at")?,
+        first_seen: row.int("first_seen")?,
+        last_seen: row.int("seen")?,
+        deleted_at: row.opt_int("deleted_at")?,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Users, browser sessions and API tokens. Secrets arrive here already
 //! hashed: the store never sees a password or a token in the clear.
 
-use crate::{map_unique, on_pool, Result, Store, StoreError};
+use crate::{map_unique, on_pool, ReadRow, Result, Store, StoreError};
 use skyhold_core::{Millis, Role, TokenId, UserId};
 use sqlx::Row;
 
@@ -30,20 +30,14 @@ pub struct ApiToken {
     pub revoked_at: Option<Millis>,
 }
 
-fn user_from_row<R>(row: &R) -> Result<User>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let role: String = row.try_get("role")?;
+fn user_from_row(row: &impl ReadRow) -> Result<User> {
+    let role = row.text("role")?;
     Ok(User {
-        id: UserId(row.try_get("id")?),
-        username: row.try_get("username")?,
+        id: UserId(row.int("id")?),
+        username: row.text("username")?,
         role: Role::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
-        password_hash: row.try_get("password_hash")?,
+        password_hash: row.text("password_hash")?,
     })
 }
 
