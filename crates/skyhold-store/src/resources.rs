@@ -389,6 +389,10 @@ impl Store {
             let mut stats = ApplyStats::default();
             let mut to_insert: Vec<(&ObservedResource, String, Option<i64>)> = Vec::new();
             let mut seen = std::collections::HashSet::with_capacity(observed.len());
+            // Pass 1: classify. Changed rows are collected so their old
+            // versions (for the change events) load in a few batched reads,
+            // not one query per row.
+            let mut changed: Vec<Changed> = Vec::new();
             for o in observed {
                 if !seen.insert(o.provider_id.as_str()) {
                     continue; // a listing that repeats an id: keep the first
@@ -406,47 +410,61 @@ impl Store {
                         let deleted = if gone { Some(deleted_at.unwrap_or(now)) } else { None };
                         if *old_fp == fp && *deleted_at == deleted {
                             stats.unchanged += 1;
-                            continue;
-                        }
-                        let old = sqlx::query(&format!("{SELECT_RESOURCE} WHERE r.id = $1"))
-                            .bind(*id)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        let old = resource_from_row(&old)?;
-                        let event = match (deleted_at.is_some(), deleted.is_some()) {
-                            (true, false) => "reappeared",
-                            (false, true) => "disappeared",
-                            _ => "changed",
-                        };
-                        events.push(NewEvent::new(&o.provider_id, &o.name, event, skyhold_core::diff(&old.observed, o)));
-                        sqlx::query(
-                            "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
-                             public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
-                             search = $11, fingerprint = $12, last_seen = $13, deleted_at = $14 WHERE id = $15",
-                        )
-                        .bind(&o.name)
-                        .bind(&o.state)
-                        .bind(&o.rtype)
-                        .bind(&o.owner)
-                        .bind(&o.private_ip)
-                        .bind(&o.public_ip)
-                        .bind(o.created_at.unwrap_or(0))
-                        .bind(o.size_gib)
-                        .bind(serde_json::to_string(&o.tags).unwrap_or_default())
-                        .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
-                        .bind(o.search_text())
-                        .bind(&fp)
-                        .bind(now)
-                        .bind(deleted)
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?;
-                        if deleted.is_some() && deleted_at.is_none() {
-                            stats.tombstoned += 1;
                         } else {
-                            stats.updated += 1;
+                            changed.push((o, fp, *id, *deleted_at, deleted));
                         }
                     }
+                }
+            }
+            let mut old_rows: HashMap<i64, Resource> = HashMap::with_capacity(changed.len());
+            for chunk in changed.chunks(500) {
+                let mut qb = QueryBuilder::new(SELECT_RESOURCE);
+                qb.push(" WHERE r.id IN (");
+                let mut sep = qb.separated(", ");
+                for (_, _, id, _, _) in chunk {
+                    sep.push_bind(*id);
+                }
+                qb.push(")");
+                for row in qb.build().fetch_all(&mut *tx).await? {
+                    let r = resource_from_row(&row)?;
+                    old_rows.insert(r.id.0, r);
+                }
+            }
+            // Pass 2: rewrite each changed row and record what changed.
+            for (o, fp, id, deleted_at, deleted) in &changed {
+                let event = match (deleted_at.is_some(), deleted.is_some()) {
+                    (true, false) => "reappeared",
+                    (false, true) => "disappeared",
+                    _ => "changed",
+                };
+                let diff = old_rows.get(id).map(|old| skyhold_core::diff(&old.observed, o)).unwrap_or_default();
+                events.push(NewEvent::new(&o.provider_id, &o.name, event, diff));
+                sqlx::query(
+                    "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
+                     public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
+                     search = $11, fingerprint = $12, last_seen = $13, deleted_at = $14 WHERE id = $15",
+                )
+                .bind(&o.name)
+                .bind(&o.state)
+                .bind(&o.rtype)
+                .bind(&o.owner)
+                .bind(&o.private_ip)
+                .bind(&o.public_ip)
+                .bind(o.created_at.unwrap_or(0))
+                .bind(o.size_gib)
+                .bind(serde_json::to_string(&o.tags).unwrap_or_default())
+                .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
+                .bind(o.search_text())
+                .bind(fp)
+                .bind(now)
+                .bind(*deleted)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+                if deleted.is_some() && deleted_at.is_none() {
+                    stats.tombstoned += 1;
+                } else {
+                    stats.updated += 1;
                 }
             }
             for chunk in to_insert.chunks(100) {
@@ -829,6 +847,10 @@ impl Store {
         })
     }
 }
+
+/// A listed resource whose row must be rewritten: (observation, new
+/// fingerprint, row id, tombstone before, tombstone after).
+type Changed<'a> = (&'a ObservedResource, String, i64, Option<i64>, Option<i64>);
 
 /// A change event about to be written by `apply_listing`.
 struct NewEvent {
