@@ -311,6 +311,12 @@ impl Provider for AwsProvider {
                     .map_err(|e| classify("DescribeAddresses", e))?;
                 out.extend(p.addresses().iter().map(convert::elastic_ip));
             }
+            other => {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::Other,
+                    format!("listing {other} is not implemented yet"),
+                ))
+            }
         }
         Ok(out)
     }

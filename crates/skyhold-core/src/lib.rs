@@ -10,9 +10,13 @@ pub mod resource;
 pub mod search;
 
 pub use ids::{AccountName, ResourceId, TokenId, UserId};
-pub use provider::{Provider, ProviderError, ProviderErrorKind};
+pub use provider::{
+    AlarmHistoryItem, BucketObject, ObjectPage, Provider, ProviderError, ProviderErrorKind,
+};
 pub use query::{Cursor, QueryError, ResourceQuery, SortKey};
-pub use resource::{diff, FieldChange, ObservedResource, Resource, ResourceKind, Role};
+pub use resource::{
+    diff, FieldChange, ObservedResource, Resource, ResourceKind, Role, GLOBAL_REGION,
+};
 
 /// Milliseconds since the Unix epoch: the one time representation stored and
 /// compared everywhere (the edge renders RFC 3339).

@@ -1,7 +1,8 @@
 //! The provider seam: the one trait between the domain and each backend.
 //! Adapters convert provider types into [`ObservedResource`]s here.
 
-use crate::{ObservedResource, ResourceKind};
+use crate::{Millis, ObservedResource, ResourceKind};
+use serde::Serialize;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +46,45 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// One entry of a bucket listing below a prefix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketObject {
+    pub key: String,
+    pub size: i64,
+    pub modified: Option<Millis>,
+}
+
+/// One page of a bucket listing: the "folders" (common prefixes, ending in
+/// `/`) and the objects directly below the prefix.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ObjectPage {
+    pub prefixes: Vec<String>,
+    pub objects: Vec<BucketObject>,
+    /// Pass back to get the next page.
+    pub next_token: Option<String>,
+}
+
+/// One entry of an alarm's history (state changes, configuration updates).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlarmHistoryItem {
+    pub time: Millis,
+    /// `StateUpdate`, `ConfigurationUpdate`, `Action`.
+    pub item_type: String,
+    pub summary: String,
+}
+
+fn unsupported(what: &str) -> ProviderError {
+    ProviderError::new(
+        ProviderErrorKind::Other,
+        format!("{what} is not supported by this provider"),
+    )
+}
+
 /// One connection to a provider (one account). A listing is either complete
 /// or an error: an adapter never returns a partial listing as success.
+///
+/// Global kinds ([`ResourceKind::is_global`]) are listed with `region` set to
+/// [`crate::resource::GLOBAL_REGION`].
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
     /// Lists every resource of `kind` in `region`, following every page.
@@ -55,4 +93,60 @@ pub trait Provider: Send + Sync {
         region: &str,
         kind: ResourceKind,
     ) -> Result<Vec<ObservedResource>, ProviderError>;
+
+    /// Reads one resource afresh (targeted refresh). `Ok(None)` means it no
+    /// longer exists. The default lists the kind and picks the resource.
+    async fn describe(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        provider_id: &str,
+    ) -> Result<Option<ObservedResource>, ProviderError> {
+        Ok(self
+            .list(region, kind)
+            .await?
+            .into_iter()
+            .find(|r| r.provider_id == provider_id))
+    }
+
+    /// The regions enabled for this account (for `regions = "all-enabled"`).
+    async fn enabled_regions(&self) -> Result<Vec<String>, ProviderError> {
+        Err(unsupported("listing regions"))
+    }
+
+    /// The template body of a stack (CloudFormation), as the provider stores it.
+    async fn stack_template(&self, _region: &str, _stack: &str) -> Result<String, ProviderError> {
+        Err(unsupported("stack templates"))
+    }
+
+    /// An alarm's history, newest first.
+    async fn alarm_history(
+        &self,
+        _region: &str,
+        _alarm: &str,
+    ) -> Result<Vec<AlarmHistoryItem>, ProviderError> {
+        Err(unsupported("alarm history"))
+    }
+
+    /// One page of the objects and prefixes directly below `prefix`.
+    async fn list_objects(
+        &self,
+        _region: &str,
+        _bucket: &str,
+        _prefix: &str,
+        _token: Option<&str>,
+    ) -> Result<ObjectPage, ProviderError> {
+        Err(unsupported("object browsing"))
+    }
+
+    /// A URL that downloads one object for `ttl` without further credentials.
+    async fn presign_get(
+        &self,
+        _region: &str,
+        _bucket: &str,
+        _key: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<String, ProviderError> {
+        Err(unsupported("object downloads"))
+    }
 }

@@ -363,7 +363,7 @@ mod tests {
             ("limit", "many"),
             ("limit", "5000"),
             ("sort", "colour"),
-            ("kind", "bucket"),
+            ("kind", "buckets"),
             ("account", "Bad Name"),
             ("cursor", "zz"),
             ("include_deleted", "maybe"),

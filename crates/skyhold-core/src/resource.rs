@@ -20,10 +20,28 @@ pub enum ResourceKind {
     Vpc,
     Subnet,
     LaunchTemplate,
+    LoadBalancer,
+    TargetGroup,
+    AutoScalingGroup,
+    DbInstance,
+    DynamodbTable,
+    CacheCluster,
+    ReplicationGroup,
+    Stack,
+    HostedZone,
+    DnsRecord,
+    Queue,
+    Topic,
+    Bucket,
+    Alarm,
 }
 
+/// The region name under which global kinds (Route 53) are stored: they are
+/// synced once per account, not once per region.
+pub const GLOBAL_REGION: &str = "global";
+
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 10] = [
+    pub const ALL: [ResourceKind; 24] = [
         ResourceKind::Instance,
         ResourceKind::Volume,
         ResourceKind::Snapshot,
@@ -34,37 +52,71 @@ impl ResourceKind {
         ResourceKind::Vpc,
         ResourceKind::Subnet,
         ResourceKind::LaunchTemplate,
+        ResourceKind::LoadBalancer,
+        ResourceKind::TargetGroup,
+        ResourceKind::AutoScalingGroup,
+        ResourceKind::DbInstance,
+        ResourceKind::DynamodbTable,
+        ResourceKind::CacheCluster,
+        ResourceKind::ReplicationGroup,
+        ResourceKind::Stack,
+        ResourceKind::HostedZone,
+        ResourceKind::DnsRecord,
+        ResourceKind::Queue,
+        ResourceKind::Topic,
+        ResourceKind::Bucket,
+        ResourceKind::Alarm,
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            ResourceKind::Instance => "instance",
-            ResourceKind::Volume => "volume",
-            ResourceKind::Image => "image",
-            ResourceKind::SecurityGroup => "security_group",
-            ResourceKind::KeyPair => "key_pair",
-            ResourceKind::Snapshot => "snapshot",
-            ResourceKind::ElasticIp => "elastic_ip",
-            ResourceKind::Vpc => "vpc",
-            ResourceKind::Subnet => "subnet",
-            ResourceKind::LaunchTemplate => "launch_template",
-        }
+        self.meta().0
     }
 
     /// Human label, plural, for pages and tables.
     pub fn label(self) -> &'static str {
+        self.meta().1
+    }
+
+    /// The service a kind belongs to, for grouping in the navigation.
+    pub fn service(self) -> &'static str {
+        self.meta().2
+    }
+
+    /// (name, label, service)
+    fn meta(self) -> (&'static str, &'static str, &'static str) {
+        use ResourceKind as K;
         match self {
-            ResourceKind::Instance => "Instances",
-            ResourceKind::Volume => "Volumes",
-            ResourceKind::Image => "Images",
-            ResourceKind::SecurityGroup => "Security groups",
-            ResourceKind::KeyPair => "Key pairs",
-            ResourceKind::Snapshot => "Snapshots",
-            ResourceKind::ElasticIp => "Elastic IPs",
-            ResourceKind::Vpc => "VPCs",
-            ResourceKind::Subnet => "Subnets",
-            ResourceKind::LaunchTemplate => "Launch templates",
+            K::Instance => ("instance", "Instances", "EC2"),
+            K::Volume => ("volume", "Volumes", "EC2"),
+            K::Image => ("image", "Images", "EC2"),
+            K::SecurityGroup => ("security_group", "Security groups", "EC2"),
+            K::KeyPair => ("key_pair", "Key pairs", "EC2"),
+            K::Snapshot => ("snapshot", "Snapshots", "EC2"),
+            K::ElasticIp => ("elastic_ip", "Elastic IPs", "EC2"),
+            K::Vpc => ("vpc", "VPCs", "VPC"),
+            K::Subnet => ("subnet", "Subnets", "VPC"),
+            K::LaunchTemplate => ("launch_template", "Launch templates", "EC2"),
+            K::LoadBalancer => ("load_balancer", "Load balancers", "Load balancing"),
+            K::TargetGroup => ("target_group", "Target groups", "Load balancing"),
+            K::AutoScalingGroup => ("auto_scaling_group", "Auto Scaling groups", "Auto Scaling"),
+            K::DbInstance => ("db_instance", "DB instances", "Databases"),
+            K::DynamodbTable => ("dynamodb_table", "DynamoDB tables", "Databases"),
+            K::CacheCluster => ("cache_cluster", "Cache clusters", "Databases"),
+            K::ReplicationGroup => ("replication_group", "Replication groups", "Databases"),
+            K::Stack => ("stack", "Stacks", "CloudFormation"),
+            K::HostedZone => ("hosted_zone", "Hosted zones", "DNS"),
+            K::DnsRecord => ("dns_record", "DNS records", "DNS"),
+            K::Queue => ("queue", "Queues", "Messaging"),
+            K::Topic => ("topic", "Topics", "Messaging"),
+            K::Bucket => ("bucket", "Buckets", "S3"),
+            K::Alarm => ("alarm", "Alarms", "CloudWatch"),
         }
+    }
+
+    /// Global kinds are listed once per account (under [`GLOBAL_REGION`]),
+    /// not once per region.
+    pub fn is_global(self) -> bool {
+        matches!(self, ResourceKind::HostedZone | ResourceKind::DnsRecord)
     }
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -256,7 +308,8 @@ mod tests {
         for k in ResourceKind::ALL {
             assert_eq!(ResourceKind::parse(k.as_str()), Some(k));
         }
-        assert_eq!(ResourceKind::parse("bucket"), None);
+        assert_eq!(ResourceKind::parse("buckets"), None);
+        assert!(ResourceKind::DnsRecord.is_global() && !ResourceKind::Bucket.is_global());
     }
 
     #[test]

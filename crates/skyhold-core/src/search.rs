@@ -8,13 +8,15 @@
 //! ```text
 //! search     = [ term { WS term } ]          at most 32 terms, 512 characters
 //! term       = [ "-" ] body                  a leading "-" negates the term
-//! body       = field-term | tag-term | age-term | time-term | word
+//! body       = field-term | tag-term | age-term | stopped-term | time-term | word
 //! field-term = FIELD ":" item { "," item }   any item matches; items may glob
 //! FIELD      = "kind" | "account" | "region" | "state" | "type"
 //!            | "owner" | "name" | "id"
 //! tag-term   = "tag:" KEY [ "=" VALUE ]      KEY exact; VALUE may glob
 //! age-term   = "age" CMP AMOUNT UNIT         age>7d   (AMOUNT: digits)
 //! UNIT       = "s" | "m" | "h" | "d" | "w"
+//! stopped-term = "stopped" CMP AMOUNT UNIT   stopped>30d: instances stopped
+//!            | "stopped" CMP ( DATE | RFC3339 )  over 30 days ago; stopped<2026-01-01
 //! time-term  = TIME CMP ( DATE | RFC3339 )   launched<2026-01-01
 //!            | TIME ":" DATE                 launched:2026-01-05 (that day)
 //! TIME       = "launched" | "created"        synonyms
@@ -79,6 +81,9 @@ pub enum TermKind {
     Created { op: Cmp, at_ms: Millis },
     /// Created within `[from_ms, to_ms)` (`launched:2026-01-05`).
     CreatedOn { from_ms: Millis, to_ms: Millis },
+    /// A stopped instance whose stop time compares with a fixed instant
+    /// (`stopped>30d` becomes `stopped_at < now-30d`).
+    Stopped { op: Cmp, at_ms: Millis },
 }
 
 /// The columns a field term can test.
@@ -436,6 +441,7 @@ enum Shape {
     Field(Field),
     Tag,
     Age,
+    Stopped,
     Time,
     /// A field or `tag` followed by an operator other than ':' (`state=x`).
     MisusedField,
@@ -461,6 +467,7 @@ fn shape(body: &[Ch]) -> (Shape, usize) {
         (_, Some(field)) if next == ':' => Shape::Field(field),
         ("tag", _) | (_, Some(_)) if is_operator(next) => Shape::MisusedField,
         ("age", _) if next == ':' || is_operator(next) => Shape::Age,
+        ("stopped", _) if next == ':' || is_operator(next) => Shape::Stopped,
         ("launched" | "created", _) if next == ':' || is_operator(next) => Shape::Time,
         _ => Shape::Word,
     };
@@ -490,6 +497,7 @@ fn parse_term(tok: &Token<'_>, now_ms: Millis) -> Result<Term, SearchError> {
         Shape::Field(field) => parse_field(tok, field, &body[head_len + 1..])?,
         Shape::Tag => parse_tag(tok, &body[head_len + 1..])?,
         Shape::Age => parse_age(tok, &body[head_len..], now_ms)?,
+        Shape::Stopped => parse_stopped(tok, &body[head_len..], now_ms)?,
         Shape::Time => parse_time(tok, &text(&body[..head_len]), &body[head_len..])?,
         Shape::MisusedField => {
             let head = text(&body[..head_len]).to_ascii_lowercase();
@@ -627,6 +635,26 @@ fn parse_duration(v: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("duration '{v}' is too large"))
 }
 
+/// `stopped>30d` (stopped more than 30 days ago) or `stopped<2026-01-01`
+/// (stopped before that instant).
+fn parse_stopped(tok: &Token<'_>, rest: &[Ch], now_ms: Millis) -> Result<TermKind, SearchError> {
+    let (op_text, value) = split_operator(rest);
+    if Cmp::parse(&op_text).is_none() {
+        return Err(tok.error(format!(
+            "unknown operator '{op_text}' for stopped (use <, <=, > or >=, as in stopped>30d)"
+        )));
+    }
+    let kind = if value.contains('-') {
+        parse_time(tok, "stopped", rest)?
+    } else {
+        parse_age(tok, rest, now_ms)?
+    };
+    match kind {
+        TermKind::Created { op, at_ms } => Ok(TermKind::Stopped { op, at_ms }),
+        _ => Err(tok.error("write stopped>30d or stopped<2026-01-01")),
+    }
+}
+
 fn parse_time(tok: &Token<'_>, keyword: &str, rest: &[Ch]) -> Result<TermKind, SearchError> {
     let keyword = keyword.to_ascii_lowercase();
     let (op, value) = split_operator(rest);
@@ -758,6 +786,9 @@ impl fmt::Display for TermKind {
             }
             TermKind::Created { op, at_ms } => {
                 write!(f, "launched{}{}", op.as_str(), format_instant(*at_ms))
+            }
+            TermKind::Stopped { op, at_ms } => {
+                write!(f, "stopped{}{}", op.as_str(), format_instant(*at_ms))
             }
             TermKind::CreatedOn { from_ms, to_ms } => {
                 if to_ms - from_ms == DAY_MS && from_ms.rem_euclid(DAY_MS) == 0 {
@@ -1140,6 +1171,25 @@ mod tests {
     }
 
     #[test]
+    fn stopped_terms_compare_the_stop_time() {
+        for (input, op, at_ms) in [
+            ("stopped>30d", Cmp::Lt, NOW - 30 * 24 * H),
+            ("stopped<=1h", Cmp::Ge, NOW - H),
+            ("stopped<2026-01-01", Cmp::Lt, ms("2026-01-01T00:00:00Z")),
+        ] {
+            assert_eq!(kind(input), TermKind::Stopped { op, at_ms }, "{input}");
+        }
+        // Without an operator it is a word; a bad operator or value is an error.
+        assert_eq!(kind("stopped"), word("stopped"));
+        for bad in ["stopped:3d", "stopped>", "stopped>3x", "stopped>2026-13-01"] {
+            let e = parse(bad, NOW).expect_err(bad);
+            assert_eq!((e.token.as_str(), e.position), (bad, 1), "{bad}");
+        }
+        let q = parse("-stopped>7d", NOW).expect("parses");
+        assert_eq!(parse(&q.to_string(), NOW).expect("round trip"), q);
+    }
+
+    #[test]
     fn launched_and_created_terms() {
         let jan1 = ms("2026-01-01T00:00:00Z");
         for (input, op, at_ms) in [
@@ -1268,8 +1318,8 @@ mod tests {
 
     #[test]
     fn unknown_kind_lists_the_known_ones() {
-        let e = err_at("kind:instance,bucket", "kind:instance,bucket", 1);
-        assert!(e.message.contains("'bucket'"), "{e}");
+        let e = err_at("kind:instance,buckets", "kind:instance,buckets", 1);
+        assert!(e.message.contains("'buckets'"), "{e}");
         for k in ResourceKind::ALL {
             assert!(e.message.contains(k.as_str()), "{e}");
         }

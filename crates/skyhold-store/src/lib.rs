@@ -10,10 +10,12 @@
 mod events;
 mod resources;
 mod users;
+mod views;
 
 pub use events::{ChangeEvent, EventQuery};
 pub use resources::{ApplyStats, CountBy, InstanceGroup, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};
+pub use views::{SavedView, SummaryRow};
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

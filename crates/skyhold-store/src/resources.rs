@@ -331,6 +331,19 @@ macro_rules! push_filters {
                         .push(" ")
                         .push_bind(*at_ms);
                 }
+                TermKind::Stopped { op, at_ms } => {
+                    // The same expression as the partial index
+                    // resources_live_stopped_at (RFC 3339 text compares in
+                    // time order).
+                    $qb.push(if $sqlite {
+                        "r.kind = 'instance' AND r.state = 'stopped' AND json_extract(r.attributes, '$.stopped_at') "
+                    } else {
+                        "r.kind = 'instance' AND r.state = 'stopped' AND ((r.attributes::jsonb) ->> 'stopped_at') "
+                    })
+                    .push(op.as_str())
+                    .push(" ")
+                    .push_bind(skyhold_core::rfc3339(*at_ms));
+                }
                 TermKind::CreatedOn { from_ms, to_ms } => {
                     $qb.push("r.created_at >= ")
                         .push_bind(*from_ms)

@@ -101,6 +101,11 @@ pub struct Dashboard {
     pub volume_gib: i64,
     pub unattached_volumes: i64,
     pub unassociated_ips: i64,
+    /// Alarms whose state is ALARM.
+    pub alarms_in_alarm: i64,
+    /// Instances stopped for more than `stopped_days` days.
+    pub stopped_days: u32,
+    pub stopped_long: i64,
     pub sync: Vec<SyncStatus>,
 }
 
@@ -513,18 +518,19 @@ impl App {
     pub async fn dashboard(&self, actor: &Actor) -> Result<Dashboard, AppError> {
         authorize(actor, Action::ViewInventory)?;
         let s = &self.store;
-        let kinds = s.kind_state_counts().await?;
-        let groups = s.instance_breakdown().await?;
-        let count_of = |kind: &str, state: &str| {
-            kinds
-                .iter()
-                .filter(|(k, st, _)| k == kind && st == state)
-                .map(|(_, _, n)| n)
+        // Every count comes from the summary table the store keeps as rows
+        // change (a few hundred rows), not from scanning resources.
+        let summary = s.summary().await?;
+        let of_kind = |kind: &'static str| summary.iter().filter(move |r| r.kind == kind);
+        let count_of = |kind: &'static str, state: &str| {
+            of_kind(kind)
+                .filter(|r| r.state == state)
+                .map(|r| r.count)
                 .sum::<i64>()
         };
         let (mut vcpus, mut memory, mut unknown) = (0u64, 0u64, 0i64);
-        for g in groups.iter().filter(|g| g.state == "running") {
-            match skyhold_core::instance_types::specs(&g.instance_type) {
+        for g in of_kind("instance").filter(|g| g.state == "running") {
+            match skyhold_core::instance_types::specs(&g.rtype) {
                 Some(sp) => {
                     vcpus += u64::from(sp.vcpus) * g.count as u64;
                     memory += sp.memory_mib * g.count as u64;
@@ -532,18 +538,27 @@ impl App {
                 None => unknown += g.count,
             }
         }
+        let stopped_days = self.config.stopped_days;
+        let stopped_before =
+            now_millis().saturating_sub(i64::from(stopped_days).saturating_mul(86_400_000));
+        let instances = || of_kind("instance");
         Ok(Dashboard {
-            per_kind: tally(kinds.iter().map(|(k, _, n)| (k.as_str(), *n))),
-            instances_by_state: tally(groups.iter().map(|g| (g.state.as_str(), g.count))),
-            instances_by_account: tally(groups.iter().map(|g| (g.account.as_str(), g.count))),
-            instances_by_region: tally(groups.iter().map(|g| (g.region.as_str(), g.count))),
-            instances_by_type: tally(groups.iter().map(|g| (g.instance_type.as_str(), g.count))),
+            per_kind: tally(summary.iter().map(|r| (r.kind.as_str(), r.count))),
+            instances_by_state: tally(instances().map(|g| (g.state.as_str(), g.count))),
+            instances_by_account: tally(instances().map(|g| (g.account.as_str(), g.count))),
+            instances_by_region: tally(instances().map(|g| (g.region.as_str(), g.count))),
+            instances_by_type: tally(instances().map(|g| (g.rtype.as_str(), g.count))),
             running_vcpus: vcpus,
             running_memory_mib: memory,
             running_unknown_type: unknown,
-            volume_gib: s.total_size_gib(ResourceKind::Volume).await?,
+            volume_gib: of_kind("volume").map(|r| r.size_gib).sum(),
             unattached_volumes: count_of("volume", "available"),
             unassociated_ips: count_of("elastic_ip", "unassociated"),
+            alarms_in_alarm: count_of("alarm", "alarm"),
+            stopped_days,
+            stopped_long: s
+                .stopped_before(&skyhold_core::rfc3339(stopped_before))
+                .await?,
             sync: s.sync_statuses().await?,
         })
     }
@@ -640,6 +655,7 @@ fn relations(kind: ResourceKind) -> Vec<(ResourceKind, Rel)> {
         K::ElasticIp => vec![(K::Instance, Rel::Ids("instance_id"))],
         K::KeyPair => vec![(K::Instance, Rel::MentionName("key_name"))],
         K::LaunchTemplate => vec![],
+        _ => vec![],
     }
 }
 

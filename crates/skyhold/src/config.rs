@@ -28,6 +28,8 @@ pub struct Config {
     pub session_ttl: Duration,
     /// How long change events are kept.
     pub history_retention: Duration,
+    /// The dashboard counts instances stopped for more than this many days.
+    pub stopped_days: u32,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -42,6 +44,16 @@ pub struct AccountConfig {
     pub aws: AwsAccount,
     /// How credentials are obtained, for display (never the secret).
     pub auth_summary: String,
+    /// Buckets whose objects may be browsed (`*` alone: all of them).
+    pub browse_buckets: Vec<String>,
+}
+
+impl AccountConfig {
+    /// Whether the objects of `bucket` may be browsed (set by an admin in
+    /// the configuration; nothing is browsable by default).
+    pub fn may_browse(&self, bucket: &str) -> bool {
+        self.browse_buckets.iter().any(|b| b == "*" || b == bucket)
+    }
 }
 
 /// A configuration problem: where, and what.
@@ -82,6 +94,7 @@ struct RawConfig {
     secure_cookies: Option<bool>,
     session_ttl: Option<String>,
     history_retention: Option<String>,
+    stopped_days: Option<u32>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -106,6 +119,8 @@ struct RawAccount {
     session_duration: Option<String>,
     page_size: Option<i32>,
     max_attempts: Option<u32>,
+    #[serde(default)]
+    browse_buckets: Vec<String>,
 }
 
 /// Where a key sits in the file, for error messages.
@@ -284,6 +299,10 @@ impl Config {
             None => Duration::from_secs(90 * 86_400),
             Some(v) => parse_duration(&v).map_err(|m| loc.err(None, "history_retention", m))?,
         };
+        let stopped_days = raw.stopped_days.unwrap_or(30);
+        if !(1..=3650).contains(&stopped_days) {
+            return Err(loc.err(None, "stopped_days", "must be between 1 and 3650"));
+        }
         let secure_cookies = match env("SKYHOLD_SECURE_COOKIES") {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
             None => raw.secure_cookies.unwrap_or(false),
@@ -481,8 +500,23 @@ impl Config {
                 }
                 aws.max_attempts = m;
             }
+            for b in &a.browse_buckets {
+                let ok = b == "*"
+                    || ((3..=63).contains(&b.len())
+                        && b.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-')
+                        }));
+                if !ok {
+                    return Err(loc.err(
+                        at,
+                        "browse_buckets",
+                        format!("{b:?} is not a bucket name (or \"*\" for all buckets)"),
+                    ));
+                }
+            }
             accounts.push(AccountConfig {
                 name,
+                browse_buckets: a.browse_buckets,
                 provider,
                 regions,
                 kinds,
@@ -501,6 +535,7 @@ impl Config {
             secure_cookies,
             session_ttl,
             history_retention,
+            stopped_days,
             accounts,
         })
     }

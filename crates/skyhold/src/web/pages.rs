@@ -469,6 +469,7 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             ),
             created("Created"),
         ],
+        _ => vec![account, region, name, id("ID"), state, created("Created")],
     }
 }
 
@@ -859,6 +860,10 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
             (figure("Volume storage", "/volumes", html! { (d.volume_gib) " GiB" }))
             (figure("Unattached volumes", "/volumes?state=available", html! { (d.unattached_volumes) }))
             (figure("Unassociated elastic IPs", "/elastic-ips?state=unassociated", html! { (d.unassociated_ips) }))
+            (figure(&format!("Stopped for more than {} days", d.stopped_days),
+                &href("/instances", &[("q", format!("stopped>{}d", d.stopped_days))]),
+                html! { (d.stopped_long) }))
+            (figure("Alarms in ALARM", "/alarms?state=alarm", html! { (d.alarms_in_alarm) }))
         }
         h2 { "Instances" }
         div.cards {

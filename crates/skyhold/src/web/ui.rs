@@ -51,6 +51,20 @@ pub fn kind_path(k: ResourceKind) -> &'static str {
         ResourceKind::Vpc => "/vpcs",
         ResourceKind::Subnet => "/subnets",
         ResourceKind::LaunchTemplate => "/launch-templates",
+        ResourceKind::LoadBalancer => "/load-balancers",
+        ResourceKind::TargetGroup => "/target-groups",
+        ResourceKind::AutoScalingGroup => "/auto-scaling-groups",
+        ResourceKind::DbInstance => "/db-instances",
+        ResourceKind::DynamodbTable => "/dynamodb-tables",
+        ResourceKind::CacheCluster => "/cache-clusters",
+        ResourceKind::ReplicationGroup => "/replication-groups",
+        ResourceKind::Stack => "/stacks",
+        ResourceKind::HostedZone => "/hosted-zones",
+        ResourceKind::DnsRecord => "/dns-records",
+        ResourceKind::Queue => "/queues",
+        ResourceKind::Topic => "/topics",
+        ResourceKind::Bucket => "/buckets",
+        ResourceKind::Alarm => "/alarms",
     }
 }
 
