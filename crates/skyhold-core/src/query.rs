@@ -291,6 +291,33 @@ impl ResourceQuery {
 
     /// The query as `key=value` pairs, without cursor: for links that keep
     /// the current filters (bookmarkable URLs) and for the CLI.
+    /// The whole filter as one search-language text: the kind and the
+    /// account/region/state/type filters become field terms in front of the
+    /// search (what a saved view stores).
+    pub fn as_search_text(&self) -> String {
+        use crate::search::{Field, Pattern, Term, TermKind};
+        let mut terms = Vec::new();
+        let kind = self.kind.map(|k| vec![k.as_str().to_owned()]);
+        let accounts: Vec<String> = self.accounts.iter().map(|a| a.to_string()).collect();
+        for (field, values) in [
+            (Field::Kind, kind.unwrap_or_default()),
+            (Field::Account, accounts),
+            (Field::Region, self.regions.clone()),
+            (Field::State, self.states.clone()),
+            (Field::Type, self.types.clone()),
+        ] {
+            let values: Vec<Pattern> = values.iter().filter_map(|v| Pattern::new(v).ok()).collect();
+            if !values.is_empty() {
+                terms.push(Term {
+                    negated: false,
+                    kind: TermKind::Field { field, values },
+                });
+            }
+        }
+        terms.extend(self.search.terms.iter().cloned());
+        crate::search::Search { terms }.to_string()
+    }
+
     pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
         let mut v = Vec::new();
         if let Some(k) = self.kind {
@@ -373,6 +400,24 @@ mod tests {
             let e = ResourceQuery::from_pairs([(k, v)]).unwrap_err();
             assert_eq!(e.parameter, k, "{k}={v}");
         }
+    }
+
+    #[test]
+    fn filters_fold_into_one_search() {
+        let q = ResourceQuery::from_pairs([
+            ("kind", "instance"),
+            ("account", "team-a"),
+            ("state", "running"),
+            ("q", "web -tag:owner"),
+        ])
+        .expect("valid");
+        let text = q.as_search_text();
+        assert_eq!(
+            text,
+            "kind:instance account:team-a state:running web -tag:owner"
+        );
+        let again = ResourceQuery::from_pairs([("q", text.as_str())]).expect("parses back");
+        assert_eq!(again.search.terms.len(), 5);
     }
 
     #[test]

@@ -13,7 +13,7 @@ mod users;
 mod views;
 
 pub use events::{ChangeEvent, EventQuery};
-pub use resources::{ApplyStats, CountBy, InstanceGroup, Page, SyncStatus};
+pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};
 pub use views::{SavedView, SummaryRow};
 

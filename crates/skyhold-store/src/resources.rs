@@ -47,16 +47,6 @@ pub struct SyncStatus {
     pub last_error: Option<String>,
 }
 
-/// Live instances sharing a state, account, region and type.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct InstanceGroup {
-    pub state: String,
-    pub account: String,
-    pub region: String,
-    pub instance_type: String,
-    pub count: i64,
-}
-
 /// Columns the dashboard may group live resources by.
 #[derive(Debug, Clone, Copy)]
 pub enum CountBy {
@@ -654,49 +644,50 @@ impl Store {
         })
     }
 
-    /// Resources of one kind in one account/region, by provider id (for
-    /// relations such as an instance's volumes and security groups).
+    /// Resources in one account (and region, unless `None`), of one kind
+    /// (or any, when `None`), by provider id: the forward side of a
+    /// relation, such as an instance's volumes or a stack's resources.
     pub async fn resources_by_provider_ids(
         &self,
         account: &AccountName,
-        region: &str,
-        kind: ResourceKind,
+        region: Option<&str>,
+        kind: Option<ResourceKind>,
         ids: &[String],
     ) -> Result<Vec<Resource>> {
         self.related(account, region, kind, Related::Ids(ids)).await
     }
 
-    /// Resources of one kind in one account/region with one of `names`.
+    /// Resources of one kind in one account (and region) with one of `names`.
     pub async fn resources_by_names(
         &self,
         account: &AccountName,
-        region: &str,
+        region: Option<&str>,
         kind: ResourceKind,
         names: &[String],
     ) -> Result<Vec<Resource>> {
-        self.related(account, region, kind, Related::Names(names))
+        self.related(account, region, Some(kind), Related::Names(names))
             .await
     }
 
-    /// Resources of one kind in one account/region whose attributes contain
-    /// `needle`, a fragment of their JSON text (such as `"vpc-123"`): the
-    /// reverse side of a relation.
+    /// Resources of one kind in one account (and region) whose attributes
+    /// contain `needle`, a fragment of their JSON text (such as
+    /// `"vpc-123"`): the reverse side of a relation.
     pub async fn resources_mentioning(
         &self,
         account: &AccountName,
-        region: &str,
+        region: Option<&str>,
         kind: ResourceKind,
         needle: &str,
     ) -> Result<Vec<Resource>> {
-        self.related(account, region, kind, Related::Mention(needle))
+        self.related(account, region, Some(kind), Related::Mention(needle))
             .await
     }
 
     async fn related(
         &self,
         account: &AccountName,
-        region: &str,
-        kind: ResourceKind,
+        region: Option<&str>,
+        kind: Option<ResourceKind>,
         how: Related<'_>,
     ) -> Result<Vec<Resource>> {
         if matches!(how, Related::Ids(v) | Related::Names(v) if v.is_empty()) {
@@ -705,8 +696,12 @@ impl Store {
         on_pool!(self, p => {
             let mut qb = QueryBuilder::new(SELECT_RESOURCE);
             qb.push(" WHERE r.account = ").push_bind(account.as_str());
-            qb.push(" AND r.region = ").push_bind(region);
-            qb.push(" AND r.kind = ").push_bind(kind.as_str());
+            if let Some(region) = region {
+                qb.push(" AND r.region = ").push_bind(region);
+            }
+            if let Some(kind) = kind {
+                qb.push(" AND r.kind = ").push_bind(kind.as_str());
+            }
             match how {
                 Related::Ids(values) | Related::Names(values) => {
                     let col = if matches!(how, Related::Ids(_)) { "r.provider_id" } else { "r.name" };
@@ -742,55 +737,6 @@ impl Store {
             qb.push(format!(" GROUP BY {col} ORDER BY n DESC, k"));
             let rows = qb.build().fetch_all(p).await?;
             rows.iter().map(|r| Ok((r.try_get("k")?, r.try_get("n")?))).collect()
-        })
-    }
-
-    /// Live resources counted by (kind, state), in one pass.
-    pub async fn kind_state_counts(&self) -> Result<Vec<(String, String, i64)>> {
-        on_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT kind, state, COUNT(*) AS n FROM resources WHERE deleted_at IS NULL GROUP BY kind, state",
-            )
-            .fetch_all(p)
-            .await?;
-            rows.iter().map(|r| Ok((r.try_get("kind")?, r.try_get("state")?, r.try_get("n")?))).collect()
-        })
-    }
-
-    /// Live instances counted by (state, account, region, type), in one pass:
-    /// everything the dashboard shows about instances.
-    pub async fn instance_breakdown(&self) -> Result<Vec<InstanceGroup>> {
-        on_pool!(self, p => {
-            let rows = sqlx::query(
-                "SELECT state, account, region, rtype, COUNT(*) AS n FROM resources \
-                 WHERE deleted_at IS NULL AND kind = 'instance' GROUP BY state, account, region, rtype",
-            )
-            .fetch_all(p)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(InstanceGroup {
-                        state: r.try_get("state")?,
-                        account: r.try_get("account")?,
-                        region: r.try_get("region")?,
-                        instance_type: r.try_get("rtype")?,
-                        count: r.try_get("n")?,
-                    })
-                })
-                .collect()
-        })
-    }
-
-    /// Total size in GiB of live resources of `kind` (volumes).
-    pub async fn total_size_gib(&self, kind: ResourceKind) -> Result<i64> {
-        on_pool!(self, p => {
-            let n: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(SUM(size_gib) AS BIGINT) FROM resources WHERE deleted_at IS NULL AND kind = $1",
-            )
-            .bind(kind.as_str())
-            .fetch_one(p)
-            .await?;
-            Ok(n.unwrap_or(0))
         })
     }
 

@@ -145,3 +145,47 @@ impl Store {
         })
     }
 }
+
+impl Store {
+    /// A stack's cached template, if one was fetched for this `version`.
+    pub async fn cached_template(
+        &self,
+        resource: skyhold_core::ResourceId,
+        version: &str,
+    ) -> Result<Option<String>> {
+        on_pool!(self, p => {
+            let body: Option<String> = sqlx::query_scalar(
+                "SELECT body FROM stack_templates WHERE resource_id = $1 AND version = $2",
+            )
+            .bind(resource.0)
+            .bind(version)
+            .fetch_optional(p)
+            .await?;
+            Ok(body)
+        })
+    }
+
+    /// Keeps a fetched template (replacing an older version's).
+    pub async fn put_template(
+        &self,
+        resource: skyhold_core::ResourceId,
+        version: &str,
+        body: &str,
+        now: Millis,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            sqlx::query(
+                "INSERT INTO stack_templates (resource_id, version, fetched_at, body) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (resource_id) DO UPDATE SET version = excluded.version, \
+                 fetched_at = excluded.fetched_at, body = excluded.body",
+            )
+            .bind(resource.0)
+            .bind(version)
+            .bind(now)
+            .bind(body)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+}

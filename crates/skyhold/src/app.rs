@@ -11,7 +11,7 @@ use skyhold_core::{
     now_millis, AccountName, Millis, Resource, ResourceId, ResourceKind, ResourceQuery, Role,
     TokenId, UserId,
 };
-use skyhold_store::{ApiToken, ChangeEvent, EventQuery, Page, Store, SyncStatus};
+use skyhold_store::{ApiToken, ChangeEvent, EventQuery, Page, SavedView, Store, SyncStatus};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +42,10 @@ pub enum Action {
     ViewSyncStatus,
     TriggerSync,
     ManageOwnTokens,
+    /// Saved views are per user: each manages only their own.
+    ManageOwnViews,
+    /// List and download objects of the buckets the configuration enables.
+    BrowseObjects,
 }
 
 /// The one authorization check. Every domain function calls it first.
@@ -53,7 +57,9 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), AppError> {
             Action::ViewInventory
             | Action::ViewAccounts
             | Action::ViewSyncStatus
-            | Action::ManageOwnTokens,
+            | Action::ManageOwnTokens
+            | Action::ManageOwnViews
+            | Action::BrowseObjects,
         ) => true,
         (Role::Viewer, Action::TriggerSync) => false,
     };
@@ -123,6 +129,9 @@ fn tally<'a>(pairs: impl Iterator<Item = (&'a str, i64)>) -> Vec<(String, i64)> 
 /// Listing pages count matches up to this many (beyond: "more than 1000"),
 /// so a broad search never pays for counting every row.
 pub const COUNT_CAP: i64 = 1_000;
+
+/// How long a presigned object download URL stays valid.
+pub const OBJECT_URL_TTL: Duration = Duration::from_secs(300);
 
 pub struct App {
     pub store: Store,
@@ -320,26 +329,35 @@ impl App {
             skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
             other => other.into(),
         })?;
-        let mut related = Vec::new();
+        let mut related: Vec<(ResourceKind, Vec<Resource>)> = Vec::new();
         for (kind, rel) in relations(r.observed.kind) {
+            // Global kinds (DNS) live under their own region and point into
+            // every region of the account.
+            let region = if kind.is_global() {
+                Some(skyhold_core::GLOBAL_REGION)
+            } else if r.observed.kind.is_global() {
+                None
+            } else {
+                Some(r.region.as_str())
+            };
             let found = match rel {
                 Rel::Ids(key) => {
                     let ids = attr_ids(&r, key);
                     self.store
-                        .resources_by_provider_ids(&r.account, &r.region, kind, &ids)
+                        .resources_by_provider_ids(&r.account, region, Some(kind), &ids)
                         .await?
                 }
                 Rel::Names(key) => {
                     let names = attr_ids(&r, key);
                     self.store
-                        .resources_by_names(&r.account, &r.region, kind, &names)
+                        .resources_by_names(&r.account, region, kind, &names)
                         .await?
                 }
                 Rel::MentionId => {
                     let needle =
                         serde_json::Value::String(r.observed.provider_id.clone()).to_string();
                     self.store
-                        .resources_mentioning(&r.account, &r.region, kind, &needle)
+                        .resources_mentioning(&r.account, region, kind, &needle)
                         .await?
                 }
                 Rel::MentionName(key) => {
@@ -349,27 +367,52 @@ impl App {
                         serde_json::Value::String(r.observed.name.clone())
                     );
                     self.store
-                        .resources_mentioning(&r.account, &r.region, kind, &needle)
+                        .resources_mentioning(&r.account, region, kind, &needle)
+                        .await?
+                }
+                Rel::MentionValues(key) | Rel::MentionedBy(key) => {
+                    let values = match rel {
+                        Rel::MentionValues(_) => attr_ids(&r, key),
+                        _ => own_values(&r, key),
+                    };
+                    // DNS names may be written with or without the final dot.
+                    let mut needles = Vec::new();
+                    for v in values.iter().take(20) {
+                        let v = v.trim_end_matches('.');
+                        if !v.is_empty() {
+                            needles.push(v.to_owned());
+                            if matches!(rel, Rel::MentionedBy(_)) {
+                                needles.push(format!("{v}."));
+                            }
+                        }
+                    }
+                    let mut all = Vec::new();
+                    for v in needles {
+                        let needle = serde_json::Value::String(v).to_string();
+                        all.extend(
+                            self.store
+                                .resources_mentioning(&r.account, region, kind, &needle)
+                                .await?,
+                        );
+                    }
+                    all
+                }
+                Rel::AnyIds(key) => {
+                    let ids = attr_ids(&r, key);
+                    self.store
+                        .resources_by_provider_ids(&r.account, region, None, &ids)
                         .await?
                 }
             };
-            let found = found.into_iter().filter(|x| x.id != r.id);
-            match related
-                .iter_mut()
-                .find(|(k, _): &&mut (ResourceKind, Vec<Resource>)| *k == kind)
-            {
-                Some((_, list)) => {
-                    for x in found {
+            for x in found.into_iter().filter(|x| x.id != r.id) {
+                let k = x.observed.kind;
+                match related.iter_mut().find(|(g, _)| *g == k) {
+                    Some((_, list)) => {
                         if !list.iter().any(|y| y.id == x.id) {
                             list.push(x);
                         }
                     }
-                }
-                None => {
-                    let list: Vec<Resource> = found.collect();
-                    if !list.is_empty() {
-                        related.push((kind, list));
-                    }
+                    None => related.push((k, vec![x])),
                 }
             }
         }
@@ -515,6 +558,197 @@ impl App {
         }
     }
 
+    /// A resource of `kind` and its account's provider, for on-demand reads.
+    async fn live_target(
+        &self,
+        id: ResourceId,
+        kind: ResourceKind,
+    ) -> Result<(Resource, Arc<dyn skyhold_core::Provider>), AppError> {
+        let r = self.store.get_resource(id).await.map_err(|e| match e {
+            skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            other => other.into(),
+        })?;
+        if r.observed.kind != kind {
+            return Err(AppError::BadRequest(format!(
+                "resource {id} is a {}, not a {kind}",
+                r.observed.kind
+            )));
+        }
+        if r.deleted_at.is_some() {
+            return Err(AppError::NotFound(format!("resource {id} (it is gone)")));
+        }
+        let provider = self.sync.provider(&r.account).ok_or_else(|| {
+            AppError::NotFound(format!("account {} (no longer configured)", r.account))
+        })?;
+        Ok((r, provider))
+    }
+
+    /// A stack's template: fetched from the provider on first use, then
+    /// served from the database until the stack changes.
+    pub async fn stack_template(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<(Resource, String), AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        let (r, provider) = self.live_target(id, ResourceKind::Stack).await?;
+        let a = &r.observed.attributes;
+        let version = format!(
+            "{}|{}",
+            a.get("last_updated").and_then(|v| v.as_str()).unwrap_or(""),
+            r.observed.created_at.unwrap_or(0)
+        );
+        if let Some(body) = self.store.cached_template(r.id, &version).await? {
+            return Ok((r, body));
+        }
+        let body = provider
+            .stack_template(&r.region, &r.observed.provider_id)
+            .await?;
+        self.store
+            .put_template(r.id, &version, &body, now_millis())
+            .await?;
+        Ok((r, body))
+    }
+
+    /// An alarm's state history, newest first, read from the provider.
+    pub async fn alarm_history(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<Vec<skyhold_core::AlarmHistoryItem>, AppError> {
+        authorize(actor, Action::ViewInventory)?;
+        let (r, provider) = self.live_target(id, ResourceKind::Alarm).await?;
+        Ok(provider.alarm_history(&r.region, &r.observed.name).await?)
+    }
+
+    /// The bucket resource `id`, if its account's configuration lets its
+    /// objects be browsed.
+    async fn browsable(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<(Resource, Arc<dyn skyhold_core::Provider>), AppError> {
+        authorize(actor, Action::BrowseObjects)?;
+        let (r, provider) = self.live_target(id, ResourceKind::Bucket).await?;
+        let allowed = self
+            .config
+            .account(&r.account)
+            .is_some_and(|a| a.may_browse(&r.observed.provider_id));
+        if !allowed {
+            return Err(AppError::Forbidden(format!(
+                "object browsing is not enabled for bucket {} (an admin lists it in browse_buckets)",
+                r.observed.provider_id
+            )));
+        }
+        Ok((r, provider))
+    }
+
+    /// Whether the objects of this bucket may be browsed (for links).
+    pub fn may_browse(&self, r: &Resource) -> bool {
+        r.observed.kind == ResourceKind::Bucket
+            && self
+                .config
+                .account(&r.account)
+                .is_some_and(|a| a.may_browse(&r.observed.provider_id))
+    }
+
+    /// One page of a bucket's objects and prefixes below `prefix`.
+    pub async fn bucket_objects(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<(Resource, skyhold_core::ObjectPage), AppError> {
+        if prefix.len() > 1024 {
+            return Err(AppError::bad_parameter("prefix", "at most 1024 bytes"));
+        }
+        if token.is_some_and(|t| t.len() > 4096) {
+            return Err(AppError::bad_parameter("token", "use next_token as given"));
+        }
+        let (r, provider) = self.browsable(actor, id).await?;
+        let page = provider
+            .list_objects(&r.region, &r.observed.provider_id, prefix, token)
+            .await?;
+        Ok((r, page))
+    }
+
+    /// A short-lived URL that downloads one object of a browsable bucket.
+    pub async fn object_url(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+        key: &str,
+    ) -> Result<String, AppError> {
+        if key.is_empty() || key.len() > 1024 {
+            return Err(AppError::bad_parameter("key", "1 to 1024 bytes"));
+        }
+        let (r, provider) = self.browsable(actor, id).await?;
+        tracing::info!(user = %actor.username, bucket = %r.observed.provider_id, key, "object download");
+        Ok(provider
+            .presign_get(&r.region, &r.observed.provider_id, key, OBJECT_URL_TTL)
+            .await?)
+    }
+
+    /// The actor's saved views, by name.
+    pub async fn views(&self, actor: &Actor) -> Result<Vec<SavedView>, AppError> {
+        authorize(actor, Action::ManageOwnViews)?;
+        Ok(self.store.list_views(actor.user_id).await?)
+    }
+
+    /// One of the actor's saved views, by name.
+    pub async fn view(&self, actor: &Actor, name: &str) -> Result<SavedView, AppError> {
+        authorize(actor, Action::ManageOwnViews)?;
+        self.store
+            .view_by_name(actor.user_id, name.trim())
+            .await
+            .map_err(|e| match e {
+                skyhold_store::StoreError::NotFound => {
+                    AppError::NotFound(format!("view {:?}", name.trim()))
+                }
+                other => other.into(),
+            })
+    }
+
+    /// Saves a named search for the actor. The query must parse (errors
+    /// name the offending token); names are unique per user.
+    pub async fn save_view(
+        &self,
+        actor: &Actor,
+        name: &str,
+        query: &str,
+    ) -> Result<SavedView, AppError> {
+        authorize(actor, Action::ManageOwnViews)?;
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+            return Err(AppError::bad_parameter(
+                "name",
+                "use 1-64 characters, no control characters",
+            ));
+        }
+        let query = query.trim();
+        if query.is_empty() {
+            return Err(AppError::bad_parameter("q", "a view needs a search"));
+        }
+        skyhold_core::search::parse(query, now_millis())
+            .map_err(|e| AppError::bad_parameter("q", e.to_string()))?;
+        Ok(self
+            .store
+            .create_view(actor.user_id, name, query, now_millis())
+            .await?)
+    }
+
+    pub async fn delete_view(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+        authorize(actor, Action::ManageOwnViews)?;
+        self.store
+            .delete_view(actor.user_id, id)
+            .await
+            .map_err(|e| match e {
+                skyhold_store::StoreError::NotFound => AppError::NotFound(format!("view {id}")),
+                other => other.into(),
+            })
+    }
+
     pub async fn dashboard(&self, actor: &Actor) -> Result<Dashboard, AppError> {
         authorize(actor, Action::ViewInventory)?;
         let s = &self.store;
@@ -606,22 +840,34 @@ pub fn parse_since(v: &str, now: Millis) -> Result<Millis, AppError> {
     ))
 }
 
-/// How a resource finds its relatives within its account and region.
+/// How a resource finds its relatives within its account (and region, or
+/// across regions for global kinds such as DNS records).
+#[derive(Clone, Copy)]
 enum Rel {
     /// Provider ids held in one of its attributes (a string, a list of
-    /// strings, or a list of objects with an "id").
+    /// strings or of objects with an "id" or "physical_id", or an object's
+    /// values).
     Ids(&'static str),
+    /// Like `Ids`, of any kind (a stack's resources).
+    AnyIds(&'static str),
     /// Names held in one of its attributes (key pairs are referenced by name).
     Names(&'static str),
     /// The other kind's resources whose attributes mention this one's id.
     MentionId,
     /// The other kind's resources whose attribute `key` holds this one's name.
     MentionName(&'static str),
+    /// The other kind's resources whose attributes mention one of the values
+    /// in this one's attribute `key` (a DNS record's addresses).
+    MentionValues(&'static str),
+    /// The other kind's resources whose attributes mention the value of this
+    /// one's column or attribute `key` (the records pointing at an address).
+    MentionedBy(&'static str),
 }
 
 /// The relation table: both directions of every link a detail page shows.
 fn relations(kind: ResourceKind) -> Vec<(ResourceKind, Rel)> {
     use ResourceKind as K;
+    let stack = (K::Stack, Rel::MentionId);
     match kind {
         K::Instance => vec![
             (K::Volume, Rel::Ids("volume_ids")),
@@ -631,11 +877,19 @@ fn relations(kind: ResourceKind) -> Vec<(ResourceKind, Rel)> {
             (K::Vpc, Rel::Ids("vpc_id")),
             (K::KeyPair, Rel::Names("key_name")),
             (K::ElasticIp, Rel::MentionId),
+            (K::LoadBalancer, Rel::MentionId),
+            (K::TargetGroup, Rel::MentionId),
+            (K::AutoScalingGroup, Rel::MentionId),
+            (K::DnsRecord, Rel::MentionedBy("public_ip")),
+            (K::DnsRecord, Rel::MentionedBy("public_dns_name")),
+            (K::Alarm, Rel::MentionId),
+            stack,
         ],
         K::Volume => vec![
             (K::Instance, Rel::Ids("instance_ids")),
             (K::Snapshot, Rel::MentionId),
             (K::Snapshot, Rel::Ids("snapshot_id")),
+            stack,
         ],
         K::Snapshot => vec![
             (K::Volume, Rel::Ids("volume_id")),
@@ -645,30 +899,114 @@ fn relations(kind: ResourceKind) -> Vec<(ResourceKind, Rel)> {
             (K::Snapshot, Rel::Ids("snapshot_ids")),
             (K::Instance, Rel::MentionId),
         ],
-        K::SecurityGroup => vec![(K::Vpc, Rel::Ids("vpc_id")), (K::Instance, Rel::MentionId)],
-        K::Subnet => vec![(K::Vpc, Rel::Ids("vpc_id")), (K::Instance, Rel::MentionId)],
+        K::SecurityGroup => vec![
+            (K::Vpc, Rel::Ids("vpc_id")),
+            (K::Instance, Rel::MentionId),
+            (K::LoadBalancer, Rel::MentionId),
+            (K::DbInstance, Rel::MentionId),
+            stack,
+        ],
+        K::Subnet => vec![
+            (K::Vpc, Rel::Ids("vpc_id")),
+            (K::Instance, Rel::MentionId),
+            (K::LoadBalancer, Rel::MentionId),
+            stack,
+        ],
         K::Vpc => vec![
             (K::Subnet, Rel::MentionId),
             (K::SecurityGroup, Rel::MentionId),
             (K::Instance, Rel::MentionId),
+            (K::LoadBalancer, Rel::MentionId),
+            (K::TargetGroup, Rel::MentionId),
+            (K::DbInstance, Rel::MentionId),
+            stack,
         ],
-        K::ElasticIp => vec![(K::Instance, Rel::Ids("instance_id"))],
+        K::ElasticIp => vec![
+            (K::Instance, Rel::Ids("instance_id")),
+            (K::DnsRecord, Rel::MentionedBy("public_ip")),
+        ],
         K::KeyPair => vec![(K::Instance, Rel::MentionName("key_name"))],
-        K::LaunchTemplate => vec![],
-        _ => vec![],
+        K::LaunchTemplate => vec![(K::AutoScalingGroup, Rel::MentionId), stack],
+        K::LoadBalancer => vec![
+            (K::TargetGroup, Rel::Ids("target_group_arns")),
+            (K::Instance, Rel::Ids("instance_ids")),
+            (K::SecurityGroup, Rel::Ids("security_groups")),
+            (K::Subnet, Rel::Ids("subnet_ids")),
+            (K::Vpc, Rel::Ids("vpc_id")),
+            (K::AutoScalingGroup, Rel::MentionId),
+            (K::DnsRecord, Rel::MentionedBy("dns_name")),
+            stack,
+        ],
+        K::TargetGroup => vec![
+            (K::LoadBalancer, Rel::Ids("load_balancer_arns")),
+            (K::Instance, Rel::Ids("instance_ids")),
+            (K::AutoScalingGroup, Rel::MentionId),
+            (K::Vpc, Rel::Ids("vpc_id")),
+            stack,
+        ],
+        K::AutoScalingGroup => vec![
+            (K::Instance, Rel::Ids("instance_ids")),
+            (K::LaunchTemplate, Rel::Ids("launch_template_id")),
+            (K::TargetGroup, Rel::Ids("target_group_arns")),
+            (K::LoadBalancer, Rel::Ids("load_balancer_names")),
+            stack,
+        ],
+        K::DbInstance => vec![
+            (K::SecurityGroup, Rel::Ids("security_groups")),
+            (K::Vpc, Rel::Ids("vpc_id")),
+            stack,
+        ],
+        K::DynamodbTable | K::Topic | K::Bucket => vec![stack],
+        K::CacheCluster => vec![
+            (K::ReplicationGroup, Rel::Ids("replication_group_id")),
+            stack,
+        ],
+        K::ReplicationGroup => vec![(K::CacheCluster, Rel::Ids("member_clusters")), stack],
+        K::Stack => vec![(K::Stack, Rel::AnyIds("resources"))],
+        K::HostedZone => vec![(K::DnsRecord, Rel::MentionId)],
+        K::DnsRecord => vec![
+            (K::HostedZone, Rel::Ids("zone_id")),
+            (K::Instance, Rel::MentionValues("values")),
+            (K::LoadBalancer, Rel::MentionValues("values")),
+            (K::LoadBalancer, Rel::MentionValues("alias_target")),
+        ],
+        K::Queue => vec![
+            (K::Queue, Rel::MentionValues("dead_letter_target_arn")),
+            (K::Queue, Rel::MentionedBy("arn")),
+            stack,
+        ],
+        K::Alarm => vec![(K::Instance, Rel::Ids("dimensions"))],
     }
 }
 
 /// The ids (or names) an attribute holds.
 fn attr_ids(r: &Resource, key: &str) -> Vec<String> {
-    match r.observed.attributes.get(key) {
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .filter_map(|v| v.as_str().or_else(|| v.get("id").and_then(|x| x.as_str())))
+    let id_of = |v: &serde_json::Value| {
+        v.as_str()
+            .or_else(|| v.get("id").and_then(|x| x.as_str()))
+            .or_else(|| v.get("physical_id").and_then(|x| x.as_str()))
             .map(str::to_owned)
-            .collect(),
+    };
+    match r.observed.attributes.get(key) {
+        Some(serde_json::Value::Array(a)) => a.iter().filter_map(id_of).collect(),
+        Some(serde_json::Value::Object(o)) => o.values().filter_map(id_of).collect(),
         Some(serde_json::Value::String(s)) if !s.is_empty() => vec![s.clone()],
         _ => Vec::new(),
+    }
+}
+
+/// This resource's own value for `key`: a column (`public_ip`,
+/// `private_ip`) or an attribute.
+fn own_values(r: &Resource, key: &str) -> Vec<String> {
+    let v = match key {
+        "public_ip" => r.observed.public_ip.clone(),
+        "private_ip" => r.observed.private_ip.clone(),
+        _ => return attr_ids(r, key),
+    };
+    if v.is_empty() {
+        Vec::new()
+    } else {
+        vec![v]
     }
 }
 

@@ -49,9 +49,12 @@ enum Command {
     Ls {
         /// Free-text search: every word must match name, id, IP or a tag value.
         words: Vec<String>,
-        /// instance, volume, image, security_group, key_pair
-        #[arg(long, short, default_value = "instance")]
-        kind: String,
+        /// instance (the default without --view), volume, image, bucket, …
+        #[arg(long, short)]
+        kind: Option<String>,
+        /// Start from one of your saved views (see `skyhold views`).
+        #[arg(long)]
+        view: Option<String>,
         #[arg(long, short)]
         account: Option<String>,
         #[arg(long, short)]
@@ -87,6 +90,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Saved views (named searches): list them, or save or remove one.
+    Views {
+        #[command(subcommand)]
+        command: Option<ViewsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the sync status of every account, region and kind.
     Status {
         #[arg(long)]
@@ -114,6 +124,14 @@ enum UserCommand {
         #[arg(long, env = "SKYHOLD_CONFIG")]
         config: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ViewsCommand {
+    /// Save a search under a name, e.g. `views save unowned 'state:running -tag:owner'`.
+    Save { name: String, query: String },
+    /// Remove a saved view.
+    Rm { name: String },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -165,6 +183,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ls {
             words,
             kind,
+            view,
             account,
             region,
             state,
@@ -175,8 +194,16 @@ async fn run(cli: Cli) -> Result<()> {
             include_deleted,
             json,
         } => {
-            let mut pairs: Vec<(&str, String)> = vec![("kind", kind), ("limit", limit.to_string())];
+            let c = client()?;
+            let mut words = words;
+            if let Some(name) = &view {
+                words.insert(0, view_query(&c, name).await?);
+            }
+            // Without a view the default is instances, as on the web UI.
+            let kind = kind.or_else(|| view.is_none().then(|| "instance".to_owned()));
+            let mut pairs: Vec<(&str, String)> = vec![("limit", limit.to_string())];
             for (k, v) in [
+                ("kind", kind),
                 ("account", account),
                 ("region", region),
                 ("state", state),
@@ -193,8 +220,9 @@ async fn run(cli: Cli) -> Result<()> {
             if include_deleted {
                 pairs.push(("include_deleted", "true".into()));
             }
-            ls(pairs, all, json).await
+            ls(&c, pairs, all, json).await
         }
+        Command::Views { command, json } => views(command, json).await,
         Command::Sync {
             account,
             wait,
@@ -473,8 +501,70 @@ fn s(v: &Value, ptr: &str) -> String {
     }
 }
 
-async fn ls(pairs: Vec<(&str, String)>, all: bool, as_json: bool) -> Result<()> {
+/// The query of the saved view `name`.
+async fn view_query(c: &Client, name: &str) -> Result<String> {
+    let v = c.call(reqwest::Method::GET, "/views", None).await?;
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|x| x["name"].as_str() == Some(name))
+        .and_then(|x| x["q"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow!("no saved view named {name:?} (see `skyhold views`)"))
+}
+
+async fn views(command: Option<ViewsCommand>, as_json: bool) -> Result<()> {
     let c = client()?;
+    match command {
+        Some(ViewsCommand::Save { name, query }) => {
+            let v = c
+                .call(
+                    reqwest::Method::POST,
+                    "/views",
+                    Some(json!({"name": name, "q": query})),
+                )
+                .await?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("saved view {name:?}: {}", s(&v, "/q"));
+            }
+        }
+        Some(ViewsCommand::Rm { name }) => {
+            let list = c.call(reqwest::Method::GET, "/views", None).await?;
+            let id = list["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|x| x["name"].as_str() == Some(name.as_str()))
+                .and_then(|x| x["id"].as_i64())
+                .ok_or_else(|| anyhow!("no saved view named {name:?}"))?;
+            c.call(reqwest::Method::DELETE, &format!("/views/{id}"), None)
+                .await?;
+            if !as_json {
+                println!("removed view {name:?}");
+            }
+        }
+        None => {
+            let v = c.call(reqwest::Method::GET, "/views", None).await?;
+            if as_json {
+                println!("{}", serde_json::to_string_pretty(&v["items"])?);
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| vec![s(x, "/name"), s(x, "/q")])
+                .collect();
+            print_table(&["NAME", "QUERY"], &rows);
+        }
+    }
+    Ok(())
+}
+
+async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) -> Result<()> {
     let mut items: Vec<Value> = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

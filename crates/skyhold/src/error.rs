@@ -24,6 +24,9 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The cloud provider refused or failed an on-demand call.
+    #[error("provider: {0}")]
+    Provider(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -41,6 +44,7 @@ impl AppError {
             AppError::RateLimited(_) => "rate_limited",
             AppError::Conflict(_) => "conflict",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Provider(_) => "provider_error",
             AppError::Internal(_) => "internal",
         }
     }
@@ -71,5 +75,11 @@ impl From<skyhold_core::QueryError> for AppError {
             parameter: e.parameter,
             message: e.message,
         }
+    }
+}
+
+impl From<skyhold_core::ProviderError> for AppError {
+    fn from(e: skyhold_core::ProviderError) -> Self {
+        AppError::Provider(e.to_string())
     }
 }

@@ -43,6 +43,7 @@ const ANALYZE_AFTER_WRITES: u64 = 1000;
 
 pub struct SyncEngine {
     store: Store,
+    providers: HashMap<AccountName, Arc<dyn Provider>>,
     scopes: Vec<Arc<Scope>>,
     limit: Arc<Semaphore>,
     history_retention: Duration,
@@ -75,10 +76,17 @@ impl SyncEngine {
         }
         Self {
             store,
+            providers,
             scopes,
             limit: Arc::new(Semaphore::new(config.sync_concurrency)),
             history_retention: config.history_retention,
         }
+    }
+
+    /// The provider of a configured account (for on-demand reads such as a
+    /// stack's template or a bucket's objects).
+    pub fn provider(&self, account: &AccountName) -> Option<Arc<dyn Provider>> {
+        self.providers.get(account).cloned()
     }
 
     /// Syncs every scope (or those of one account) and returns what each

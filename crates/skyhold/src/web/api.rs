@@ -5,7 +5,8 @@ use super::{client_addr, AppState};
 use crate::app::{Actor, AuthVia};
 use crate::error::AppError;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -23,11 +24,17 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/resources", get(list_resources))
         .route("/api/v1/resources/{id}", get(get_resource))
+        .route("/api/v1/resources/{id}/template", get(stack_template))
+        .route("/api/v1/resources/{id}/alarm-history", get(alarm_history))
+        .route("/api/v1/resources/{id}/objects", get(bucket_objects))
+        .route("/api/v1/resources/{id}/objects/url", get(object_url))
         .route("/api/v1/accounts", get(accounts))
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/sync", post(sync))
         .route("/api/v1/sync/status", get(sync_status))
         .route("/api/v1/dashboard", get(dashboard))
+        .route("/api/v1/views", get(list_views).post(create_view))
+        .route("/api/v1/views/{id}", delete(delete_view))
         .route("/api/v1/openapi.json", get(super::openapi::document))
 }
 
@@ -297,5 +304,118 @@ async fn dashboard(
         "running_unknown_type": d.running_unknown_type,
         "unattached_volumes": d.unattached_volumes,
         "unassociated_elastic_ips": d.unassociated_ips,
+        "alarms_in_alarm": d.alarms_in_alarm,
+        "stopped_days": d.stopped_days,
+        "stopped_longer": d.stopped_long,
+    })))
+}
+
+fn view_json(v: &skyhold_store::SavedView) -> Value {
+    json!({"id": v.id, "name": v.name, "q": v.query, "created_at": rfc3339(v.created_at)})
+}
+
+async fn list_views(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Value>, AppError> {
+    let views = app.views(&actor).await?;
+    Ok(Json(
+        json!({ "items": views.iter().map(view_json).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ViewRequest {
+    name: String,
+    q: String,
+}
+
+async fn create_view(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    bytes: Bytes,
+) -> Result<Response, AppError> {
+    let r: ViewRequest = body(&bytes)?;
+    let v = app.save_view(&actor, &r.name, &r.q).await?;
+    Ok((StatusCode::CREATED, Json(view_json(&v))).into_response())
+}
+
+async fn delete_view(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let id = id_param(&id, "view", |n| n)?;
+    app.delete_view(&actor, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stack_template(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let (r, body) = app
+        .stack_template(&actor, id_param(&id, "resource", ResourceId)?)
+        .await?;
+    Ok(Json(
+        json!({"id": r.id, "stack": r.observed.name, "template": body}),
+    ))
+}
+
+async fn alarm_history(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let items = app
+        .alarm_history(&actor, id_param(&id, "resource", ResourceId)?)
+        .await?;
+    let items: Vec<Value> = items
+        .iter()
+        .map(|h| json!({"time": rfc3339(h.time), "type": h.item_type, "summary": h.summary}))
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn bucket_objects(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    query: Result<Query<super::services::ObjectsQuery>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let (_, page) = app
+        .bucket_objects(
+            &actor,
+            id_param(&id, "resource", ResourceId)?,
+            &q.prefix,
+            q.token.as_deref(),
+        )
+        .await?;
+    let objects: Vec<Value> = page
+        .objects
+        .iter()
+        .map(|o| json!({"key": o.key, "size": o.size, "modified": o.modified.map(rfc3339)}))
+        .collect();
+    Ok(Json(json!({
+        "prefix": q.prefix, "prefixes": page.prefixes, "objects": objects,
+        "next_token": page.next_token,
+    })))
+}
+
+async fn object_url(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    query: Result<Query<super::services::KeyQuery>, QueryRejection>,
+) -> Result<Json<Value>, AppError> {
+    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let url = app
+        .object_url(&actor, id_param(&id, "resource", ResourceId)?, &q.key)
+        .await?;
+    Ok(Json(json!({
+        "url": url, "expires_in_seconds": crate::app::OBJECT_URL_TTL.as_secs(),
     })))
 }

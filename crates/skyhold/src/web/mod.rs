@@ -5,7 +5,9 @@
 mod api;
 mod openapi;
 mod pages;
+mod services;
 mod ui;
+mod views;
 
 use crate::app::{Actor, App, AuthVia};
 use crate::error::AppError;
@@ -61,6 +63,8 @@ pub fn router(app: AppState) -> Router {
     let protected = Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(views::routes())
+        .merge(services::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor));
 
@@ -225,6 +229,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Conflict(_) => StatusCode::CONFLICT,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::Provider(_) => StatusCode::BAD_GATEWAY,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

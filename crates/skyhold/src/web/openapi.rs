@@ -24,6 +24,8 @@ fn q(name: &str, desc: &str) -> Value {
 }
 
 pub fn spec() -> Value {
+    let path_id =
+        json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}});
     let list_ok = |schema: &str| json!({"description": "OK", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
     json!({
         "openapi": "3.1.0",
@@ -51,12 +53,12 @@ pub fn spec() -> Value {
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
                 "responses": {"204": {"description": "Revoked"}, "404": {"$ref": "#/components/responses/Error"}}}},
             "/resources": {"get": op("List cached resources, filtered, sorted and paged", json!([
-                q("kind", "instance | volume | image | security_group | key_pair"),
+                q("kind", "a kind: instance, volume, snapshot, image, security_group, key_pair, elastic_ip, vpc, subnet, launch_template, load_balancer, target_group, auto_scaling_group, db_instance, dynamodb_table, cache_cluster, replication_group, stack, hosted_zone, dns_record, queue, topic, bucket, alarm"),
                 q("account", "account name(s), comma-separated"),
                 q("region", "region(s), comma-separated"),
                 q("state", "state(s), comma-separated"),
                 q("type", "instance/volume type(s), comma-separated"),
-                q("q", "free text: every word must match name, id, IPs or a tag value"),
+                q("q", "search language: words, kind:, account:, region:, state:, type:, owner:, name:, id: (globs), tag:KEY[=VALUE], -tag:KEY, age>7d, launched<2026-01-01, stopped>30d; '-' negates"),
                 q("sort", "account | region | kind | name | provider_id | state | type | private_ip | public_ip | launch_time | owner; prefix '-' for descending"),
                 q("limit", "1-1000, default 100"),
                 q("cursor", "next_cursor from the previous page"),
@@ -76,7 +78,23 @@ pub fn spec() -> Value {
                 q("limit", "1-1000, default 100"), q("cursor", "next_cursor from the previous page")
             ]), json!({"description": "OK"}))},
             "/sync/status": {"get": op("Sync status per account, region and kind", json!([]), json!({"description": "OK"}))},
-            "/dashboard": {"get": op("Headline figures", json!([]), json!({"description": "OK"}))}
+            "/dashboard": {"get": op("Headline figures", json!([]), json!({"description": "OK"}))},
+            "/views": {
+                "get": op("The caller's saved views (named searches)", json!([]), json!({"description": "OK"})),
+                "post": {"summary": "Save a view; the search must parse",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object",
+                        "required": ["name", "q"], "properties": {"name": {"type": "string"}, "q": {"type": "string", "description": "search-language text"}}}}}},
+                    "responses": {"201": {"description": "Created"}, "400": {"$ref": "#/components/responses/Error"},
+                        "409": {"$ref": "#/components/responses/Error"}}}
+            },
+            "/views/{id}": {"delete": {"summary": "Delete one of the caller's views", "parameters": [path_id.clone()],
+                "responses": {"204": {"description": "Deleted"}, "404": {"$ref": "#/components/responses/Error"}}}},
+            "/resources/{id}/template": {"get": op("A stack's template (fetched on demand, then cached)", json!([path_id.clone()]), json!({"description": "OK"}))},
+            "/resources/{id}/alarm-history": {"get": op("An alarm's state history, newest first (read from the provider)", json!([path_id.clone()]), json!({"description": "OK"}))},
+            "/resources/{id}/objects": {"get": op("One page of a browsable bucket's objects and prefixes below a prefix",
+                json!([path_id.clone(), q("prefix", "list below this prefix ('' for the top)"), q("token", "next_token of the previous page")]), json!({"description": "OK"}))},
+            "/resources/{id}/objects/url": {"get": op("A presigned download URL for one object (valid 5 minutes)",
+                json!([path_id.clone(), {"name": "key", "in": "query", "required": true, "schema": {"type": "string"}}]), json!({"description": "OK"}))}
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

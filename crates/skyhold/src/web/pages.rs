@@ -71,7 +71,7 @@ impl IntoResponse for PageError {
     }
 }
 
-type PageResult = Result<Markup, PageError>;
+pub(super) type PageResult = Result<Markup, PageError>;
 
 // ---------------------------------------------------------------- login
 
@@ -196,7 +196,7 @@ struct CsrfForm {
     account: Option<String>,
 }
 
-fn check_csrf(actor: &Actor, sent: &str) -> Result<(), PageError> {
+pub(super) fn check_csrf(actor: &Actor, sent: &str) -> Result<(), PageError> {
     if crate::auth::ct_eq(csrf_of(actor), sent) && !sent.is_empty() {
         Ok(())
     } else {
@@ -300,6 +300,8 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             time(r.observed.created_at)
         })
     };
+    let rtype = |label| Col::new(Some(SortKey::Type), label, |r, _| empty(&r.observed.rtype));
+    let size = |label| Col::new(None, label, |r, _| html! { (r.observed.size_gib) " GiB" });
     match kind {
         ResourceKind::Instance => vec![
             account,
@@ -469,7 +471,132 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             ),
             created("Created"),
         ],
-        _ => vec![account, region, name, id("ID"), state, created("Created")],
+        ResourceKind::LoadBalancer => vec![
+            account,
+            region,
+            name,
+            rtype("Type"),
+            state,
+            Col::attr("DNS name", "dns_name"),
+            Col::attr("Scheme", "scheme"),
+            created("Created"),
+        ],
+        ResourceKind::TargetGroup => vec![
+            account,
+            region,
+            name,
+            rtype("Target type"),
+            state,
+            Col::attr("Protocol", "protocol"),
+            Col::attr("Port", "port"),
+            Col::attr("Healthy", "healthy_count"),
+            Col::attr("Unhealthy", "unhealthy_count"),
+        ],
+        ResourceKind::AutoScalingGroup => vec![
+            account,
+            region,
+            name,
+            Col::attr("Desired", "desired_capacity"),
+            Col::attr("Min", "min_size"),
+            Col::attr("Max", "max_size"),
+            Col::attr("Launch template", "launch_template_name"),
+            created("Created"),
+        ],
+        ResourceKind::DbInstance => vec![
+            account,
+            region,
+            name,
+            state,
+            rtype("Class"),
+            Col::attr("Engine", "engine"),
+            Col::attr("Version", "engine_version"),
+            size("Storage"),
+            Col::attr("Multi-AZ", "multi_az"),
+            Col::attr("Endpoint", "endpoint"),
+        ],
+        ResourceKind::DynamodbTable => vec![
+            account,
+            region,
+            name,
+            state,
+            rtype("Billing"),
+            Col::attr("Items", "item_count"),
+            Col::attr("Bytes", "size_bytes"),
+            created("Created"),
+        ],
+        ResourceKind::CacheCluster => vec![
+            account,
+            region,
+            name,
+            state,
+            rtype("Node type"),
+            Col::attr("Engine", "engine"),
+            Col::attr("Version", "engine_version"),
+            Col::attr("Nodes", "num_nodes"),
+            Col::attr("Endpoint", "endpoint"),
+        ],
+        ResourceKind::ReplicationGroup => vec![
+            account,
+            region,
+            name,
+            state,
+            rtype("Node type"),
+            Col::attr("Members", "member_clusters"),
+            Col::attr("Primary endpoint", "primary_endpoint"),
+        ],
+        ResourceKind::Stack => vec![
+            account,
+            region,
+            name,
+            state,
+            Col::attr("Description", "description"),
+            created("Created"),
+        ],
+        ResourceKind::HostedZone => vec![
+            account,
+            name,
+            id("Zone ID"),
+            state,
+            Col::attr("Records", "record_count"),
+            Col::attr("Comment", "comment"),
+        ],
+        ResourceKind::DnsRecord => vec![
+            account,
+            name,
+            rtype("Type"),
+            Col::attr("Values", "values"),
+            Col::attr("Alias target", "alias_target"),
+            Col::attr("TTL", "ttl"),
+            Col::attr("Zone", "zone_name"),
+        ],
+        ResourceKind::Queue => vec![
+            account,
+            region,
+            name,
+            Col::attr("Visible", "visible_messages"),
+            Col::attr("In flight", "in_flight_messages"),
+            Col::attr("Dead-letter target", "dead_letter_target_arn"),
+            created("Created"),
+        ],
+        ResourceKind::Topic => vec![
+            account,
+            region,
+            name,
+            Col::attr("Subscriptions", "subscription_count"),
+            Col::attr("Display name", "display_name"),
+        ],
+        ResourceKind::Bucket => vec![account, region, name, created("Created")],
+        ResourceKind::Alarm => vec![
+            account,
+            region,
+            name,
+            state,
+            Col::attr("Metric", "metric"),
+            Col::attr("Namespace", "namespace"),
+            Col::attr("Comparison", "comparison"),
+            Col::attr("Threshold", "threshold"),
+            Col::attr("State since", "state_updated"),
+        ],
     }
 }
 
@@ -487,6 +614,17 @@ fn states_of(kind: ResourceKind) -> &'static [&'static str] {
         ResourceKind::Image => &["pending", "available", "failed"],
         ResourceKind::Snapshot => &["pending", "completed", "error"],
         ResourceKind::ElasticIp => &["associated", "unassociated"],
+        ResourceKind::Alarm => &["ok", "alarm", "insufficient_data"],
+        ResourceKind::DbInstance => &[
+            "available",
+            "creating",
+            "modifying",
+            "stopped",
+            "stopping",
+            "starting",
+            "deleting",
+        ],
+        ResourceKind::HostedZone => &["public", "private"],
         _ => &[],
     }
 }
@@ -561,6 +699,12 @@ async fn list(
         .filter(|(k, _)| *k != "kind" || kind.is_none())
         .collect();
     let now = now_millis();
+    let view_text = q.as_search_text();
+    let has_filter = !(q.search.is_empty()
+        && q.accounts.is_empty()
+        && q.regions.is_empty()
+        && q.states.is_empty()
+        && q.types.is_empty());
     let cols = kind.map_or_else(search_columns, columns);
     let states: &[&str] = kind.map_or(&[], states_of);
     let sort_href = |key: SortKey| {
@@ -633,6 +777,9 @@ async fn list(
                     }
                 }
             }
+        }
+        @if has_filter && search_error.is_none() {
+            div.saveview { (super::views::save_form(&actor, &view_text)) }
         }
         div.pager {
             span { @if total > crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (total) } " matching" }
@@ -744,7 +891,12 @@ async fn detail(
     } else {
         o.name.clone()
     };
-    let skip = ["ingress", "egress"];
+    let skip = super::services::sectioned_attributes(o.kind);
+    let history = if o.kind == ResourceKind::Alarm && r.deleted_at.is_none() {
+        Some(app.alarm_history(&actor, r.id).await)
+    } else {
+        None
+    };
     let body = html! {
         p.dim { a href=(kind_path(o.kind)) { (o.kind.label()) } " / " (o.provider_id) }
         h1 { (title) " " @if !o.state.is_empty() { (state_badge(&o.state)) } }
@@ -770,6 +922,7 @@ async fn detail(
             (rules_table("Inbound rules", o.attributes.get("ingress")))
             (rules_table("Outbound rules", o.attributes.get("egress")))
         }
+        (super::services::sections(r, app.may_browse(r), history.as_ref()))
         h2 { "Tags (" (o.tags.len()) ")" }
         @if o.tags.is_empty() { p.dim { "No tags." } } @else {
             table.grid { thead { tr { th { "Key" } th { "Value" } } } tbody {

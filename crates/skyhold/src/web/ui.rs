@@ -68,6 +68,18 @@ pub fn kind_path(k: ResourceKind) -> &'static str {
     }
 }
 
+/// The kinds grouped by service, in the order given (the navigation's menus).
+fn by_service(kinds: &[ResourceKind]) -> Vec<(&'static str, Vec<ResourceKind>)> {
+    let mut groups: Vec<(&'static str, Vec<ResourceKind>)> = Vec::new();
+    for k in kinds.iter().copied() {
+        match groups.iter_mut().find(|(s, _)| *s == k.service()) {
+            Some((_, g)) => g.push(k),
+            None => groups.push((k.service(), vec![k])),
+        }
+    }
+    groups
+}
+
 pub fn csrf_of(actor: &Actor) -> &str {
     match &actor.via {
         AuthVia::Session { csrf } => csrf,
@@ -100,10 +112,22 @@ pub fn page(
                         a.brand href="/" { "skyhold" }
                         nav {
                             a href="/" class=[(active == "dashboard").then_some("on")] { "Dashboard" }
-                            @for k in kinds.iter().copied() {
-                                a href=(kind_path(k)) class=[(active == k.as_str()).then_some("on")] { (k.label()) }
+                            @for (service, group) in by_service(kinds) {
+                                @if let [k] = group.as_slice() {
+                                    a href=(kind_path(*k)) class=[(active == k.as_str()).then_some("on")] { (k.label()) }
+                                } @else {
+                                    details.menu {
+                                        summary class=[group.iter().any(|k| active == k.as_str()).then_some("on")] { (service) }
+                                        div {
+                                            @for k in &group {
+                                                a href=(kind_path(*k)) class=[(active == k.as_str()).then_some("on")] { (k.label()) }
+                                            }
+                                        }
+                                    }
+                                }
                             }
                             a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
+                            a href="/views" class=[(active == "views").then_some("on")] { "Views" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
                         }
                         form.quick method="get" action="/search" role="search" {
@@ -207,6 +231,12 @@ dl.facts dt { color:var(--dim); } dl.facts dd { margin:0; word-break: break-word
 .ok { background:#dafbe1; border:1px solid #aceebb; padding:8px 10px; border-radius:6px; margin-bottom:10px; }
 .login { max-width:340px; margin:80px auto; background:#fff; border:1px solid var(--line); border-radius:8px; padding:22px; }
 .login label { display:block; margin:10px 0 4px; } .login input { width:100%; } .login button { margin-top:14px; width:100%; }
+details.menu { position:relative; } details.menu summary { cursor:pointer; color:#c4cad6; list-style:none; }
+details.menu summary::-webkit-details-marker { display:none; } details.menu summary::after { content:" ▾"; font-size:10px; }
+details.menu summary.on { color:#fff; font-weight:600; }
+details.menu > div { position:absolute; top:22px; left:-8px; z-index:20; background:#151a24; border:1px solid #39424f; border-radius:6px; padding:6px 10px; display:flex; flex-direction:column; gap:4px; min-width:170px; }
+form.inline { display:inline-flex; gap:6px; align-items:center; margin:0; } .saveview { margin:8px 0; }
+.crumbs { margin:6px 0 10px; } .crumbs a { margin-right:2px; }
 pre.json { background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px; overflow:auto; font-size:12px; }
 "#;
 
@@ -214,6 +244,12 @@ const JS: &str = r#"
 // Small conveniences; every page works without them.
 document.addEventListener('DOMContentLoaded', function () {
   var form = document.querySelector('form.filters');
+  // One navigation menu open at a time; a click elsewhere closes it.
+  document.addEventListener('click', function (e) {
+    document.querySelectorAll('details.menu[open]').forEach(function (d) {
+      if (!d.contains(e.target)) { d.removeAttribute('open'); }
+    });
+  });
   document.querySelectorAll('form.filters select, form.filters input[type=checkbox]').forEach(function (el) {
     el.addEventListener('change', function () { el.form.submit(); });
   });

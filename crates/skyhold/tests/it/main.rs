@@ -7,6 +7,8 @@ mod harness;
 mod api;
 mod auth;
 mod cli;
+mod inventory;
 mod pages;
 mod store;
 mod sync;
+mod views;
