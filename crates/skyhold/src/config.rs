@@ -659,7 +659,7 @@ secret_access_key = "hush"
             c.accounts[0].kinds,
             vec![ResourceKind::Instance, ResourceKind::Vpc]
         );
-        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nkinds = [\"bucket\"]\n")
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nkinds = [\"buckets\"]\n")
             .unwrap_err();
         assert_eq!(
             (e.line, e.key.as_deref()),
@@ -671,5 +671,36 @@ secret_access_key = "hush"
     fn duplicate_account_names_are_rejected() {
         let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("accounts[1].name"));
+    }
+
+    #[test]
+    fn dashboard_and_bucket_settings_are_checked() {
+        let c = parse("stopped_days = 14\n[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nbrowse_buckets = [\"logs.example-1\"]\n").unwrap();
+        assert_eq!(c.stopped_days, 14);
+        assert!(c.accounts[0].may_browse("logs.example-1"));
+        assert!(!c.accounts[0].may_browse("other"));
+        let c =
+            parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nbrowse_buckets = [\"*\"]\n")
+                .unwrap();
+        assert_eq!(c.stopped_days, 30);
+        assert!(c.accounts[0].may_browse("anything"));
+        let e = parse("stopped_days = 0\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("stopped_days")));
+        let e = parse(
+            "[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nbrowse_buckets = [\"Bad_Name\"]\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("accounts[0].browse_buckets"))
+        );
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../skyhold.example.toml");
+        let env = |k: &str| k.starts_with("LAB_AWS_").then(|| "x".to_owned());
+        let c = Config::load(Some(&path), &env).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.accounts.len(), 3);
     }
 }
