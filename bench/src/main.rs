@@ -215,11 +215,13 @@ async fn sync_bench(backend: &str) -> Result<()> {
     for (name, id) in SYNC_ACCOUNTS {
         config.push_str(&format!(
             "[[accounts]]\nname = \"{name}\"\nregions = [\"us-east-1\", \"eu-west-1\"]\nendpoint_url = \"{}\"\n\
-             access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nrole_arn = \"arn:aws:iam::{id}:role/bench\"\npage_size = {PAGE}\n",
+             access_key_id = \"testing\"\nsecret_access_key = \"testing\"\nrole_arn = \"arn:aws:iam::{id}:role/bench\"\npage_size = {PAGE}\n\
+             kinds = [\"instance\", \"volume\", \"image\", \"security_group\", \"key_pair\"]\n",
             moto.endpoint
         ));
     }
 
+    // The engine lists the same five kinds as the bare baseline.
     // Warm moto's per-account state and the SDK's credentials on both paths.
     let (_, listed) = bare().await?;
     let rounds = 5;

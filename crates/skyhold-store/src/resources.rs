@@ -205,12 +205,13 @@ fn fts_query(words: &[String]) -> Option<String> {
     (!phrases.is_empty()).then(|| phrases.join(" "))
 }
 
-/// Appends the WHERE clause of a listing (filters and free text). On SQLite
-/// words of 3+ characters go through the FTS5 trigram index; elsewhere (and
-/// for shorter words) LIKE over `search`, which PostgreSQL serves from its
+/// Appends the WHERE clause of a listing (filters and free text). With
+/// `$words_by_fts` (SQLite statements that start from the FTS5 trigram
+/// matches) positive words of 3+ characters are already answered; otherwise
+/// every word is a LIKE over `search`, which PostgreSQL serves from its
 /// pg_trgm index.
 macro_rules! push_filters {
-    ($qb:expr, $q:expr, $sqlite:expr, $fts_in:expr) => {{
+    ($qb:expr, $q:expr, $sqlite:expr, $words_by_fts:expr) => {{
         let q: &ResourceQuery = $q;
         $qb.push(" WHERE 1=1");
         if !q.include_deleted {
@@ -238,16 +239,11 @@ macro_rules! push_filters {
             }
             $qb.push(")");
         }
-        let fts_in: Option<&String> = $fts_in;
-        if let Some(m) = fts_in {
-            $qb.push(" AND r.id IN (SELECT rowid FROM resources_fts WHERE resources_fts MATCH ")
-                .push_bind(m.clone())
-                .push(")");
-        }
         for t in &q.search.terms {
-            // Positive long words on SQLite are answered by the FTS clause.
+            // Positive long words are answered by the FTS table the
+            // statement starts from, when it does.
             if let TermKind::Word(w) = &t.kind {
-                if $sqlite && !t.negated && w.chars().count() >= 3 {
+                if $words_by_fts && !t.negated && w.chars().count() >= 3 {
                     continue;
                 }
             }
@@ -557,11 +553,15 @@ impl Store {
             match (&fts, drive_from_fts) {
                 (Some(m), true) => {
                     qb.push(SELECT_RESOURCE_FROM_FTS).push_bind(m.clone()).push(SELECT_RESOURCE_FROM_FTS_TAIL);
-                    push_filters!(qb, q, sqlite, None);
+                    push_filters!(qb, q, sqlite, true);
                 }
                 _ => {
+                    // Common words (or none): walk the sort index and test
+                    // each row's text with LIKE; the page fills after about
+                    // limit / selectivity rows, cheaper than materialising
+                    // thousands of FTS matches.
                     qb.push(SELECT_RESOURCE);
-                    push_filters!(qb, q, sqlite, fts.as_ref());
+                    push_filters!(qb, q, sqlite, false);
                 }
             }
             if let Some(c) = &q.cursor {
@@ -611,7 +611,7 @@ impl Store {
                     qb.push("resources r");
                 }
             }
-            push_filters!(qb, q, sqlite, None);
+            push_filters!(qb, q, sqlite, fts.is_some());
             qb.push(" LIMIT ").push_bind(cap.saturating_add(1)).push(") AS matching");
             let n: i64 = qb.build_query_scalar().fetch_one(p).await?;
             Ok(n)

@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens", get(list_tokens))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/resources", get(list_resources))
+        .route("/api/v1/resources/count", get(count_resources))
         .route("/api/v1/resources/{id}", get(get_resource))
         .route("/api/v1/resources/{id}/template", get(stack_template))
         .route("/api/v1/resources/{id}/alarm-history", get(alarm_history))
@@ -167,6 +168,21 @@ async fn list_resources(
     let items: Vec<Value> = page.items.iter().map(resource_json).collect();
     Ok(Json(
         json!({"items": items, "next_cursor": page.next_cursor.map(|c| c.encode())}),
+    ))
+}
+
+/// `GET /api/v1/resources/count?…`: how many resources match (the same
+/// filters as the listing), counted up to a cap.
+async fn count_resources(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, AppError> {
+    let q = parse_query(raw.as_deref())?;
+    let n = app.count_resources(&actor, &q).await?;
+    let cap = crate::app::COUNT_CAP;
+    Ok(Json(
+        json!({"count": n.min(cap), "more": n > cap, "cap": cap}),
     ))
 }
 

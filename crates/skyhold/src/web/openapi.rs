@@ -64,6 +64,9 @@ pub fn spec() -> Value {
                 q("cursor", "next_cursor from the previous page"),
                 q("include_deleted", "true to include tombstoned resources")
             ]), list_ok("ResourcePage"))},
+            "/resources/count": {"get": op("How many resources match (same filters as /resources), counted up to a cap",
+                json!([q("kind", "resource kind"), q("account", "account(s)"), q("region", "region(s)"), q("state", "state(s)"), q("type", "type(s)"), q("q", "search language"), q("include_deleted", "true to count tombstoned resources")]),
+                json!({"description": "OK: {count, more, cap}"}))},
             "/resources/{id}": {"get": op("One resource with its related resources",
                 json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]), list_ok("Resource"))},
             "/accounts": {"get": op("Configured accounts (never credentials)", json!([]), json!({"description": "OK"}))},

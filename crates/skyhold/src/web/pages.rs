@@ -681,11 +681,22 @@ async fn list(
     } else {
         app.list_resources(&actor, &q).await?
     };
-    // A first page that is also the last one already holds the whole count.
-    let total = if page_data.next_cursor.is_none() && q.cursor.is_none() {
-        page_data.items.len() as i64
-    } else {
-        app.count_resources(&actor, &q).await?
+    // A first page that is also the last one already holds the whole count;
+    // otherwise the page is sent at once and the browser asks for the
+    // (bounded) count separately, so counting never delays the rows.
+    let total = (page_data.next_cursor.is_none() && q.cursor.is_none())
+        .then_some(page_data.items.len() as i64);
+    let count_href = {
+        let mut p: Vec<(&str, String)> = q
+            .to_pairs()
+            .into_iter()
+            .filter(|(k, _)| !matches!(*k, "cursor" | "limit" | "sort"))
+            .collect();
+        if let Some(k) = kind {
+            p.retain(|(key, _)| *key != "kind");
+            p.push(("kind", k.as_str().to_owned()));
+        }
+        href("/api/v1/resources/count", &p)
     };
     let accounts = app.accounts(&actor)?;
     let mut regions: Vec<String> = accounts.iter().flat_map(|a| a.regions.clone()).collect();
@@ -758,7 +769,7 @@ async fn list(
             div.error { "Search: " (e) }
             p.dim { "Terms: words, kind:, account:, region:, state:, type:, owner:, name:, id: (globs * ?, lists a,b), tag:KEY=VALUE, tag:KEY, age>7d, launched<2026-01-01; a leading - negates." }
         } @else if page_data.items.is_empty() {
-            p.dim { "Nothing matches. " @if total == 0 && q.search.is_empty() { "Has a sync run yet? See " a href="/sync" { "Sync" } "." } }
+            p.dim { "Nothing matches. " @if total == Some(0) && q.search.is_empty() { "Has a sync run yet? See " a href="/sync" { "Sync" } "." } }
         } @else {
             table.grid {
                 thead { tr {
@@ -782,7 +793,10 @@ async fn list(
             div.saveview { (super::views::save_form(&actor, &view_text)) }
         }
         div.pager {
-            span { @if total > crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (total) } " matching" }
+            @match total {
+                Some(n) => { span { (n) " matching" } }
+                None => { span.count data-count=(count_href) { "counting…" } }
+            }
             @if q.cursor.is_some() { a href=(href(path, &base)) { "« First page" } }
             @if let Some(c) = &page_data.next_cursor {
                 @let next: Vec<(&str, String)> = base.iter().cloned().chain([("cursor", c.encode())]).collect();

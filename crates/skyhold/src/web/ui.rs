@@ -244,6 +244,20 @@ const JS: &str = r#"
 // Small conveniences; every page works without them.
 document.addEventListener('DOMContentLoaded', function () {
   var form = document.querySelector('form.filters');
+  // Counts arrive after the rows (they can cost more than the page).
+  function fillCounts(root) {
+    root.querySelectorAll('[data-count]').forEach(function (el) {
+      if (!window.fetch) { el.textContent = ''; return; }
+      fetch(el.getAttribute('data-count'), { credentials: 'same-origin', headers: { 'Accept': 'application/json' } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (c) {
+          if (!c) { el.textContent = ''; return; }
+          el.textContent = (c.more ? 'more than ' + c.cap : c.count) + ' matching';
+        })
+        .catch(function () { el.textContent = ''; });
+    });
+  }
+  fillCounts(document);
   // One navigation menu open at a time; a click elsewhere closes it.
   document.addEventListener('click', function (e) {
     document.querySelectorAll('details.menu[open]').forEach(function (d) {
@@ -276,7 +290,7 @@ document.addEventListener('DOMContentLoaded', function () {
           if (mine !== seq) { return; }
           var doc = new DOMParser().parseFromString(html, 'text/html');
           var fresh = doc.getElementById('results');
-          if (fresh) { results.innerHTML = fresh.innerHTML; history.replaceState(null, '', url); }
+          if (fresh) { results.innerHTML = fresh.innerHTML; history.replaceState(null, '', url); fillCounts(results); }
         });
     }, 250);
   });

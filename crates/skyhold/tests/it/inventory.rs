@@ -315,3 +315,56 @@ async fn relations_link_the_new_kinds_both_ways() {
     assert_eq!(page.status(), reqwest::StatusCode::OK);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_send_rows_first_and_count_on_request() {
+    let server = TestServer::start(&[]).await;
+    let items: Vec<ObservedResource> = (0..200)
+        .map(|i| {
+            res(
+                ResourceKind::Instance,
+                &format!("i-{i:03}"),
+                if i % 4 == 0 { "stopped" } else { "running" },
+            )
+        })
+        .collect();
+    apply(
+        &server.app().store,
+        "eu-west-1",
+        ResourceKind::Instance,
+        items,
+    )
+    .await;
+    let html = server
+        .http
+        .get(format!("{}/instances?state=running", server.url))
+        .bearer_auth(&server.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // 100 running instances on this page, 50 more on the next: the page
+    // names the count request instead of counting.
+    let href = crate::pages::extract(&html, "data-count=\"").expect("count link");
+    let href = href.replace("&amp;", "&");
+    assert!(href.starts_with("/api/v1/resources/count?"), "{href}");
+    let c = server.get(&href).await;
+    assert_eq!(c, json!({"count": 150, "more": false, "cap": 1000}));
+    let c = server
+        .get("/api/v1/resources/count?kind=instance&q=-state%3Arunning")
+        .await;
+    assert_eq!(c["count"], 50);
+    let (status, v) = server
+        .request(
+            reqwest::Method::GET,
+            "/api/v1/resources/count?q=age%3E7x",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_parameter");
+    server.stop().await;
+}
