@@ -31,6 +31,10 @@ int_id!(
     /// An API token (not the secret itself).
     TokenId
 );
+int_id!(
+    /// A user's saved view (named search).
+    ViewId
+);
 
 /// The configured name of an account: 1–64 characters of `[a-z0-9_-]`,
 /// starting with a letter or digit.

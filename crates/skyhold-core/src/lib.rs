@@ -9,7 +9,7 @@ pub mod query;
 pub mod resource;
 pub mod search;
 
-pub use ids::{AccountName, ResourceId, TokenId, UserId};
+pub use ids::{AccountName, ResourceId, TokenId, UserId, ViewId};
 pub use provider::{
     AlarmHistoryItem, BucketObject, ObjectPage, Provider, ProviderError, ProviderErrorKind,
 };

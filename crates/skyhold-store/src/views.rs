@@ -2,12 +2,12 @@
 
 use crate::{map_unique, on_pool, ReadRow, Result, Store, StoreError};
 use serde::Serialize;
-use skyhold_core::{Millis, UserId};
+use skyhold_core::{Millis, UserId, ViewId};
 
 /// A named search saved by one user.
 #[derive(Debug, Clone, Serialize)]
 pub struct SavedView {
-    pub id: i64,
+    pub id: ViewId,
     pub name: String,
     /// The search, in the search language (`kind:instance -tag:owner`).
     pub query: String,
@@ -16,7 +16,7 @@ pub struct SavedView {
 
 fn view_from_row(r: &impl ReadRow) -> Result<SavedView> {
     Ok(SavedView {
-        id: r.int("id")?,
+        id: ViewId(r.int("id")?),
         name: r.text("name")?,
         query: r.text("query")?,
         created_at: r.int("created_at")?,
@@ -90,10 +90,10 @@ impl Store {
     }
 
     /// Deletes one of a user's views; `NotFound` if it is not theirs.
-    pub async fn delete_view(&self, user: UserId, id: i64) -> Result<()> {
+    pub async fn delete_view(&self, user: UserId, id: ViewId) -> Result<()> {
         on_pool!(self, p => {
             let r = sqlx::query("DELETE FROM saved_views WHERE id = $1 AND user_id = $2")
-                .bind(id)
+                .bind(id.0)
                 .bind(user.0)
                 .execute(p)
                 .await?;

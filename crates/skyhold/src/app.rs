@@ -9,7 +9,7 @@ use crate::sync::{KindReport, SyncEngine};
 use serde::Serialize;
 use skyhold_core::{
     now_millis, AccountName, Millis, Resource, ResourceId, ResourceKind, ResourceQuery, Role,
-    TokenId, UserId,
+    TokenId, UserId, ViewId,
 };
 use skyhold_store::{ApiToken, ChangeEvent, EventQuery, Page, SavedView, Store, SyncStatus};
 use std::sync::Arc;
@@ -738,7 +738,7 @@ impl App {
             .await?)
     }
 
-    pub async fn delete_view(&self, actor: &Actor, id: i64) -> Result<(), AppError> {
+    pub async fn delete_view(&self, actor: &Actor, id: ViewId) -> Result<(), AppError> {
         authorize(actor, Action::ManageOwnViews)?;
         self.store
             .delete_view(actor.user_id, id)

@@ -362,7 +362,7 @@ async fn delete_view(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    let id = id_param(&id, "view", |n| n)?;
+    let id = id_param(&id, "view", skyhold_core::ViewId)?;
     app.delete_view(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

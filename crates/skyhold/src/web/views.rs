@@ -132,8 +132,9 @@ async fn delete(
     Form(f): Form<CsrfOnly>,
 ) -> Result<Redirect, PageError> {
     check_csrf(&actor, &f.csrf)?;
-    let id: i64 = id
+    let id = id
         .parse()
+        .map(skyhold_core::ViewId)
         .map_err(|_| AppError::bad_parameter("id", format!("not a view id: {id:?}")))?;
     app.delete_view(&actor, id).await?;
     Ok(Redirect::to("/views"))

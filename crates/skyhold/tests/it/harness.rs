@@ -231,6 +231,8 @@ pub struct AccountSpec {
     pub endpoint: String,
     pub page_size: Option<u32>,
     pub kinds: Option<Vec<String>>,
+    /// More TOML lines for this account's table.
+    pub extra: String,
 }
 
 impl AccountSpec {
@@ -242,7 +244,15 @@ impl AccountSpec {
             endpoint: endpoint.to_owned(),
             page_size: None,
             kinds: None,
+            extra: String::new(),
         }
+    }
+
+    /// Adds a line to the account's TOML table (e.g. `browse_buckets = ["x"]`).
+    pub fn with_line(mut self, line: &str) -> Self {
+        self.extra.push_str(line);
+        self.extra.push('\n');
+        self
     }
 
     pub fn with_kinds(mut self, kinds: &[&str]) -> Self {
@@ -268,6 +278,7 @@ impl AccountSpec {
         if let Some(p) = self.page_size {
             s.push_str(&format!("page_size = {p}\n"));
         }
+        s.push_str(&self.extra);
         s
     }
 }
