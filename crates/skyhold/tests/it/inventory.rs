@@ -368,3 +368,43 @@ async fn list_pages_send_rows_first_and_count_on_request() {
     assert_eq!(v["error"]["code"], "invalid_parameter");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_has_a_list_page_and_a_detail_page() {
+    let server = TestServer::start(&[]).await;
+    for kind in ResourceKind::ALL {
+        let region = if kind.is_global() {
+            GLOBAL_REGION
+        } else {
+            "eu-west-1"
+        };
+        let mut o = res(kind, &format!("{kind}-1"), "active");
+        o.name = format!("the-{kind}");
+        apply(&server.app().store, region, kind, vec![o]).await;
+    }
+    let get = |path: String| {
+        let req = server
+            .http
+            .get(format!("{}{path}", server.url))
+            .bearer_auth(&server.token);
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    for kind in ResourceKind::ALL {
+        let path = format!("/{}s", kind.as_str().replace('_', "-"));
+        let (status, html) = get(path.clone()).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{path}");
+        assert!(html.contains(&format!("the-{kind}")), "{path}: {html}");
+        // The navigation offers every kind (grouped by service).
+        assert!(html.contains(&format!("href=\"{path}\"")), "{path}");
+        let id = server.all(&format!("kind={kind}")).await[0]["id"]
+            .as_i64()
+            .unwrap();
+        let (status, html) = get(format!("/resources/{id}")).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{kind} detail");
+        assert!(html.contains(kind.label()), "{kind} detail");
+    }
+    server.stop().await;
+}
