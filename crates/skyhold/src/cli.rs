@@ -501,17 +501,21 @@ fn s(v: &Value, ptr: &str) -> String {
     }
 }
 
-/// The query of the saved view `name`.
-async fn view_query(c: &Client, name: &str) -> Result<String> {
+/// The caller's saved view named `name` (its JSON: id, name, q).
+async fn find_view(c: &Client, name: &str) -> Result<Value> {
     let v = c.call(reqwest::Method::GET, "/views", None).await?;
     v["items"]
         .as_array()
         .into_iter()
         .flatten()
         .find(|x| x["name"].as_str() == Some(name))
-        .and_then(|x| x["q"].as_str())
-        .map(str::to_owned)
+        .cloned()
         .ok_or_else(|| anyhow!("no saved view named {name:?} (see `skyhold views`)"))
+}
+
+/// The query of the saved view `name`.
+async fn view_query(c: &Client, name: &str) -> Result<String> {
+    Ok(s(&find_view(c, name).await?, "/q"))
 }
 
 async fn views(command: Option<ViewsCommand>, as_json: bool) -> Result<()> {
@@ -532,14 +536,7 @@ async fn views(command: Option<ViewsCommand>, as_json: bool) -> Result<()> {
             }
         }
         Some(ViewsCommand::Rm { name }) => {
-            let list = c.call(reqwest::Method::GET, "/views", None).await?;
-            let id = list["items"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|x| x["name"].as_str() == Some(name.as_str()))
-                .and_then(|x| x["id"].as_i64())
-                .ok_or_else(|| anyhow!("no saved view named {name:?}"))?;
+            let id = s(&find_view(&c, &name).await?, "/id");
             c.call(reqwest::Method::DELETE, &format!("/views/{id}"), None)
                 .await?;
             if !as_json {

@@ -381,6 +381,19 @@ impl TestServer {
         v
     }
 
+    /// GET a page with the admin token: its status and text.
+    pub async fn page(&self, path: &str) -> (StatusCode, String) {
+        let res = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = res.status();
+        (status, res.text().await.expect("body"))
+    }
+
     /// Runs a sync of everything and waits for it.
     pub async fn sync(&self) -> Value {
         let (status, v) = self

@@ -134,16 +134,7 @@ async fn dashboard_figures_follow_every_change() {
     assert_summary_matches(&server).await;
 
     // The dashboard page shows the figures with their links.
-    let html = server
-        .http
-        .get(format!("{}/", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, html) = server.page("/").await;
     assert!(html.contains("Stopped for more than 30 days"), "{html}");
     assert!(html.contains("q=stopped%3E30d") && html.contains("/alarms?state=alarm"));
     server.stop().await;
@@ -305,14 +296,9 @@ async fn relations_link_the_new_kinds_both_ways() {
 
     // Detail pages of the new kinds render their sections.
     let id = d["id"].as_i64().unwrap();
-    let page = server
-        .http
-        .get(format!("{}/resources/{id}", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let (status, html) = server.page(&format!("/resources/{id}")).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert!(html.contains("DNS records (2)"), "{html}");
     server.stop().await;
 }
 
@@ -335,16 +321,7 @@ async fn list_pages_send_rows_first_and_count_on_request() {
         items,
     )
     .await;
-    let html = server
-        .http
-        .get(format!("{}/instances?state=running", server.url))
-        .bearer_auth(&server.token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, html) = server.page("/instances?state=running").await;
     // 100 running instances on this page, 50 more on the next: the page
     // names the count request instead of counting.
     let href = crate::pages::extract(&html, "data-count=\"").expect("count link");
@@ -382,19 +359,9 @@ async fn every_kind_has_a_list_page_and_a_detail_page() {
         o.name = format!("the-{kind}");
         apply(&server.app().store, region, kind, vec![o]).await;
     }
-    let get = |path: String| {
-        let req = server
-            .http
-            .get(format!("{}{path}", server.url))
-            .bearer_auth(&server.token);
-        async move {
-            let res = req.send().await.unwrap();
-            (res.status(), res.text().await.unwrap())
-        }
-    };
     for kind in ResourceKind::ALL {
         let path = format!("/{}s", kind.as_str().replace('_', "-"));
-        let (status, html) = get(path.clone()).await;
+        let (status, html) = server.page(&path).await;
         assert_eq!(status, reqwest::StatusCode::OK, "{path}");
         assert!(html.contains(&format!("the-{kind}")), "{path}: {html}");
         // The navigation offers every kind (grouped by service).
@@ -402,7 +369,7 @@ async fn every_kind_has_a_list_page_and_a_detail_page() {
         let id = server.all(&format!("kind={kind}")).await[0]["id"]
             .as_i64()
             .unwrap();
-        let (status, html) = get(format!("/resources/{id}")).await;
+        let (status, html) = server.page(&format!("/resources/{id}")).await;
         assert_eq!(status, reqwest::StatusCode::OK, "{kind} detail");
         assert!(html.contains(kind.label()), "{kind} detail");
     }
