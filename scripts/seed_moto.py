@@ -12,7 +12,15 @@ Every (account, region) pair gets:
   * mixed states: ~25% stopped, ~10% terminated, the rest running,
   * a handful of unattached volumes (gp3 / io1 / st1) with two of them attached
     to running instances,
-  * 1-2 own AMIs made with CreateImage from running instances.
+  * 1-2 own AMIs made with CreateImage from running instances,
+  * unless --no-services: a classic LB and an ALB (forwarding to a target group
+    with web instances registered), an Auto Scaling group from a launch
+    template, 2 RDS instances, 2 DynamoDB tables, a memcached cluster and a
+    Redis replication group, a CloudFormation stack (queue + topic), 2 queues
+    (one the other's dead-letter queue, with messages), 2 SNS topics (one with
+    subscriptions), 2 buckets with objects under prefixes, 3 CloudWatch alarms
+    (states set), and once per account 2 Route 53 zones (public with alias,
+    CNAME and A records; private).
 
 Acting as an account: moto treats calls signed with the temporary credentials
 returned by STS AssumeRole on arn:aws:iam::<ACCOUNT>:role/<role> as coming from
@@ -252,6 +260,226 @@ def ensure_key_pairs(ec2) -> int:
     return created
 
 
+SAMPLE_STACK_TEMPLATE = json.dumps({
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Description": "Order pipeline: a work queue and a notification topic",
+    "Parameters": {"Env": {"Type": "String", "Default": "dev"}},
+    "Resources": {
+        "WorkQueue": {"Type": "AWS::SQS::Queue",
+                      "Properties": {"QueueName": {"Fn::Join": ["-", ["pipeline-work", {"Ref": "Env"}]]}}},
+        "NotifyTopic": {"Type": "AWS::SNS::Topic",
+                        "Properties": {"TopicName": {"Fn::Join": ["-", ["pipeline-notify", {"Ref": "Env"}]]}}},
+    },
+    "Outputs": {"QueueUrl": {"Description": "Work queue URL", "Value": {"Ref": "WorkQueue"}}},
+}, indent=2)
+
+
+def seed_services(endpoint: str, account: str, region: str, creds: dict, cfg: Config,
+                  rng: random.Random, running: list[dict], vpc_id: str, subnets: list[dict],
+                  with_global: bool) -> Counter:
+    """A couple of each non-EC2 kind, related to the instances where AWS relates them."""
+    def client(service: str):
+        extra = {}
+        if service == "s3":
+            extra["config"] = cfg.merge(Config(s3={"addressing_style": "path"}))
+        else:
+            extra["config"] = cfg
+        return boto3.client(service, endpoint_url=endpoint, region_name=region, **creds, **extra)
+
+    stats: Counter = Counter()
+    ec2 = client("ec2")
+    web_ids = [i["id"] for i in running if i["role"] in ("web", "api")][:4] or \
+        [i["id"] for i in running][:2]
+
+    # ---- load balancing + auto scaling ------------------------------------
+    elb = client("elb")
+    elb.create_load_balancer(
+        LoadBalancerName="legacy-web",
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP",
+                    "InstancePort": 8080}],
+        AvailabilityZones=[subnets[0]["AvailabilityZone"] if subnets else f"{region}a"],
+        Tags=tags(owner="alice", env="prod"),
+    )
+    if web_ids:
+        elb.register_instances_with_load_balancer(
+            LoadBalancerName="legacy-web", Instances=[{"InstanceId": i} for i in web_ids[:2]])
+    stats["load_balancers"] += 1
+
+    elbv2 = client("elbv2")
+    lb = elbv2.create_load_balancer(
+        Name="storefront-alb", Subnets=[s["SubnetId"] for s in subnets[:2]],
+        Tags=tags(owner="bob", env="prod", project="storefront"),
+    )["LoadBalancers"][0]
+    tg_arns = []
+    for name, port in (("storefront-web", 8080), ("storefront-api", 9090)):
+        tg = elbv2.create_target_group(
+            Name=name, Protocol="HTTP", Port=port, VpcId=vpc_id, TargetType="instance",
+            HealthCheckPath="/health", Tags=tags(owner="bob"),
+        )["TargetGroups"][0]
+        tg_arns.append(tg["TargetGroupArn"])
+    if web_ids:
+        elbv2.register_targets(TargetGroupArn=tg_arns[0],
+                               Targets=[{"Id": i, "Port": 8080} for i in web_ids])
+    elbv2.create_listener(
+        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arns[0]}],
+    )
+    stats["load_balancers"] += 1
+    stats["target_groups"] += len(tg_arns)
+
+    lt_name = f"batch-workers-{region}"
+    lt = ec2.create_launch_template(
+        LaunchTemplateName=lt_name,
+        LaunchTemplateData={"ImageId": pick_amis(ec2)[0], "InstanceType": "t3.small"},
+    )["LaunchTemplate"]
+    asg = client("autoscaling")
+    asg.create_auto_scaling_group(
+        AutoScalingGroupName="batch-workers",
+        LaunchTemplate={"LaunchTemplateId": lt["LaunchTemplateId"], "Version": "$Default"},
+        MinSize=1, MaxSize=4, DesiredCapacity=2,
+        VPCZoneIdentifier=",".join(s["SubnetId"] for s in subnets[:2]),
+        TargetGroupARNs=[tg_arns[1]],
+        Tags=[{"Key": "owner", "Value": "dave", "PropagateAtLaunch": True},
+              {"Key": "project", "Value": "data-pipeline", "PropagateAtLaunch": True}],
+    )
+    stats["auto_scaling_groups"] += 1
+
+    # ---- databases ---------------------------------------------------------
+    rds = client("rds")
+    for ident, engine, version, klass, size, owner in (
+        ("orders-db", "postgres", "16.3", "db.m5.large", 200, "carol"),
+        ("analytics-db", "mysql", "8.0.35", "db.t3.medium", 100, "erin"),
+    ):
+        rds.create_db_instance(
+            DBInstanceIdentifier=ident, Engine=engine, EngineVersion=version,
+            DBInstanceClass=klass, AllocatedStorage=size, StorageType="gp3",
+            MasterUsername="admin", MasterUserPassword="demo-password-not-real",
+            MultiAZ=ident == "orders-db", Tags=tags(owner=owner, env="prod"),
+        )
+        stats["db_instances"] += 1
+
+    ddb = client("dynamodb")
+    for table, billing in (("sessions", "PAY_PER_REQUEST"), ("carts", "PROVISIONED")):
+        kwargs = {"ProvisionedThroughput": {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}} \
+            if billing == "PROVISIONED" else {}
+        ddb.create_table(
+            TableName=table, BillingMode=billing,
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            Tags=tags(owner="bob", project="storefront"), **kwargs,
+        )
+        for n in range(rng.randint(3, 12)):
+            ddb.put_item(TableName=table, Item={"pk": {"S": f"{table}-{n}"}, "v": {"N": str(n)}})
+        stats["dynamodb_tables"] += 1
+
+    cache = client("elasticache")
+    cache.create_cache_cluster(CacheClusterId="sessions-memcached", Engine="memcached",
+                               CacheNodeType="cache.t3.small", NumCacheNodes=2,
+                               Tags=tags(owner="bob"))
+    cache.create_replication_group(ReplicationGroupId="storefront-redis",
+                                   ReplicationGroupDescription="Storefront cache (primary + replica)",
+                                   Engine="redis", CacheNodeType="cache.t3.medium",
+                                   NumCacheClusters=2, Tags=tags(owner="bob"))
+    stats["cache_clusters"] += 1
+    stats["replication_groups"] += 1
+
+    # ---- messaging -----------------------------------------------------------
+    sqs = client("sqs")
+    dlq_url = sqs.create_queue(QueueName="orders-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    orders_url = sqs.create_queue(
+        QueueName="orders",
+        Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"})},
+        tags={"owner": "carol", "project": "payments"},
+    )["QueueUrl"]
+    for n in range(rng.randint(2, 9)):
+        sqs.send_message(QueueUrl=orders_url, MessageBody=json.dumps({"order": n}))
+    orders_arn = sqs.get_queue_attributes(QueueUrl=orders_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stats["queues"] += 2
+
+    sns = client("sns")
+    topic = sns.create_topic(Name="ops-alerts", Attributes={"DisplayName": "Ops alerts"},
+                             Tags=tags(owner="dave"))["TopicArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=orders_arn)
+    sns.subscribe(TopicArn=topic, Protocol="email", Endpoint="oncall@example.com")
+    sns.create_topic(Name="order-events", Tags=tags(owner="carol"))
+    stats["topics"] += 2
+
+    # ---- cloudformation ----------------------------------------------------
+    cfn = client("cloudformation")
+    cfn.create_stack(StackName="order-pipeline", TemplateBody=SAMPLE_STACK_TEMPLATE,
+                     Parameters=[{"ParameterKey": "Env", "ParameterValue": "prod"}],
+                     Tags=tags(owner="carol"))
+    stats["stacks"] += 1
+
+    # ---- s3 ----------------------------------------------------------------
+    s3 = client("s3")
+    for purpose in ("assets", "logs"):
+        name = f"{purpose}-{account}-{region}"
+        kwargs = {} if region == "us-east-1" else \
+            {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=name, **kwargs)
+        s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tags(owner="erin", purpose=purpose)})
+        keys = (["index.html", "css/site.css", "img/logo.png", "img/banner.jpg"] if purpose == "assets"
+                else [f"app/2026/01/{d:02d}.log" for d in range(1, 6)] + ["app/latest.log"])
+        for key in keys:
+            s3.put_object(Bucket=name, Key=key, Body=f"{purpose}:{key}\n".encode() * rng.randint(1, 50))
+        stats["buckets"] += 1
+
+    # ---- cloudwatch --------------------------------------------------------
+    cw = client("cloudwatch")
+    for idx, iid in enumerate(web_ids[:2]):
+        name = f"cpu-high-{iid}"
+        cw.put_metric_alarm(
+            AlarmName=name, AlarmDescription="CPU above 80% for 10 minutes",
+            Namespace="AWS/EC2", MetricName="CPUUtilization", Statistic="Average",
+            Dimensions=[{"Name": "InstanceId", "Value": iid}], Period=300, EvaluationPeriods=2,
+            Threshold=80.0, ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic],
+        )
+        cw.set_alarm_state(AlarmName=name, StateValue="ALARM" if idx == 0 else "OK",
+                           StateReason="Threshold crossed: 2 datapoints > 80" if idx == 0
+                           else "Back to normal")
+        stats["alarms"] += 1
+    cw.put_metric_alarm(
+        AlarmName="orders-dlq-not-empty", Namespace="AWS/SQS",
+        MetricName="ApproximateNumberOfMessagesVisible", Statistic="Maximum",
+        Dimensions=[{"Name": "QueueName", "Value": "orders-dlq"}], Period=60, EvaluationPeriods=1,
+        Threshold=0.0, ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic],
+    )
+    stats["alarms"] += 1
+
+    # ---- route 53 (global: once per account) -------------------------------
+    if with_global:
+        r53 = client("route53")
+        zone_name = f"demo-{account}.example.com."
+        zone = r53.create_hosted_zone(Name=zone_name, CallerReference=f"skyhold-demo-{account}",
+                                      HostedZoneConfig={"Comment": "Public storefront zone",
+                                                        "PrivateZone": False})["HostedZone"]
+        changes = [
+            {"Action": "UPSERT", "ResourceRecordSet": {
+                "Name": f"shop.{zone_name}", "Type": "A",
+                "AliasTarget": {"HostedZoneId": lb.get("CanonicalHostedZoneId", "Z35SXDOTRQ7X7K"),
+                                "DNSName": lb["DNSName"], "EvaluateTargetHealth": False}}},
+            {"Action": "UPSERT", "ResourceRecordSet": {
+                "Name": f"www.{zone_name}", "Type": "CNAME", "TTL": 300,
+                "ResourceRecords": [{"Value": f"shop.{zone_name}"}]}},
+        ]
+        described = ec2.describe_instances(InstanceIds=web_ids[:1])["Reservations"] if web_ids else []
+        ip = next((i.get("PublicIpAddress") for r in described for i in r["Instances"]
+                   if i.get("PublicIpAddress")), None)
+        if ip:
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": {
+                "Name": f"bastion.{zone_name}", "Type": "A", "TTL": 60,
+                "ResourceRecords": [{"Value": ip}]}})
+        r53.change_resource_record_sets(HostedZoneId=zone["Id"], ChangeBatch={"Changes": changes})
+        r53.create_hosted_zone(Name=f"internal-{account}.corp.", CallerReference=f"skyhold-internal-{account}",
+                               VPC={"VPCRegion": region, "VPCId": vpc_id},
+                               HostedZoneConfig={"Comment": "Private service discovery",
+                                                 "PrivateZone": True})
+        stats["hosted_zones"] += 2
+    return stats
+
+
 def seed_account_region(endpoint: str, account: str, region: str, creds: dict,
                         args: argparse.Namespace, cfg: Config) -> dict:
     # Independent, reproducible stream per (seed, account, region).
@@ -422,6 +650,9 @@ def seed_account_region(endpoint: str, account: str, region: str, creds: dict,
         stats["images"] += 1
 
     stats["ebs_in_mappings"] = sum(1 for i in instances if i["has_ebs"])
+    if args.services:
+        stats.update(seed_services(endpoint, account, region, creds, cfg, rng, running, vpc_id,
+                                   subnets, with_global=region == args.regions[0]))
     return dict(stats)
 
 
@@ -439,6 +670,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42, help="random seed (default: %(default)s)")
     ap.add_argument("--role-name", default="skyhold-demo",
                     help="role assumed in every account (default: %(default)s)")
+    ap.add_argument("--no-services", dest="services", action="store_false",
+                    help="seed EC2 only (no load balancers, databases, queues, buckets, ...)")
     ap.add_argument("--quiet", action="store_true", help="only print the final JSON line")
     args = ap.parse_args()
 
@@ -464,7 +697,10 @@ def main() -> int:
                 )
 
     keys = ["instances", "running", "stopped", "terminated", "reservations", "security_groups",
-            "key_pairs", "volumes_created", "volumes_attached", "ebs_in_mappings", "images"]
+            "key_pairs", "volumes_created", "volumes_attached", "ebs_in_mappings", "images",
+            "load_balancers", "target_groups", "auto_scaling_groups", "db_instances",
+            "dynamodb_tables", "cache_clusters", "replication_groups", "stacks", "hosted_zones",
+            "queues", "topics", "buckets", "alarms"]
     out = {k: totals.get(k, 0) for k in keys}
     out["accounts"] = len(args.accounts)
     out["regions"] = len(args.regions)

@@ -35,16 +35,43 @@ fn fill_common(o: &mut ObservedResource, ts: &[Tag]) {
         .unwrap_or_default();
 }
 
-fn millis(t: Option<&DateTime>) -> Option<i64> {
+/// Sets tags and the owner from them; the `Name` tag names the resource only
+/// when it has no name of its own.
+pub(crate) fn set_tags(o: &mut ObservedResource, tags: BTreeMap<String, String>) {
+    o.tags = tags;
+    if o.name.is_empty() {
+        if let Some(n) = o.tags.get("Name") {
+            o.name = n.clone();
+        }
+    }
+    o.owner = OWNER_TAGS
+        .iter()
+        .find_map(|k| o.tags.get(*k))
+        .cloned()
+        .unwrap_or_default();
+}
+
+/// When a stopped instance was stopped, from its `StateTransitionReason`
+/// ("User initiated (2026-01-01 12:00:00 GMT)"), as Unix milliseconds.
+pub(crate) fn stopped_at(reason: &str) -> Option<i64> {
+    let start = reason.rfind('(')? + 1;
+    let inner = reason[start..].strip_suffix(')')?;
+    let stamp = inner.trim().strip_suffix("GMT")?.trim();
+    chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
+}
+
+pub(crate) fn millis(t: Option<&DateTime>) -> Option<i64> {
     t.and_then(|t| t.to_millis().ok())
 }
 
-fn rfc3339(ms: Option<i64>) -> Value {
+pub(crate) fn rfc3339(ms: Option<i64>) -> Value {
     ms.map(|m| Value::String(skyhold_core::rfc3339(m)))
         .unwrap_or(Value::Null)
 }
 
-fn put(attrs: &mut Map<String, Value>, key: &str, v: Option<&str>) {
+pub(crate) fn put(attrs: &mut Map<String, Value>, key: &str, v: Option<&str>) {
     if let Some(v) = v.filter(|v| !v.is_empty()) {
         attrs.insert(key.to_owned(), Value::String(v.to_owned()));
     }
@@ -70,6 +97,11 @@ pub(crate) fn instance(i: &Instance) -> ObservedResource {
     put(a, "private_ip", Some(&o.private_ip));
     put(a, "public_ip", Some(&o.public_ip));
     a.insert("launch_time".into(), rfc3339(o.created_at));
+    if o.state == "stopped" {
+        if let Some(t) = i.state_transition_reason().and_then(stopped_at) {
+            a.insert("stopped_at".into(), rfc3339(Some(t)));
+        }
+    }
     put(
         a,
         "availability_zone",
@@ -404,4 +436,36 @@ pub(crate) fn launch_template(x: &LaunchTemplate) -> ObservedResource {
     put(a, "created_by", x.created_by());
     a.insert("create_time".into(), rfc3339(o.created_at));
     o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stopped_at_is_parsed_from_the_transition_reason() {
+        let t = stopped_at("User initiated (2026-01-01 12:00:00 GMT)").unwrap();
+        assert_eq!(skyhold_core::rfc3339(t), "2026-01-01T12:00:00Z");
+        let t = stopped_at("Server.ScheduledStop (2025-12-31 23:59:59 GMT)").unwrap();
+        assert_eq!(skyhold_core::rfc3339(t), "2025-12-31T23:59:59Z");
+        assert_eq!(stopped_at("User initiated"), None);
+        assert_eq!(stopped_at(""), None);
+        assert_eq!(stopped_at("User initiated (yesterday GMT)"), None);
+        assert_eq!(stopped_at("User initiated (2026-01-01 12:00:00)"), None);
+    }
+
+    #[test]
+    fn name_tag_names_only_unnamed_resources() {
+        let tags: BTreeMap<String, String> = [("Name", "tagged"), ("owner", "alice")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let mut o = ObservedResource::new(ResourceKind::Queue, "q");
+        o.name = "orders".into();
+        set_tags(&mut o, tags.clone());
+        assert_eq!((o.name.as_str(), o.owner.as_str()), ("orders", "alice"));
+        let mut o = ObservedResource::new(ResourceKind::Queue, "q");
+        set_tags(&mut o, tags);
+        assert_eq!(o.name, "tagged");
+    }
 }

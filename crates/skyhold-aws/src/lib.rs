@@ -7,6 +7,7 @@
 //! unreachable endpoint or other.
 
 mod convert;
+mod services;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
@@ -14,11 +15,13 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::Client;
+use skyhold_core::GLOBAL_REGION;
 use skyhold_core::{
-    ObservedResource, Provider, ProviderError, ProviderErrorKind, ResourceKind, Secret,
+    AlarmHistoryItem, BucketObject, ObjectPage, ObservedResource, Provider, ProviderError,
+    ProviderErrorKind, ResourceKind, Secret,
 };
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -66,31 +69,127 @@ impl AwsAccount {
     }
 }
 
-/// One AWS account. Builds one EC2 client per region, on first use.
+/// The SDK clients of one account in one region, each built on first use
+/// from the same [`SdkConfig`] (credentials, retries, timeouts, endpoint).
+pub(crate) struct RegionClients {
+    conf: SdkConfig,
+    path_style: bool,
+    ec2: OnceLock<aws_sdk_ec2::Client>,
+    elb: OnceLock<aws_sdk_elasticloadbalancing::Client>,
+    elbv2: OnceLock<aws_sdk_elasticloadbalancingv2::Client>,
+    autoscaling: OnceLock<aws_sdk_autoscaling::Client>,
+    rds: OnceLock<aws_sdk_rds::Client>,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    elasticache: OnceLock<aws_sdk_elasticache::Client>,
+    cloudformation: OnceLock<aws_sdk_cloudformation::Client>,
+    route53: OnceLock<aws_sdk_route53::Client>,
+    sqs: OnceLock<aws_sdk_sqs::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
+}
+
+macro_rules! lazy_client {
+    ($($name:ident: $krate:ident),* $(,)?) => {
+        impl RegionClients {
+            $(pub(crate) fn $name(&self) -> $krate::Client {
+                self.$name.get_or_init(|| $krate::Client::new(&self.conf)).clone()
+            })*
+        }
+    };
+}
+
+lazy_client!(
+    ec2: aws_sdk_ec2,
+    elb: aws_sdk_elasticloadbalancing,
+    elbv2: aws_sdk_elasticloadbalancingv2,
+    autoscaling: aws_sdk_autoscaling,
+    rds: aws_sdk_rds,
+    dynamodb: aws_sdk_dynamodb,
+    elasticache: aws_sdk_elasticache,
+    cloudformation: aws_sdk_cloudformation,
+    route53: aws_sdk_route53,
+    sqs: aws_sdk_sqs,
+    sns: aws_sdk_sns,
+    cloudwatch: aws_sdk_cloudwatch,
+);
+
+impl RegionClients {
+    fn new(conf: SdkConfig, path_style: bool) -> Self {
+        Self {
+            conf,
+            path_style,
+            ec2: OnceLock::new(),
+            elb: OnceLock::new(),
+            elbv2: OnceLock::new(),
+            autoscaling: OnceLock::new(),
+            rds: OnceLock::new(),
+            dynamodb: OnceLock::new(),
+            elasticache: OnceLock::new(),
+            cloudformation: OnceLock::new(),
+            route53: OnceLock::new(),
+            sqs: OnceLock::new(),
+            sns: OnceLock::new(),
+            s3: OnceLock::new(),
+            cloudwatch: OnceLock::new(),
+        }
+    }
+
+    /// S3 addresses buckets by path (`endpoint/bucket/key`) when an endpoint
+    /// is configured: emulators on loopback have no per-bucket host names.
+    pub(crate) fn s3(&self) -> aws_sdk_s3::Client {
+        self.s3
+            .get_or_init(|| {
+                let conf = aws_sdk_s3::config::Builder::from(&self.conf)
+                    .force_path_style(self.path_style)
+                    .build();
+                aws_sdk_s3::Client::from_conf(conf)
+            })
+            .clone()
+    }
+}
+
+/// One AWS account. Builds the clients of a region on first use.
 pub struct AwsProvider {
-    account: AwsAccount,
-    clients: Mutex<HashMap<String, Client>>,
+    pub(crate) account: AwsAccount,
+    regions: Mutex<HashMap<String, Arc<RegionClients>>>,
+    /// Bucket name → the region it lives in (GetBucketLocation), which never
+    /// changes for a bucket name while the bucket exists.
+    pub(crate) bucket_regions: Mutex<HashMap<String, String>>,
 }
 
 impl AwsProvider {
     pub fn new(account: AwsAccount) -> Self {
         Self {
             account,
-            clients: Mutex::new(HashMap::new()),
+            regions: Mutex::new(HashMap::new()),
+            bucket_regions: Mutex::new(HashMap::new()),
         }
     }
 
-    async fn client(&self, region: &str) -> Client {
-        let mut clients = self.clients.lock().await;
-        if let Some(c) = clients.get(region) {
+    /// The clients for `region`; global kinds use us-east-1.
+    pub(crate) async fn clients(&self, region: &str) -> Arc<RegionClients> {
+        let region = if region == GLOBAL_REGION {
+            GLOBAL_CLIENT_REGION
+        } else {
+            region
+        };
+        let mut regions = self.regions.lock().await;
+        if let Some(c) = regions.get(region) {
             return c.clone();
         }
         let conf = sdk_config(&self.account, region).await;
-        let client = Client::new(&conf);
-        clients.insert(region.to_owned(), client.clone());
-        client
+        let c = Arc::new(RegionClients::new(
+            conf,
+            self.account.endpoint_url.is_some(),
+        ));
+        regions.insert(region.to_owned(), c.clone());
+        c
     }
 }
+
+/// Where calls for global services (Route 53, S3 bucket listing) are sent.
+pub(crate) const GLOBAL_CLIENT_REGION: &str = "us-east-1";
 
 fn base_loader(account: &AwsAccount, region: &str) -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -210,7 +309,17 @@ fn classify_code(code: &str) -> ProviderErrorKind {
     }
 }
 
-fn clamp_page(size: i32, max: i32) -> i32 {
+/// Whether an EC2 error says the looked-up resource does not exist.
+fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    services::error_code(e).is_some_and(|c| c.ends_with(".NotFound") || c.ends_with(".Malformed"))
+}
+
+/// A request the adapter refuses before calling AWS.
+fn invalid(what: &str) -> ProviderError {
+    ProviderError::new(ProviderErrorKind::Other, format!("invalid request: {what}"))
+}
+
+pub(crate) fn clamp_page(size: i32, max: i32) -> i32 {
     size.clamp(5, max)
 }
 
@@ -221,7 +330,8 @@ impl Provider for AwsProvider {
         region: &str,
         kind: ResourceKind,
     ) -> Result<Vec<ObservedResource>, ProviderError> {
-        let client = self.client(region).await;
+        let rc = self.clients(region).await;
+        let client = rc.ec2();
         let page = self.account.page_size;
         let mut out = Vec::new();
         // Follows every page of a paginated call, converting each item.
@@ -311,14 +421,236 @@ impl Provider for AwsProvider {
                     .map_err(|e| classify("DescribeAddresses", e))?;
                 out.extend(p.addresses().iter().map(convert::elastic_ip));
             }
-            other => {
-                return Err(ProviderError::new(
-                    ProviderErrorKind::Other,
-                    format!("listing {other} is not implemented yet"),
-                ))
-            }
+            other => return services::list(self, &rc, other).await,
         }
         Ok(out)
+    }
+
+    async fn describe(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        provider_id: &str,
+    ) -> Result<Option<ObservedResource>, ProviderError> {
+        if provider_id.is_empty() {
+            return Err(invalid("an empty resource id"));
+        }
+        let rc = self.clients(region).await;
+        let page = self.account.page_size;
+        use ResourceKind as K;
+        match kind {
+            K::Instance => {
+                let r = rc
+                    .ec2()
+                    .describe_instances()
+                    .instance_ids(provider_id)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) => Ok(r
+                        .reservations()
+                        .iter()
+                        .flat_map(|r| r.instances())
+                        .find(|i| i.instance_id() == Some(provider_id))
+                        .map(convert::instance)),
+                    Err(e) if not_found(&e) => Ok(None),
+                    Err(e) => Err(classify("DescribeInstances", e)),
+                }
+            }
+            K::Volume => {
+                let r = rc
+                    .ec2()
+                    .describe_volumes()
+                    .volume_ids(provider_id)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) => Ok(r
+                        .volumes()
+                        .iter()
+                        .find(|v| v.volume_id() == Some(provider_id))
+                        .map(convert::volume)),
+                    Err(e) if not_found(&e) => Ok(None),
+                    Err(e) => Err(classify("DescribeVolumes", e)),
+                }
+            }
+            K::DbInstance => Ok(services::db_instances(&rc, page, Some(provider_id))
+                .await?
+                .into_iter()
+                .find(|r| r.provider_id == provider_id)),
+            K::DynamodbTable => services::dynamodb_table(&rc, provider_id).await,
+            K::Queue => services::queue(&rc, provider_id).await,
+            K::Bucket => services::describe_bucket(self, &rc, provider_id).await,
+            K::Stack => Ok(services::stacks(&rc, Some(provider_id))
+                .await?
+                .into_iter()
+                .find(|r| r.provider_id == provider_id || r.name == provider_id)),
+            K::Alarm => {
+                // The id is the alarm ARN; DescribeAlarms looks up by name.
+                let name = provider_id
+                    .rsplit_once(":alarm:")
+                    .map_or(provider_id, |(_, n)| n);
+                Ok(services::alarms(&rc, page, Some(name))
+                    .await?
+                    .into_iter()
+                    .find(|r| r.provider_id == provider_id || r.name == provider_id))
+            }
+            _ => Ok(self
+                .list(region, kind)
+                .await?
+                .into_iter()
+                .find(|r| r.provider_id == provider_id)),
+        }
+    }
+
+    async fn enabled_regions(&self) -> Result<Vec<String>, ProviderError> {
+        let rc = self.clients(GLOBAL_CLIENT_REGION).await;
+        let r = rc
+            .ec2()
+            .describe_regions()
+            .all_regions(true)
+            .send()
+            .await
+            .map_err(|e| classify("DescribeRegions", e))?;
+        let mut out: Vec<String> = r
+            .regions()
+            .iter()
+            .filter(|r| {
+                matches!(
+                    r.opt_in_status(),
+                    None | Some("opt-in-not-required" | "opted-in")
+                )
+            })
+            .filter_map(|r| r.region_name())
+            .map(str::to_owned)
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    async fn stack_template(&self, region: &str, stack: &str) -> Result<String, ProviderError> {
+        if stack.is_empty() {
+            return Err(invalid("an empty stack name"));
+        }
+        let rc = self.clients(region).await;
+        let r = rc
+            .cloudformation()
+            .get_template()
+            .stack_name(stack)
+            .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+            .send()
+            .await
+            .map_err(|e| classify("GetTemplate", e))?;
+        Ok(r.template_body().unwrap_or_default().to_owned())
+    }
+
+    async fn alarm_history(
+        &self,
+        region: &str,
+        alarm: &str,
+    ) -> Result<Vec<AlarmHistoryItem>, ProviderError> {
+        if alarm.is_empty() {
+            return Err(invalid("an empty alarm name"));
+        }
+        // Accept the alarm's ARN (its resource id) as well as its name.
+        let name = alarm.rsplit_once(":alarm:").map_or(alarm, |(_, n)| n);
+        let rc = self.clients(region).await;
+        let mut out = Vec::new();
+        let mut pages = rc
+            .cloudwatch()
+            .describe_alarm_history()
+            .alarm_name(name)
+            .scan_by(aws_sdk_cloudwatch::types::ScanBy::TimestampDescending)
+            .into_paginator()
+            .send();
+        while let Some(p) = pages.next().await {
+            let p = p.map_err(|e| classify("DescribeAlarmHistory", e))?;
+            for h in p.alarm_history_items() {
+                out.push(AlarmHistoryItem {
+                    time: convert::millis(h.timestamp()).unwrap_or(0),
+                    item_type: h
+                        .history_item_type()
+                        .map(|t| t.as_str().to_owned())
+                        .unwrap_or_default(),
+                    summary: h.history_summary().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+        // Newest first, whatever order the service used.
+        out.sort_by_key(|h| std::cmp::Reverse(h.time));
+        Ok(out)
+    }
+
+    async fn list_objects(
+        &self,
+        region: &str,
+        bucket: &str,
+        prefix: &str,
+        token: Option<&str>,
+    ) -> Result<ObjectPage, ProviderError> {
+        if bucket.is_empty() {
+            return Err(invalid("an empty bucket name"));
+        }
+        let rc = self.clients(region).await;
+        let r = rc
+            .s3()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .delimiter("/")
+            .max_keys(1000)
+            .set_continuation_token(token.filter(|t| !t.is_empty()).map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| classify("ListObjectsV2", e))?;
+        Ok(ObjectPage {
+            prefixes: r
+                .common_prefixes()
+                .iter()
+                .filter_map(|p| p.prefix())
+                .map(str::to_owned)
+                .collect(),
+            objects: r
+                .contents()
+                .iter()
+                // A "folder" placeholder object is the prefix itself.
+                .filter(|o| o.key().is_some_and(|k| k != prefix))
+                .map(|o| BucketObject {
+                    key: o.key().unwrap_or_default().to_owned(),
+                    size: o.size().unwrap_or(0),
+                    modified: convert::millis(o.last_modified()),
+                })
+                .collect(),
+            next_token: if r.is_truncated().unwrap_or(false) {
+                r.next_continuation_token().map(str::to_owned)
+            } else {
+                None
+            },
+        })
+    }
+
+    async fn presign_get(
+        &self,
+        region: &str,
+        bucket: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<String, ProviderError> {
+        if bucket.is_empty() || key.is_empty() {
+            return Err(invalid("an empty bucket name or object key"));
+        }
+        let conf = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+            .map_err(|e| invalid(&format!("a presigned URL lifetime of {ttl:?} ({e})")))?;
+        let rc = self.clients(region).await;
+        let r = rc
+            .s3()
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .presigned(conf)
+            .await
+            .map_err(|e| classify("GetObject (presign)", e))?;
+        Ok(r.uri().to_owned())
     }
 }
 
