@@ -726,6 +726,16 @@ impl Aws {
         Ok(out.stack_id().unwrap_or_default().to_owned())
     }
 
+    /// Deletes a stack (what it created goes with it).
+    pub async fn delete_stack(&self, name: &str) -> Result<(), BoxError> {
+        self.cloudformation
+            .delete_stack()
+            .stack_name(name)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// A public hosted zone; returns its id without the `/hostedzone/` prefix.
     pub async fn create_zone(&self, name: &str, comment: &str) -> Result<String, BoxError> {
         let out = self

@@ -595,7 +595,7 @@ impl App {
         let a = &r.observed.attributes;
         let version = format!(
             "{}|{}",
-            a.get("last_updated").and_then(|v| v.as_str()).unwrap_or(""),
+            a.get("updated_time").and_then(|v| v.as_str()).unwrap_or(""),
             r.observed.created_at.unwrap_or(0)
         );
         if let Some(body) = self.store.cached_template(r.id, &version).await? {

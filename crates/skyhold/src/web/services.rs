@@ -125,7 +125,10 @@ pub fn sections(
                             @for h in items { tr { td { (time(Some(h.time))) } td { (h.item_type) } td.wrap { (h.summary) } } }
                         } }
                     }
-                    Some(Err(e)) => { div.error { "Could not read the history: " (e.to_string()) } }
+                    Some(Err(e)) => {
+                        p.dim { "CloudWatch's own history could not be read (" (e.to_string())
+                            "); the state changes skyhold saw are in the History section below." }
+                    }
                     None => {}
                 }
             }

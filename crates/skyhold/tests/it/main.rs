@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod cli;
 mod inventory;
+mod ondemand;
 mod pages;
 mod store;
 mod sync;
