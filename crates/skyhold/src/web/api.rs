@@ -249,8 +249,10 @@ async fn sync(
         .await?
     {
         Some(reports) => {
-            let failed = reports.iter().filter(|r| !r.ok).count();
-            Ok(Json(json!({"status": "done", "listings": reports.len(), "failed": failed, "reports": reports})).into_response())
+            // A job held by another replica runs there: not a failure here.
+            let held = reports.iter().filter(|r| r.held_by.is_some()).count();
+            let failed = reports.iter().filter(|r| !r.ok).count() - held;
+            Ok(Json(json!({"status": "done", "listings": reports.len(), "failed": failed, "held_elsewhere": held, "reports": reports})).into_response())
         }
         None => Ok((StatusCode::ACCEPTED, Json(json!({"status": "started"}))).into_response()),
     }
@@ -261,6 +263,9 @@ pub fn status_json(s: &skyhold_store::SyncStatus) -> Value {
         "account": s.account, "region": s.region, "kind": s.kind,
         "last_attempt": rfc3339(s.last_attempt), "last_success": s.last_success.map(rfc3339),
         "duration_ms": s.duration_ms, "count": s.item_count, "last_error": s.last_error,
+        "error_kind": s.error_kind, "next_due": s.next_due.map(rfc3339),
+        "next_due_ms": s.next_due, "last_attempt_ms": s.last_attempt,
+        "holder": s.holder, "running_on": s.running_on, "throttled_in_row": s.throttled_in_row,
     })
 }
 

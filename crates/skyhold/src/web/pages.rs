@@ -1003,7 +1003,7 @@ async fn sync_page(
     let body = html! {
         h1 { "Sync" }
         @if sq.started.is_some() { div.ok { "Sync started. Reload this page to follow it." } }
-        p.dim { "Every " (humantime::format_duration(app.config.sync_interval)) " in the background, and on demand." }
+        p.dim { "Each account, region and kind is a job, run every " (humantime::format_duration(app.config.sync_interval)) " (unless configured otherwise) by whichever replica takes it first, and on demand." }
         @if can_sync {
             form.filters method="post" action="/sync" {
                 input type="hidden" name="csrf" value=(csrf_of(&actor));
@@ -1015,12 +1015,17 @@ async fn sync_page(
             }
         }
         table.grid {
-            thead { tr { th { "Account" } th { "Region" } th { "Kind" } th { "Last attempt" } th { "Last success" } th { "Duration" } th { "Count" } th { "Last error" } } }
+            thead { tr { th { "Account" } th { "Region" } th { "Kind" } th { "Last attempt" } th { "Last success" } th { "Next due" } th { "Duration" } th { "Count" } th { "Replica" } th { "Last error" } } }
             tbody { @for s in &statuses { tr {
                 td { (s.account) } td { (s.region) } td { (s.kind) }
                 td { (time(Some(s.last_attempt))) } td { (time(s.last_success)) }
+                td { (time(s.next_due)) }
                 td { (s.duration_ms) " ms" } td { (s.item_count) }
-                td.wrap { @if let Some(e) = &s.last_error { span.badge.s-bad { "error" } " " (e) } @else { span.dim { "—" } } }
+                td { @if let Some(h) = &s.running_on { span.badge.s-good { "running" } " on " (h) } @else { (s.holder.as_deref().unwrap_or("—")) } }
+                td.wrap { @if let Some(e) = &s.last_error {
+                    @if s.error_kind.as_deref() == Some("throttled") { span.badge.s-warn { "throttled" } } @else { span.badge.s-bad { "error" } }
+                    " " (e)
+                } @else { span.dim { "—" } } }
             } } }
         }
     };
