@@ -23,6 +23,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/resources", get(list_resources))
         .route("/api/v1/resources/{id}", get(get_resource))
+        .route("/api/v1/resources/{id}/refresh", post(refresh_resource))
         .route("/api/v1/accounts", get(accounts))
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/sync", post(sync))
@@ -182,6 +183,17 @@ async fn get_resource(
     v["related"] = Value::Object(related);
     v["history"] = Value::Array(d.history.iter().map(event_json).collect());
     Ok(Json(v))
+}
+
+/// Targeted refresh; answers like `GET /api/v1/resources/{id}` afterwards.
+async fn refresh_resource(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = id_param(&raw, "resource", ResourceId)?;
+    app.refresh_resource(&actor, id).await?;
+    get_resource(State(app), Extension(actor), Path(raw)).await
 }
 
 async fn accounts(

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(dashboard))
         .route("/logout", post(logout))
         .route("/resources/{id}", get(detail))
+        .route("/resources/{id}/refresh", post(refresh_now))
         .route("/changes", get(changes_page))
         .route("/sync", get(sync_page).post(sync_now));
     for k in ResourceKind::ALL {
@@ -748,6 +749,10 @@ async fn detail(
     let body = html! {
         p.dim { a href=(kind_path(o.kind)) { (o.kind.label()) } " / " (o.provider_id) }
         h1 { (title) " " @if !o.state.is_empty() { (state_badge(&o.state)) } }
+        form.filters method="post" action=(format!("/resources/{}/refresh", r.id.0)) {
+            input type="hidden" name="csrf" value=(csrf_of(&actor));
+            button type="submit" title="Read this resource again from the provider now" { "Refresh" }
+        }
         @if let Some(t) = r.deleted_at { div.error { "This resource is gone: tombstoned at " (time(Some(t))) "." } }
         dl.facts {
             dt { "Account" } dd { (r.account) }
@@ -983,6 +988,21 @@ async fn changes_page(
         "changes",
         body,
     ))
+}
+
+/// The detail page's "Refresh" button: targeted refresh, then back.
+async fn refresh_now(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Redirect, PageError> {
+    check_csrf(&actor, &f.csrf)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::bad_parameter("id", format!("not a resource id: {id:?}")))?;
+    app.refresh_resource(&actor, ResourceId(id)).await?;
+    Ok(Redirect::to(&format!("/resources/{id}")))
 }
 
 // ---------------------------------------------------------------- sync

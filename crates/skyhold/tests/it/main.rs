@@ -8,5 +8,6 @@ mod api;
 mod auth;
 mod cli;
 mod pages;
+mod refresh;
 mod store;
 mod sync;
