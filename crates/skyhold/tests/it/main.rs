@@ -7,6 +7,7 @@ mod harness;
 mod api;
 mod auth;
 mod cli;
+mod leases;
 mod pages;
 mod refresh;
 mod store;
