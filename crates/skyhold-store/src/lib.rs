@@ -8,11 +8,15 @@
 //! run at start.
 
 mod events;
+mod jobs;
 mod resources;
 mod users;
 mod views;
 
 pub use events::{ChangeEvent, EventQuery};
+pub use jobs::{
+    JobOutcome, JobState, LeaseOutcome, SyncRun, REGIONS_STATUS_KIND, REGIONS_STATUS_REGION,
+};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};
 pub use views::{SavedView, SummaryRow};

@@ -45,6 +45,16 @@ pub struct SyncStatus {
     pub duration_ms: i64,
     pub item_count: i64,
     pub last_error: Option<String>,
+    /// When the job is next due (shared by every replica).
+    pub next_due: Option<Millis>,
+    /// The replica that ran the last attempt.
+    pub holder: Option<String>,
+    /// The class of the last error: throttled, denied, unreachable, other, store.
+    pub error_kind: Option<String>,
+    /// Attempts in a row that ended throttled (drives the backoff).
+    pub throttled_in_row: i64,
+    /// The replica running the job right now, if any (a live lease).
+    pub running_on: Option<String>,
 }
 
 /// Columns the dashboard may group live resources by.
@@ -87,7 +97,7 @@ fn sort_column(k: SortKey) -> &'static str {
 
 /// Whether a state means the resource is gone although still listed
 /// (terminated instances linger in EC2 listings for a while).
-fn is_terminal(kind: ResourceKind, state: &str) -> bool {
+pub(crate) fn is_terminal(kind: ResourceKind, state: &str) -> bool {
     matches!(
         (kind, state),
         (ResourceKind::Instance, "terminated")
@@ -113,7 +123,7 @@ macro_rules! join_status {
     };
 }
 
-const SELECT_RESOURCE: &str = concat!(columns!(), " FROM resources r", join_status!());
+pub(crate) const SELECT_RESOURCE: &str = concat!(columns!(), " FROM resources r", join_status!());
 
 /// SQLite, few free-text matches: start from the FTS matches (CROSS JOIN
 /// fixes the join order) and sort them. The MATCH text is the first bind.
@@ -129,7 +139,7 @@ const SELECT_RESOURCE_FROM_FTS_TAIL: &str =
 /// limit (few rows to read when matches are common).
 const FTS_DRIVE_MAX: i64 = 2_000;
 
-fn resource_from_row(row: &impl ReadRow) -> Result<Resource> {
+pub(crate) fn resource_from_row(row: &impl ReadRow) -> Result<Resource> {
     let kind = row.text("kind")?;
     let account = row.text("account")?;
     let tags = row.text("tags")?;
@@ -782,11 +792,16 @@ impl Store {
     }
 
     pub async fn sync_statuses(&self) -> Result<Vec<SyncStatus>> {
+        let now = skyhold_core::now_millis();
         on_pool!(self, p => {
             let rows = sqlx::query(
-                "SELECT account, region, kind, last_attempt, last_success, duration_ms, item_count, last_error \
-                 FROM sync_status ORDER BY account, region, kind",
+                "SELECT s.account, s.region, s.kind, s.last_attempt, s.last_success, s.duration_ms, s.item_count, \
+                 s.last_error, s.next_due, s.holder, s.error_kind, s.throttled_in_row, l.holder AS running_on \
+                 FROM sync_status s LEFT JOIN sync_leases l ON l.account = s.account AND l.region = s.region \
+                 AND l.kind = s.kind AND l.expires_at > $1 \
+                 ORDER BY s.account, s.region, s.kind",
             )
+            .bind(now)
             .fetch_all(p)
             .await?;
             rows.iter()
@@ -800,6 +815,11 @@ impl Store {
                         duration_ms: r.try_get("duration_ms")?,
                         item_count: r.try_get("item_count")?,
                         last_error: r.try_get("last_error")?,
+                        next_due: r.try_get("next_due")?,
+                        holder: r.try_get("holder")?,
+                        error_kind: r.try_get("error_kind")?,
+                        throttled_in_row: r.try_get("throttled_in_row")?,
+                        running_on: r.try_get("running_on")?,
                     })
                 })
                 .collect()

@@ -41,6 +41,9 @@ pub enum Action {
     ViewAccounts,
     ViewSyncStatus,
     TriggerSync,
+    /// Re-read one resource from its provider (targeted refresh). Allowed
+    /// to viewers too: it only reads, and only one resource.
+    RefreshResource,
     ManageOwnTokens,
     /// Saved views are per user: each manages only their own.
     ManageOwnViews,
@@ -57,6 +60,7 @@ pub fn authorize(actor: &Actor, action: Action) -> Result<(), AppError> {
             Action::ViewInventory
             | Action::ViewAccounts
             | Action::ViewSyncStatus
+            | Action::RefreshResource
             | Action::ManageOwnTokens
             | Action::ManageOwnViews
             | Action::BrowseObjects,
@@ -519,6 +523,36 @@ impl App {
             None
         };
         Ok((events, next))
+    }
+
+    /// Targeted refresh: reads one resource afresh from its provider and
+    /// applies the result to its row alone (a change event when it changed,
+    /// a tombstone when it is gone). Returns the updated resource.
+    pub async fn refresh_resource(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<Resource, AppError> {
+        authorize(actor, Action::RefreshResource)?;
+        let not_found = |e| match e {
+            skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            other => other.into(),
+        };
+        let r = self.store.get_resource(id).await.map_err(not_found)?;
+        let provider = self.sync.provider(&r.account).ok_or_else(|| {
+            AppError::Conflict(format!("account {} is not configured any more", r.account))
+        })?;
+        let o = &r.observed;
+        tracing::info!(user = %actor.username, resource = %id, kind = %o.kind, "refresh requested");
+        let fresh = provider
+            .describe(&r.region, o.kind, &o.provider_id)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("refreshing {}: {e}", o.provider_id)))?;
+        self.store
+            .apply_observed(id, fresh.as_ref(), now_millis())
+            .await
+            .map_err(not_found)?;
+        self.store.get_resource(id).await.map_err(not_found)
     }
 
     pub async fn sync_status(&self, actor: &Actor) -> Result<Vec<SyncStatus>, AppError> {

@@ -97,6 +97,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Read one resource again from its provider now (targeted refresh).
+    Refresh {
+        /// The resource id (as shown by `ls --json` or in the web UI).
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the sync status of every account, region and kind.
     Status {
         #[arg(long)]
@@ -229,6 +236,7 @@ async fn run(cli: Cli) -> Result<()> {
             json,
         } => sync(account, wait, json).await,
         Command::Status { json } => status(json).await,
+        Command::Refresh { id, json } => refresh(id, json).await,
         Command::User {
             command:
                 UserCommand::Add {
@@ -692,6 +700,35 @@ async fn sync(account: Option<String>, wait: bool, as_json: bool) -> Result<()> 
     if failed > 0 {
         bail!("{failed} listing(s) failed");
     }
+    Ok(())
+}
+
+async fn refresh(id: i64, as_json: bool) -> Result<()> {
+    let c = client()?;
+    let v = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/resources/{id}/refresh"),
+            None,
+        )
+        .await?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let gone = if v["deleted_at"].is_null() {
+        String::new()
+    } else {
+        format!(" (gone since {})", s(&v, "/deleted_at"))
+    };
+    println!(
+        "{} {} {} {}: {}{gone}",
+        s(&v, "/account"),
+        s(&v, "/region"),
+        s(&v, "/kind"),
+        s(&v, "/provider_id"),
+        s(&v, "/state"),
+    );
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use skyhold_aws::{AwsAccount, Credentials};
 use skyhold_core::{ids::validate_region, AccountName, ResourceKind, Secret};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,8 +18,16 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/skyhold.db";
 pub struct Config {
     pub listen: SocketAddr,
     pub database_url: String,
+    /// The default interval of every sync job (account, region, kind).
     pub sync_interval: Duration,
-    /// How many (account, region) scopes sync at once, in total.
+    /// Each job's next run is its interval plus a random part of up to
+    /// this fraction of it, so jobs (and replicas) spread out.
+    pub sync_jitter: f64,
+    /// How long a replica's lease on a running job lasts unless renewed (it
+    /// is renewed every third of it while the job runs). A crashed
+    /// replica's jobs are taken over once their leases expire.
+    pub sync_lease: Duration,
+    /// How many sync jobs run at once in this process, in total.
     pub sync_concurrency: usize,
     /// Run a sync right after start (default true).
     pub sync_on_start: bool,
@@ -37,7 +45,18 @@ pub struct Config {
 pub struct AccountConfig {
     pub name: AccountName,
     pub provider: String,
+    /// The configured regions; empty when `all_enabled_regions`.
     pub regions: Vec<String>,
+    /// `regions = "all-enabled"`: the regions are asked of the provider at
+    /// start and again every hour.
+    pub all_enabled_regions: bool,
+    /// This account's interval (default: the global `sync_interval`).
+    pub sync_interval: Option<Duration>,
+    /// Per-kind intervals (`intervals = { dns_record = "1h" }`), which win
+    /// over the account's and the global interval.
+    pub intervals: BTreeMap<ResourceKind, Duration>,
+    /// How many of this account's jobs run at once (default 4).
+    pub max_concurrency: usize,
     /// The kinds synced for this account (default: all).
     pub kinds: Vec<ResourceKind>,
     pub endpoint_url: Option<String>,
@@ -49,6 +68,16 @@ pub struct AccountConfig {
 }
 
 impl AccountConfig {
+    /// The interval of this account's `kind` job: the per-kind override,
+    /// else the account's interval, else `global`.
+    pub fn interval_for(&self, kind: ResourceKind, global: Duration) -> Duration {
+        self.intervals
+            .get(&kind)
+            .copied()
+            .or(self.sync_interval)
+            .unwrap_or(global)
+    }
+
     /// Whether the objects of `bucket` may be browsed (set by an admin in
     /// the configuration; nothing is browsable by default).
     pub fn may_browse(&self, bucket: &str) -> bool {
@@ -89,6 +118,8 @@ struct RawConfig {
     listen: Option<String>,
     database_url: Option<String>,
     sync_interval: Option<String>,
+    sync_jitter: Option<f64>,
+    sync_lease: Option<String>,
     sync_concurrency: Option<usize>,
     sync_on_start: Option<bool>,
     secure_cookies: Option<bool>,
@@ -104,9 +135,11 @@ struct RawConfig {
 struct RawAccount {
     name: String,
     provider: Option<String>,
-    #[serde(default)]
-    regions: Vec<String>,
+    regions: Option<RawRegions>,
     kinds: Option<Vec<String>>,
+    sync_interval: Option<String>,
+    intervals: Option<BTreeMap<String, String>>,
+    max_concurrency: Option<usize>,
     endpoint_url: Option<String>,
     profile: Option<String>,
     access_key_id: Option<String>,
@@ -121,6 +154,30 @@ struct RawAccount {
     max_attempts: Option<u32>,
     #[serde(default)]
     browse_buckets: Vec<String>,
+}
+
+/// `regions`: a list of names, or the word "all-enabled".
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawRegions {
+    List(Vec<String>),
+    Word(String),
+}
+
+/// The word that makes an account sync every region enabled for it.
+pub const ALL_ENABLED: &str = "all-enabled";
+
+/// The shortest interval accepted (anything shorter would hammer the APIs).
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+fn parse_interval(s: &str) -> Result<Duration, String> {
+    parse_duration(s).and_then(|d| {
+        if d < MIN_INTERVAL {
+            Err("must be at least 1s".to_owned())
+        } else {
+            Ok(d)
+        }
+    })
 }
 
 /// Where a key sits in the file, for error messages.
@@ -270,22 +327,33 @@ impl Config {
             .or(raw.sync_interval.map(|v| (v, false)));
         let sync_interval = match interval_src {
             None => Duration::from_secs(300),
-            Some((v, from_env)) => {
-                let d = parse_duration(&v).and_then(|d| {
-                    if d < Duration::from_secs(10) {
-                        Err("must be at least 10s".to_owned())
+            Some((v, from_env)) => parse_interval(&v).map_err(|m| {
+                if from_env {
+                    env_err("SKYHOLD_SYNC_INTERVAL", m)
+                } else {
+                    loc.err(None, "sync_interval", m)
+                }
+            })?,
+        };
+        let sync_jitter = raw.sync_jitter.unwrap_or(0.1);
+        if !(0.0..=1.0).contains(&sync_jitter) {
+            return Err(loc.err(
+                None,
+                "sync_jitter",
+                "must be a fraction between 0 and 1 (e.g. 0.1)",
+            ));
+        }
+        let sync_lease = match raw.sync_lease {
+            None => Duration::from_secs(60),
+            Some(v) => parse_duration(&v)
+                .and_then(|d| {
+                    if d < Duration::from_secs(1) {
+                        Err("must be at least 1s".to_owned())
                     } else {
                         Ok(d)
                     }
-                });
-                d.map_err(|m| {
-                    if from_env {
-                        env_err("SKYHOLD_SYNC_INTERVAL", m)
-                    } else {
-                        loc.err(None, "sync_interval", m)
-                    }
-                })?
-            }
+                })
+                .map_err(|m| loc.err(None, "sync_lease", m))?,
         };
         let sync_concurrency = raw.sync_concurrency.unwrap_or(8);
         if !(1..=256).contains(&sync_concurrency) {
@@ -324,19 +392,47 @@ impl Config {
                     format!("unknown provider {provider:?}; supported: \"aws\""),
                 ));
             }
-            if a.regions.is_empty() {
-                return Err(loc.err(
-                    at,
-                    "regions",
-                    "list at least one region, e.g. regions = [\"us-east-1\"]",
-                ));
-            }
+            let (list, all_enabled_regions) = match a.regions {
+                Some(RawRegions::List(l)) if !l.is_empty() => (l, false),
+                Some(RawRegions::Word(w)) if w == ALL_ENABLED => (Vec::new(), true),
+                Some(RawRegions::Word(w)) => {
+                    return Err(loc.err(
+                        at,
+                        "regions",
+                        format!("{w:?}: expected a list of regions or \"{ALL_ENABLED}\""),
+                    ));
+                }
+                _ => {
+                    return Err(loc.err(
+                        at,
+                        "regions",
+                        "list at least one region, e.g. regions = [\"us-east-1\"], or regions = \"all-enabled\"",
+                    ));
+                }
+            };
             let mut regions = Vec::new();
-            for r in &a.regions {
+            for r in &list {
                 validate_region(r).map_err(|m| loc.err(at, "regions", m))?;
                 if !regions.contains(r) {
                     regions.push(r.clone());
                 }
+            }
+            let account_interval = match &a.sync_interval {
+                None => None,
+                Some(v) => Some(parse_interval(v).map_err(|m| loc.err(at, "sync_interval", m))?),
+            };
+            let mut intervals = BTreeMap::new();
+            for (k, v) in a.intervals.iter().flatten() {
+                let kind = ResourceKind::parse(k).ok_or_else(|| {
+                    loc.err(at, "intervals", format!("unknown kind {k:?} in intervals"))
+                })?;
+                let d =
+                    parse_interval(v).map_err(|m| loc.err(at, "intervals", format!("{k}: {m}")))?;
+                intervals.insert(kind, d);
+            }
+            let max_concurrency = a.max_concurrency.unwrap_or(4);
+            if !(1..=64).contains(&max_concurrency) {
+                return Err(loc.err(at, "max_concurrency", "must be between 1 and 64"));
             }
             let kinds = match &a.kinds {
                 None => ResourceKind::ALL.to_vec(),
@@ -519,6 +615,10 @@ impl Config {
                 browse_buckets: a.browse_buckets,
                 provider,
                 regions,
+                all_enabled_regions,
+                sync_interval: account_interval,
+                intervals,
+                max_concurrency,
                 kinds,
                 endpoint_url: a.endpoint_url,
                 aws,
@@ -530,6 +630,8 @@ impl Config {
             listen,
             database_url,
             sync_interval,
+            sync_jitter,
+            sync_lease,
             sync_concurrency,
             sync_on_start: raw.sync_on_start.unwrap_or(true),
             secure_cookies,
@@ -665,6 +767,99 @@ secret_access_key = "hush"
             (e.line, e.key.as_deref()),
             (Some(4), Some("accounts[0].kinds"))
         );
+    }
+
+    #[test]
+    fn intervals_jitter_and_concurrency() {
+        let c = parse(
+            "sync_interval = \"10m\"\nsync_jitter = 0.2\nsync_lease = \"30s\"\n\
+             [[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nsync_interval = \"20m\"\n\
+             max_concurrency = 2\nintervals = { dns_record = \"1h\", bucket = \"30m\" }\n\
+             [[accounts]]\nname = \"b\"\nregions = [\"x-1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.sync_jitter, 0.2);
+        assert_eq!(c.sync_lease, Duration::from_secs(30));
+        let (a, b) = (&c.accounts[0], &c.accounts[1]);
+        let g = c.sync_interval;
+        assert_eq!(
+            a.interval_for(ResourceKind::DnsRecord, g),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            a.interval_for(ResourceKind::Bucket, g),
+            Duration::from_secs(1800)
+        );
+        assert_eq!(
+            a.interval_for(ResourceKind::Vpc, g),
+            Duration::from_secs(1200)
+        );
+        assert_eq!(
+            b.interval_for(ResourceKind::Vpc, g),
+            Duration::from_secs(600)
+        );
+        assert_eq!((a.max_concurrency, b.max_concurrency), (2, 4));
+
+        // The subtable form is the same TOML.
+        let c = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n[accounts.intervals]\nqueue = \"2m\"\n").unwrap();
+        assert_eq!(
+            c.accounts[0].interval_for(ResourceKind::Queue, Duration::ZERO),
+            Duration::from_secs(120)
+        );
+
+        let e = parse(
+            "[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nintervals = { buckets = \"1h\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("accounts[0].intervals"))
+        );
+        assert!(e.message.contains("buckets"), "{e}");
+        let e = parse(
+            "[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nintervals = { bucket = \"soon\" }\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts[0].intervals"));
+        let e =
+            parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nsync_interval = \"100ms\"\n")
+                .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("accounts[0].sync_interval"))
+        );
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\nmax_concurrency = 0\n")
+            .unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(4), Some("accounts[0].max_concurrency"))
+        );
+        let e = parse("sync_jitter = 1.5\n").unwrap_err();
+        assert_eq!((e.line, e.key.as_deref()), (Some(1), Some("sync_jitter")));
+        let e = parse("sync_lease = \"0s\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("sync_lease"));
+    }
+
+    #[test]
+    fn regions_are_a_list_or_all_enabled() {
+        let c = parse("[[accounts]]\nname = \"a\"\nregions = \"all-enabled\"\n").unwrap();
+        assert!(c.accounts[0].all_enabled_regions);
+        assert!(c.accounts[0].regions.is_empty());
+        let c = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\", \"x-1\"]\n").unwrap();
+        assert!(!c.accounts[0].all_enabled_regions);
+        assert_eq!(c.accounts[0].regions, vec!["x-1".to_owned()]);
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = \"all\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(3), Some("accounts[0].regions"))
+        );
+        assert!(e.message.contains("all-enabled"), "{e}");
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = []\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts[0].regions"));
+        let e = parse("[[accounts]]\nname = \"a\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("accounts[0].regions"));
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = 5\n").unwrap_err();
+        assert_eq!(e.line, Some(3));
     }
 
     #[test]

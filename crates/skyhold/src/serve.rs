@@ -82,7 +82,7 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
-    let sync_loop = engine.spawn_loop(config.sync_interval, config.sync_on_start, rx.clone());
+    let sync_loop = engine.clone().spawn_loop(config.sync_on_start, rx.clone());
     let router = crate::web::router(app.clone());
     let mut stop_rx = rx;
     let http = tokio::spawn(async move {

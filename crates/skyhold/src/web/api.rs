@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/resources/{id}/alarm-history", get(alarm_history))
         .route("/api/v1/resources/{id}/objects", get(bucket_objects))
         .route("/api/v1/resources/{id}/objects/url", get(object_url))
+        .route("/api/v1/resources/{id}/refresh", post(refresh_resource))
         .route("/api/v1/accounts", get(accounts))
         .route("/api/v1/changes", get(changes))
         .route("/api/v1/sync", post(sync))
@@ -207,6 +208,17 @@ async fn get_resource(
     Ok(Json(v))
 }
 
+/// Targeted refresh; answers like `GET /api/v1/resources/{id}` afterwards.
+async fn refresh_resource(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(raw): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = id_param(&raw, "resource", ResourceId)?;
+    app.refresh_resource(&actor, id).await?;
+    get_resource(State(app), Extension(actor), Path(raw)).await
+}
+
 async fn accounts(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -272,8 +284,10 @@ async fn sync(
         .await?
     {
         Some(reports) => {
-            let failed = reports.iter().filter(|r| !r.ok).count();
-            Ok(Json(json!({"status": "done", "listings": reports.len(), "failed": failed, "reports": reports})).into_response())
+            // A job held by another replica runs there: not a failure here.
+            let held = reports.iter().filter(|r| r.held_by.is_some()).count();
+            let failed = reports.iter().filter(|r| !r.ok).count() - held;
+            Ok(Json(json!({"status": "done", "listings": reports.len(), "failed": failed, "held_elsewhere": held, "reports": reports})).into_response())
         }
         None => Ok((StatusCode::ACCEPTED, Json(json!({"status": "started"}))).into_response()),
     }
@@ -284,6 +298,9 @@ pub fn status_json(s: &skyhold_store::SyncStatus) -> Value {
         "account": s.account, "region": s.region, "kind": s.kind,
         "last_attempt": rfc3339(s.last_attempt), "last_success": s.last_success.map(rfc3339),
         "duration_ms": s.duration_ms, "count": s.item_count, "last_error": s.last_error,
+        "error_kind": s.error_kind, "next_due": s.next_due.map(rfc3339),
+        "next_due_ms": s.next_due, "last_attempt_ms": s.last_attempt,
+        "holder": s.holder, "running_on": s.running_on, "throttled_in_row": s.throttled_in_row,
     })
 }
 

@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(dashboard))
         .route("/logout", post(logout))
         .route("/resources/{id}", get(detail))
+        .route("/resources/{id}/refresh", post(refresh_now))
         .route("/changes", get(changes_page))
         .route("/sync", get(sync_page).post(sync_now));
     for k in ResourceKind::ALL {
@@ -914,6 +915,10 @@ async fn detail(
     let body = html! {
         p.dim { a href=(kind_path(o.kind)) { (o.kind.label()) } " / " (o.provider_id) }
         h1 { (title) " " @if !o.state.is_empty() { (state_badge(&o.state)) } }
+        form.filters method="post" action=(format!("/resources/{}/refresh", r.id.0)) {
+            input type="hidden" name="csrf" value=(csrf_of(&actor));
+            button type="submit" title="Read this resource again from the provider now" { "Refresh" }
+        }
         @if let Some(t) = r.deleted_at { div.error { "This resource is gone: tombstoned at " (time(Some(t))) "." } }
         dl.facts {
             dt { "Account" } dd { (r.account) }
@@ -1152,6 +1157,21 @@ async fn changes_page(
     ))
 }
 
+/// The detail page's "Refresh" button: targeted refresh, then back.
+async fn refresh_now(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Redirect, PageError> {
+    check_csrf(&actor, &f.csrf)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::bad_parameter("id", format!("not a resource id: {id:?}")))?;
+    app.refresh_resource(&actor, ResourceId(id)).await?;
+    Ok(Redirect::to(&format!("/resources/{id}")))
+}
+
 // ---------------------------------------------------------------- sync
 
 #[derive(Deserialize, Default)]
@@ -1170,7 +1190,7 @@ async fn sync_page(
     let body = html! {
         h1 { "Sync" }
         @if sq.started.is_some() { div.ok { "Sync started. Reload this page to follow it." } }
-        p.dim { "Every " (humantime::format_duration(app.config.sync_interval)) " in the background, and on demand." }
+        p.dim { "Each account, region and kind is a job, run every " (humantime::format_duration(app.config.sync_interval)) " (unless configured otherwise) by whichever replica takes it first, and on demand." }
         @if can_sync {
             form.filters method="post" action="/sync" {
                 input type="hidden" name="csrf" value=(csrf_of(&actor));
@@ -1182,12 +1202,17 @@ async fn sync_page(
             }
         }
         table.grid {
-            thead { tr { th { "Account" } th { "Region" } th { "Kind" } th { "Last attempt" } th { "Last success" } th { "Duration" } th { "Count" } th { "Last error" } } }
+            thead { tr { th { "Account" } th { "Region" } th { "Kind" } th { "Last attempt" } th { "Last success" } th { "Next due" } th { "Duration" } th { "Count" } th { "Replica" } th { "Last error" } } }
             tbody { @for s in &statuses { tr {
                 td { (s.account) } td { (s.region) } td { (s.kind) }
                 td { (time(Some(s.last_attempt))) } td { (time(s.last_success)) }
+                td { (time(s.next_due)) }
                 td { (s.duration_ms) " ms" } td { (s.item_count) }
-                td.wrap { @if let Some(e) = &s.last_error { span.badge.s-bad { "error" } " " (e) } @else { span.dim { "—" } } }
+                td { @if let Some(h) = &s.running_on { span.badge.s-good { "running" } " on " (h) } @else { (s.holder.as_deref().unwrap_or("—")) } }
+                td.wrap { @if let Some(e) = &s.last_error {
+                    @if s.error_kind.as_deref() == Some("throttled") { span.badge.s-warn { "throttled" } } @else { span.badge.s-bad { "error" } }
+                    " " (e)
+                } @else { span.dim { "—" } } }
             } } }
         }
     };
