@@ -8,5 +8,6 @@ mod api;
 mod auth;
 mod cli;
 mod pages;
+mod services;
 mod store;
 mod sync;
