@@ -53,10 +53,16 @@ pub(crate) fn set_tags(o: &mut ObservedResource, tags: BTreeMap<String, String>)
 
 /// When a stopped instance was stopped, from its `StateTransitionReason`
 /// ("User initiated (2026-01-01 12:00:00 GMT)"), as Unix milliseconds.
+/// `None` when the reason carries no such time.
 pub(crate) fn stopped_at(reason: &str) -> Option<i64> {
     let start = reason.rfind('(')? + 1;
     let inner = reason[start..].strip_suffix(')')?;
-    let stamp = inner.trim().strip_suffix("GMT")?.trim();
+    // AWS writes GMT; moto writes UTC.
+    let inner = inner.trim();
+    let stamp = inner
+        .strip_suffix("GMT")
+        .or_else(|| inner.strip_suffix("UTC"))?
+        .trim();
     chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S")
         .ok()
         .map(|t| t.and_utc().timestamp_millis())
@@ -448,6 +454,8 @@ mod tests {
         assert_eq!(skyhold_core::rfc3339(t), "2026-01-01T12:00:00Z");
         let t = stopped_at("Server.ScheduledStop (2025-12-31 23:59:59 GMT)").unwrap();
         assert_eq!(skyhold_core::rfc3339(t), "2025-12-31T23:59:59Z");
+        let t = stopped_at("User initiated (2026-03-04 05:06:07 UTC)").unwrap();
+        assert_eq!(skyhold_core::rfc3339(t), "2026-03-04T05:06:07Z");
         assert_eq!(stopped_at("User initiated"), None);
         assert_eq!(stopped_at(""), None);
         assert_eq!(stopped_at("User initiated (yesterday GMT)"), None);

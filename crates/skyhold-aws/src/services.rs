@@ -1123,12 +1123,24 @@ async fn topics(rc: &RegionClients) -> Res<Vec<ObservedResource>> {
         let mut o = ObservedResource::new(ResourceKind::Topic, arn);
         o.name = arn.rsplit(':').next().unwrap_or(arn).to_owned();
         o.state = "active".into();
-        let confirmed = int_attr(&attrs, "SubscriptionsConfirmed")
-            .as_i64()
-            .unwrap_or(0);
-        let pending = int_attr(&attrs, "SubscriptionsPending")
-            .as_i64()
-            .unwrap_or(0);
+        // Counted from the subscriptions themselves: the attributes lag on
+        // AWS (eventually consistent) and are always 0 in moto.
+        let (mut confirmed, mut pending) = (0i64, 0i64);
+        let mut pages = sns
+            .list_subscriptions_by_topic()
+            .topic_arn(arn)
+            .into_paginator()
+            .send();
+        while let Some(pg) = pages.next().await {
+            let pg = pg.map_err(|e| classify("ListSubscriptionsByTopic", e))?;
+            for s in pg.subscriptions() {
+                match s.subscription_arn() {
+                    Some("PendingConfirmation") => pending += 1,
+                    Some("Deleted") | None => {}
+                    Some(_) => confirmed += 1,
+                }
+            }
+        }
         let a = &mut o.attributes;
         a.insert("subscription_count".into(), json!(confirmed + pending));
         a.insert("subscriptions_confirmed".into(), json!(confirmed));

@@ -14,6 +14,7 @@ mod ondemand;
 mod pages;
 mod proxy;
 mod refresh;
+mod services;
 mod store;
 mod sync;
 mod views;
