@@ -170,7 +170,7 @@ impl ObservedResource {
     }
 
     /// Lower-case text that free-text search matches against: name, id,
-    /// addresses and tag values.
+    /// addresses, DNS names and endpoints, and tag values.
     pub fn search_text(&self) -> String {
         let mut s = String::with_capacity(128);
         for part in [
@@ -182,6 +182,21 @@ impl ObservedResource {
             if !part.is_empty() {
                 s.push_str(part);
                 s.push('\n');
+            }
+        }
+        for key in SEARCHED_ATTRIBUTES {
+            match self.attributes.get(key) {
+                Some(serde_json::Value::String(v)) if !v.is_empty() => {
+                    s.push_str(v);
+                    s.push('\n');
+                }
+                Some(serde_json::Value::Array(list)) => {
+                    for v in list.iter().filter_map(serde_json::Value::as_str) {
+                        s.push_str(v);
+                        s.push('\n');
+                    }
+                }
+                _ => {}
             }
         }
         for v in self.tags.values() {
@@ -200,6 +215,18 @@ impl ObservedResource {
         format!("{:016x}{:08x}", fnv1a64(&json), json.len())
     }
 }
+
+/// Attributes that free text also searches: DNS names and endpoints (a
+/// record's values, a load balancer's or database's address).
+const SEARCHED_ATTRIBUTES: [&str; 7] = [
+    "public_dns_name",
+    "private_dns_name",
+    "dns_name",
+    "endpoint",
+    "primary_endpoint",
+    "values",
+    "alias_target",
+];
 
 /// One field that differs between two observations of a resource.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -352,7 +379,15 @@ mod tests {
     fn search_text_is_lowercase_and_has_tag_values() {
         let mut a = ObservedResource::new(ResourceKind::Instance, "i-ABC");
         a.tags.insert("team".into(), "Payments".into());
+        a.attributes.insert(
+            "public_dns_name".into(),
+            serde_json::json!("EC2-1.Example.com"),
+        );
+        let mut r = ObservedResource::new(ResourceKind::DnsRecord, "Z1/www/A");
+        r.attributes
+            .insert("values".into(), serde_json::json!(["203.0.113.9"]));
         let s = a.search_text();
-        assert!(s.contains("i-abc") && s.contains("payments"));
+        assert!(s.contains("i-abc") && s.contains("payments") && s.contains("ec2-1.example.com"));
+        assert!(r.search_text().contains("203.0.113.9"));
     }
 }
