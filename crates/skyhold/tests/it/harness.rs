@@ -431,3 +431,9 @@ impl TestServer {
         }
     }
 }
+
+/// The `[[accounts]]` TOML of a spec, for the configuration of a spawned
+/// `skyhold serve` process.
+pub fn account_toml(spec: &AccountSpec) -> String {
+    spec.toml()
+}

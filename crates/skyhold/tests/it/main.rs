@@ -12,5 +12,6 @@ mod leases;
 mod pages;
 mod proxy;
 mod refresh;
+mod replicas;
 mod store;
 mod sync;
