@@ -12,6 +12,7 @@ mod leases;
 mod pages;
 mod proxy;
 mod refresh;
+mod regions;
 mod replicas;
 mod store;
 mod sync;
