@@ -863,6 +863,23 @@ secret_access_key = "hush"
     }
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let src = include_str!("../../../skyhold.example.toml");
+        let env = |k: &str| k.starts_with("LAB_AWS_").then(|| "x".to_owned());
+        let c = Config::parse(Some(Path::new("skyhold.example.toml")), src, &env).unwrap();
+        let team = c
+            .accounts
+            .iter()
+            .find(|a| a.name.as_str() == "team-a")
+            .unwrap();
+        assert!(team.all_enabled_regions);
+        assert_eq!(
+            team.interval_for(ResourceKind::DnsRecord, c.sync_interval),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
     fn duplicate_account_names_are_rejected() {
         let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("accounts[1].name"));
