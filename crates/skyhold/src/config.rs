@@ -863,6 +863,25 @@ secret_access_key = "hush"
     }
 
     #[test]
+    fn the_example_configuration_is_valid() {
+        let src = include_str!("../../../skyhold.example.toml");
+        let env = |k: &str| k.starts_with("LAB_AWS_").then(|| "x".to_owned());
+        let c = Config::parse(Some(Path::new("skyhold.example.toml")), src, &env).unwrap();
+        let team = c
+            .accounts
+            .iter()
+            .find(|a| a.name.as_str() == "team-a")
+            .unwrap();
+        assert!(team.all_enabled_regions);
+        assert_eq!(c.accounts.len(), 3);
+        assert_eq!(c.stopped_days, 30);
+        assert_eq!(
+            team.interval_for(ResourceKind::DnsRecord, c.sync_interval),
+            Duration::from_secs(3600)
+        );
+    }
+
+    #[test]
     fn duplicate_account_names_are_rejected() {
         let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n[[accounts]]\nname = \"a\"\nregions = [\"x-1\"]\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("accounts[1].name"));
@@ -889,13 +908,5 @@ secret_access_key = "hush"
             (e.line, e.key.as_deref()),
             (Some(4), Some("accounts[0].browse_buckets"))
         );
-    }
-
-    #[test]
-    fn the_example_configuration_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../skyhold.example.toml");
-        let env = |k: &str| k.starts_with("LAB_AWS_").then(|| "x".to_owned());
-        let c = Config::load(Some(&path), &env).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(c.accounts.len(), 3);
     }
 }

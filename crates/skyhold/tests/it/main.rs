@@ -14,6 +14,8 @@ mod ondemand;
 mod pages;
 mod proxy;
 mod refresh;
+mod regions;
+mod replicas;
 mod services;
 mod store;
 mod sync;

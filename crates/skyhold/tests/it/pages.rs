@@ -5,7 +5,7 @@ use crate::harness::*;
 use reqwest::StatusCode;
 
 /// Logs in through the form and returns a client holding the session cookie.
-pub async fn browser_login(server: &TestServer) -> reqwest::Client {
+pub(crate) async fn browser_login(server: &TestServer) -> reqwest::Client {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -47,7 +47,7 @@ pub async fn browser_login(server: &TestServer) -> reqwest::Client {
     browser
 }
 
-pub async fn text(browser: &reqwest::Client, server: &TestServer, path: &str) -> String {
+pub(crate) async fn text(browser: &reqwest::Client, server: &TestServer, path: &str) -> String {
     browser
         .get(format!("{}{path}", server.url))
         .send()
@@ -58,7 +58,7 @@ pub async fn text(browser: &reqwest::Client, server: &TestServer, path: &str) ->
         .unwrap()
 }
 
-pub async fn post_form<T: serde::Serialize + ?Sized>(
+pub(crate) async fn post_form<T: serde::Serialize + ?Sized>(
     browser: &reqwest::Client,
     server: &TestServer,
     path: &str,
@@ -72,7 +72,7 @@ pub async fn post_form<T: serde::Serialize + ?Sized>(
         .unwrap()
 }
 
-pub fn extract(html: &str, after: &str) -> Option<String> {
+pub(crate) fn extract(html: &str, after: &str) -> Option<String> {
     let start = html.find(after)? + after.len();
     Some(html[start..].split('"').next()?.to_owned())
 }

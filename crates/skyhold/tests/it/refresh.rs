@@ -156,3 +156,37 @@ async fn cli_refresh_prints_the_fresh_resource() {
     assert!(!out.status.success());
     server.stop().await;
 }
+
+/// The detail page's Refresh button: a POST form with the CSRF token that
+/// refreshes and redirects back to the page, which shows the new state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_button_refreshes_and_returns_to_the_page() {
+    use crate::pages::{browser_login, extract, post_form, text};
+    let moto = shared_moto();
+    let spec = AccountSpec::new("button", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(1, 1, "buttoned", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let id = id_of(&server.all("kind=instance").await, &ids[0]);
+    let browser = browser_login(&server).await;
+    let page = text(&browser, &server, &format!("/resources/{id}")).await;
+    let action = format!("action=\"/resources/{id}/refresh\"");
+    assert!(page.contains(&action), "no Refresh form");
+    let csrf = extract(&page, "name=\"csrf\" value=\"").expect("csrf");
+    let badge = |state: &str, class: &str| format!("<span class=\"badge {class}\">{state}</span>");
+    assert!(page.contains(&badge("running", "s-good")));
+    ec2.stop(&ids).await.unwrap();
+    let path = format!("/resources/{id}/refresh");
+    let forged = post_form(&browser, &server, &path, &[("csrf", "forged")]).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let res = post_form(&browser, &server, &path, &[("csrf", csrf.as_str())]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], format!("/resources/{id}"));
+    let page = text(&browser, &server, &format!("/resources/{id}")).await;
+    assert!(
+        page.contains(&badge("stopped", "s-idle")) && !page.contains(&badge("running", "s-good")),
+        "the page shows the new state"
+    );
+    server.stop().await;
+}
