@@ -1081,5 +1081,7 @@ mod tests {
             Err(AppError::Forbidden(_))
         ));
         assert!(authorize(&actor(Role::Admin), Action::TriggerSync).is_ok());
+        // Targeted refresh only reads, one resource: viewers may.
+        assert!(authorize(&v, Action::RefreshResource).is_ok());
     }
 }

@@ -750,8 +750,13 @@ async fn status(as_json: bool) -> Result<()> {
                 s(r, "/region"),
                 s(r, "/kind"),
                 s(r, "/last_success"),
+                s(r, "/next_due"),
                 s(r, "/count"),
                 format!("{} ms", s(r, "/duration_ms")),
+                match r["running_on"].as_str() {
+                    Some(h) => format!("running on {h}"),
+                    None => s(r, "/holder"),
+                },
                 r["last_error"].as_str().unwrap_or("").to_owned(),
             ]
         })
@@ -762,8 +767,10 @@ async fn status(as_json: bool) -> Result<()> {
             "REGION",
             "KIND",
             "LAST SUCCESS",
+            "NEXT DUE",
             "COUNT",
             "DURATION",
+            "REPLICA",
             "LAST ERROR",
         ],
         &rows,

@@ -513,10 +513,19 @@ async fn run_job(
     let (a, r, k) = (job.account.as_str(), job.region.as_str(), job.kind.as_str());
     let lease_ms = ctx.lease.as_millis() as i64;
     let report = KindReport::new(&job);
-    match store
+    let mut lease = store
         .acquire_lease(a, r, k, &ctx.holder, now_millis(), lease_ms)
-        .await
-    {
+        .await;
+    // Released between the upsert and the look-up of its holder: ask again.
+    for _ in 0..3 {
+        if !matches!(&lease, Ok(LeaseOutcome::HeldBy { holder, .. }) if holder.is_empty()) {
+            break;
+        }
+        lease = store
+            .acquire_lease(a, r, k, &ctx.holder, now_millis(), lease_ms)
+            .await;
+    }
+    match lease {
         Ok(LeaseOutcome::Acquired) => {}
         Ok(LeaseOutcome::HeldBy { holder, .. }) => {
             return match scheduled {

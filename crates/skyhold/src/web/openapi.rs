@@ -69,6 +69,8 @@ pub fn spec() -> Value {
                 json!({"description": "OK: {count, more, cap}"}))},
             "/resources/{id}": {"get": op("One resource with its related resources",
                 json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]), list_ok("Resource"))},
+            "/resources/{id}/refresh": {"post": op("Targeted refresh: read this one resource from its provider now and return it as GET /resources/{id} does (tombstoned when gone)",
+                json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}]), list_ok("Resource"))},
             "/accounts": {"get": op("Configured accounts (never credentials)", json!([]), json!({"description": "OK"}))},
             "/sync": {"post": {"summary": "Start a sync of all accounts or one; with wait, return when done",
                 "requestBody": {"required": false, "content": {"application/json": {"schema": {"type": "object",

@@ -190,3 +190,26 @@ async fn the_refresh_button_refreshes_and_returns_to_the_page() {
     );
     server.stop().await;
 }
+
+/// `skyhold status` shows when each job is next due and which replica ran it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_status_shows_next_due_and_replica() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("clistatus", moto, &["us-east-1"]).with_kinds(&["vpc"]);
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let out = server.cli(
+        &["login", &server.url, "--username", "admin"],
+        &format!("{ADMIN_PASSWORD}\n"),
+    );
+    assert!(out.status.success());
+    let out = server.cli(&["status"], "");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("NEXT DUE") && text.contains("REPLICA"),
+        "{text}"
+    );
+    assert!(text.contains(server.app().sync.holder()), "{text}");
+    server.stop().await;
+}
