@@ -61,7 +61,6 @@ async fn a_region_resolution_error_shows_on_its_account_only() {
 
 /// Against moto: the account syncs every region moto reports.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs AwsProvider::enabled_regions (skyhold-aws, another branch)"]
 async fn all_enabled_regions_sync_every_region_moto_reports() {
     let moto = shared_moto();
     let spec = AccountSpec::new("everywhere", moto, &["us-east-1"]).with_kinds(&["key_pair"]);
