@@ -168,10 +168,16 @@ impl App {
             _ => (auth::random_token("", 12), true),
         };
         let hash = auth::hash_password(&pw)?;
-        self.store
+        match self
+            .store
             .create_user("admin", &hash, Role::Admin, now_millis())
-            .await?;
-        Ok(generated.then_some(pw))
+            .await
+        {
+            Ok(_) => Ok(generated.then_some(pw)),
+            // Another replica starting at the same moment created it first.
+            Err(skyhold_store::StoreError::Conflict(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Creates a user.
@@ -456,7 +462,22 @@ impl App {
             .map(|a| AccountView {
                 name: a.name.to_string(),
                 provider: a.provider.clone(),
-                regions: a.regions.clone(),
+                regions: if a.all_enabled_regions {
+                    // The regions resolved so far (none before the first
+                    // resolution).
+                    let mut r: Vec<String> = self
+                        .sync
+                        .jobs(&a.name)
+                        .into_iter()
+                        .map(|(region, _)| region)
+                        .filter(|r| r != skyhold_core::GLOBAL_REGION)
+                        .collect();
+                    r.sort();
+                    r.dedup();
+                    r
+                } else {
+                    a.regions.clone()
+                },
                 endpoint_url: a.endpoint_url.clone(),
                 auth: a.auth_summary.clone(),
             })
