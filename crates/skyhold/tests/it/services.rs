@@ -649,3 +649,27 @@ async fn stopped_instances_carry_their_stop_time() {
     let running = all.iter().find(|i| i.provider_id == ids[1]).unwrap();
     assert!(running.attributes.get("stopped_at").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_fails_every_kind_instead_of_listing_nothing() {
+    let mut moto = Moto::start();
+    let endpoint = moto.endpoint.clone();
+    moto.kill();
+    let mut account = emulator_account(&endpoint, &new_account_id());
+    account.max_attempts = 1;
+    let p = AwsProvider::new(account);
+    for kind in ResourceKind::ALL {
+        let region = if kind.is_global() {
+            GLOBAL_REGION
+        } else {
+            "us-east-1"
+        };
+        let r = p.list(region, kind).await;
+        assert!(r.is_err(), "{kind}: {r:?}");
+    }
+    assert!(p
+        .list_objects("us-east-1", "some-bucket", "", None)
+        .await
+        .is_err());
+    assert!(p.stack_template("us-east-1", "some-stack").await.is_err());
+}
