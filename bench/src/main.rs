@@ -762,6 +762,11 @@ async fn query_bench(backend: &str, total: usize, requests: usize) -> Result<()>
     println!("## (c) memory — {backend}\n");
     println!("server resident set: {} MiB after start, {} MiB after the queries (peak {} MiB); target < 150 MB\n", rss_idle / 1024, rss / 1024, hwm / 1024);
     drop(server);
+    if std::env::var_os("SKYHOLD_BENCH_KEEP").is_some() {
+        // Keep the seeded database for a closer look (EXPLAIN and such).
+        eprintln!("kept the database: {url}");
+        std::mem::forget(dir);
+    }
     if backend == "postgres" && std::env::var_os("SKYHOLD_BENCH_KEEP").is_none() {
         let admin = sqlx::PgPool::connect(&pg_url()).await?;
         sqlx::query("DROP SCHEMA IF EXISTS skyhold_bench_query CASCADE")
