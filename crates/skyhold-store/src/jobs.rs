@@ -418,27 +418,7 @@ impl Store {
                         (false, true) => "disappeared",
                         _ => "changed",
                     };
-                    sqlx::query(
-                        "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
-                         public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
-                         search = $11, fingerprint = $12, last_seen = $13, deleted_at = $14 WHERE id = $15",
-                    )
-                    .bind(&o.name)
-                    .bind(&o.state)
-                    .bind(&o.rtype)
-                    .bind(&o.owner)
-                    .bind(&o.private_ip)
-                    .bind(&o.public_ip)
-                    .bind(o.created_at.unwrap_or(0))
-                    .bind(o.size_gib)
-                    .bind(serde_json::to_string(&o.tags).unwrap_or_default())
-                    .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
-                    .bind(o.search_text())
-                    .bind(fp)
-                    .bind(now)
-                    .bind(deleted)
-                    .bind(id.0)
-                    .execute(&mut *tx)
+                    crate::resources::rewrite_row!(&mut *tx, o, fp, now, deleted, id.0)
                     .await?;
                     (event, skyhold_core::diff(&old.observed, o))
                 }

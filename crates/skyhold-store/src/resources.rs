@@ -123,6 +123,36 @@ macro_rules! join_status {
     };
 }
 
+/// Rewrites one resource row from observation `$o` (fingerprint `$fp`,
+/// written at `$now`, tombstone `$deleted`): the one UPDATE that
+/// `apply_listing` and a targeted refresh (`apply_observed`) share.
+macro_rules! rewrite_row {
+    ($exec:expr, $o:expr, $fp:expr, $now:expr, $deleted:expr, $id:expr) => {
+        sqlx::query(
+            "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
+             public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
+             search = $11, fingerprint = $12, last_seen = $13, deleted_at = $14 WHERE id = $15",
+        )
+        .bind(&$o.name)
+        .bind(&$o.state)
+        .bind(&$o.rtype)
+        .bind(&$o.owner)
+        .bind(&$o.private_ip)
+        .bind(&$o.public_ip)
+        .bind($o.created_at.unwrap_or(0))
+        .bind($o.size_gib)
+        .bind(serde_json::to_string(&$o.tags).unwrap_or_default())
+        .bind(serde_json::Value::Object($o.attributes.clone()).to_string())
+        .bind($o.search_text())
+        .bind($fp)
+        .bind($now)
+        .bind($deleted)
+        .bind($id)
+        .execute($exec)
+    };
+}
+pub(crate) use rewrite_row;
+
 pub(crate) const SELECT_RESOURCE: &str = concat!(columns!(), " FROM resources r", join_status!());
 
 /// SQLite, few free-text matches: start from the FTS matches (CROSS JOIN
@@ -451,27 +481,7 @@ impl Store {
                 };
                 let diff = old_rows.get(id).map(|old| skyhold_core::diff(&old.observed, o)).unwrap_or_default();
                 events.push(NewEvent::new(&o.provider_id, &o.name, event, diff));
-                sqlx::query(
-                    "UPDATE resources SET name = $1, state = $2, rtype = $3, owner = $4, private_ip = $5, \
-                     public_ip = $6, created_at = $7, size_gib = $8, tags = $9, attributes = $10, \
-                     search = $11, fingerprint = $12, last_seen = $13, deleted_at = $14 WHERE id = $15",
-                )
-                .bind(&o.name)
-                .bind(&o.state)
-                .bind(&o.rtype)
-                .bind(&o.owner)
-                .bind(&o.private_ip)
-                .bind(&o.public_ip)
-                .bind(o.created_at.unwrap_or(0))
-                .bind(o.size_gib)
-                .bind(serde_json::to_string(&o.tags).unwrap_or_default())
-                .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
-                .bind(o.search_text())
-                .bind(fp)
-                .bind(now)
-                .bind(*deleted)
-                .bind(*id)
-                .execute(&mut *tx)
+                rewrite_row!(&mut *tx, o, fp, now, *deleted, *id)
                 .await?;
                 if deleted.is_some() && deleted_at.is_none() {
                     stats.tombstoned += 1;

@@ -293,44 +293,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(accounts: &[AccountSpec]) -> TestServer {
-        let db = TestDb::new().await;
-        let mut toml = format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n",
-            db.url
-        );
-        for a in accounts {
-            toml.push_str(&a.toml());
-            toml.push('\n');
-        }
-        let config_path = db.dir.path().join("skyhold.toml");
-        std::fs::write(&config_path, &toml).expect("write config");
-        let config = Config::load(Some(&config_path), &|_| None).expect("test config is valid");
-        let running = skyhold::serve::start(config, Some(ADMIN_PASSWORD), std::future::pending())
-            .await
-            .expect("server starts");
-        let url = running.url();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let r = http
-            .post(format!("{url}/api/v1/auth/token"))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .expect("token request");
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let token = r.json::<Value>().await.expect("json")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
-        TestServer {
-            url,
-            token,
-            http,
-            db,
-            running: Some(running),
-        }
+        TestServer::start_edited(accounts, |toml| toml).await
     }
 
     pub fn app(&self) -> &skyhold::app::App {
