@@ -596,56 +596,94 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-async fn measure(
-    http: &reqwest::Client,
-    url: &str,
-    token: &str,
-    n: usize,
-) -> Result<(f64, f64, f64, f64, usize)> {
-    let mut server = Vec::with_capacity(n);
-    let mut client = Vec::with_capacity(n);
-    let mut rows = 0;
-    for i in 0..(n + 20) {
-        let t = Instant::now();
-        let res = http.get(url).bearer_auth(token).send().await?;
-        let st = res.status();
-        let timing = res
-            .headers()
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let body = res.bytes().await?;
-        let wall = t.elapsed().as_secs_f64() * 1000.0;
-        if !st.is_success() {
-            bail!("{url}: HTTP {st}: {}", String::from_utf8_lossy(&body));
-        }
-        if i == 0 {
-            rows = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["items"].as_array().map(Vec::len))
-                .unwrap_or(0);
-        }
-        if i < 20 {
-            continue; // warm-up
-        }
-        let dur: f64 = timing
-            .split("dur=")
-            .nth(1)
-            .and_then(|d| d.parse().ok())
-            .context("server-timing header")?;
-        server.push(dur);
-        client.push(wall);
+/// One timed request: (server ms from `server-timing`, client ms, rows in
+/// the JSON `items`, if any).
+async fn sample(http: &reqwest::Client, url: &str, token: &str) -> Result<(f64, f64, usize)> {
+    let t = Instant::now();
+    let res = http.get(url).bearer_auth(token).send().await?;
+    let st = res.status();
+    let timing = res
+        .headers()
+        .get("server-timing")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = res.bytes().await?;
+    let wall = t.elapsed().as_secs_f64() * 1000.0;
+    if !st.is_success() {
+        bail!("{url}: HTTP {st}: {}", String::from_utf8_lossy(&body));
     }
-    server.sort_by(f64::total_cmp);
-    client.sort_by(f64::total_cmp);
-    Ok((
-        percentile(&server, 0.5),
-        percentile(&server, 0.99),
-        percentile(&client, 0.5),
-        percentile(&client, 0.99),
-        rows,
-    ))
+    let dur: f64 = timing
+        .split("dur=")
+        .nth(1)
+        .and_then(|d| d.parse().ok())
+        .context("server-timing header")?;
+    let rows = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["items"].as_array().map(Vec::len))
+        .unwrap_or(0);
+    Ok((dur, wall, rows))
+}
+
+/// One row of the query table: what to request, how often, and the timings.
+struct Probe {
+    group: &'static str,
+    label: String,
+    url: String,
+    n: usize,
+    server: Vec<f64>,
+    client: Vec<f64>,
+    rows: usize,
+}
+
+impl Probe {
+    fn new(group: &'static str, label: String, url: String, n: usize) -> Self {
+        Probe {
+            group,
+            label,
+            url,
+            n,
+            server: Vec::with_capacity(n),
+            client: Vec::with_capacity(n),
+            rows: 0,
+        }
+    }
+
+    /// (server p50, server p99, client p50, client p99).
+    fn percentiles(&mut self) -> (f64, f64, f64, f64) {
+        self.server.sort_by(f64::total_cmp);
+        self.client.sort_by(f64::total_cmp);
+        (
+            percentile(&self.server, 0.5),
+            percentile(&self.server, 0.99),
+            percentile(&self.client, 0.5),
+            percentile(&self.client, 0.99),
+        )
+    }
+}
+
+/// Times every probe: 20 warm-up requests each, then rounds in which each
+/// probe that still wants samples gets one request. Interleaving spreads
+/// the machine's own hiccups (a shared 2-core VM) over all rows instead of
+/// piling a burst onto whichever query happened to run during it.
+async fn measure_all(http: &reqwest::Client, token: &str, probes: &mut [Probe]) -> Result<()> {
+    for p in probes.iter_mut() {
+        for i in 0..20 {
+            let (_, _, rows) = sample(http, &p.url, token).await?;
+            if i == 0 {
+                p.rows = rows;
+            }
+        }
+    }
+    let rounds = probes.iter().map(|p| p.n).max().unwrap_or(0);
+    for round in 0..rounds {
+        for p in probes.iter_mut().filter(|p| round < p.n) {
+            let (server, client, _) = sample(http, &p.url, token).await?;
+            p.server.push(server);
+            p.client.push(client);
+        }
+    }
+    Ok(())
 }
 
 async fn query_bench(backend: &str, total: usize, requests: usize) -> Result<()> {
@@ -689,72 +727,72 @@ async fn query_bench(backend: &str, total: usize, requests: usize) -> Result<()>
     ];
     println!("## (b) inventory queries — {backend}\n");
     println!("{total} resources of 19 kinds (50% instances, 15% volumes, 2% each of 13 other kinds) over 20 account/regions, seeded straight into the store in {seed_secs:.1} s;");
-    println!("{requests} sequential requests per row after 20 warm-up requests; 100 rows per page. Server time is the `server-timing`");
+    println!("{requests} requests per API row, {} per page, count and dashboard row, interleaved round by round after 20 warm-up requests each;", requests / 2);
+    println!("100 rows per page. Server time is the `server-timing`");
     println!("header (request in, response out); client time adds HTTP over loopback and body transfer.\n");
     println!("| endpoint | query | rows | server p50 ms | server p99 ms | client p50 ms | client p99 ms |");
     println!("|---|---|---:|---:|---:|---:|---:|");
-    let mut worst: f64 = 0.0;
+    let mut probes = Vec::new();
     for (label, q) in queries {
-        let (s50, s99, c50, c99, rows) = measure(
-            &http,
-            &format!("{}/api/v1/resources?{q}", server.url),
-            &token,
+        probes.push(Probe::new(
+            "API",
+            format!("{label} (`{q}`)"),
+            format!("{}/api/v1/resources?{q}", server.url),
             requests,
-        )
-        .await?;
-        worst = worst.max(s99);
-        println!("| API | {label} (`{q}`) | {rows} | {s50:.2} | {s99:.2} | {c50:.2} | {c99:.2} |");
+        ));
     }
     for (label, q) in queries {
         // A query with a kind runs on that kind's list page; one without on
         // the cross-kind search page.
-        let page = if q.contains("kind=") {
-            "/instances"
+        let (group, page) = if q.contains("kind=") {
+            ("Instances page", "/instances")
         } else {
-            "/search"
+            ("Search page", "/search")
         };
-        let (s50, s99, c50, c99, _) = measure(
-            &http,
-            &format!("{}{page}?{q}", server.url),
-            &token,
+        probes.push(Probe::new(
+            group,
+            label.to_owned(),
+            format!("{}{page}?{q}", server.url),
             requests / 2,
-        )
-        .await?;
-        worst = worst.max(s99);
-        let name = if page == "/search" {
-            "Search page"
-        } else {
-            "Instances page"
-        };
-        println!("| {name} | {label} | 100 | {s50:.2} | {s99:.2} | {c50:.2} | {c99:.2} |");
+        ));
     }
     // The count a list page asks for after its rows (not part of the page).
-    let mut count_worst: f64 = 0.0;
     for (label, q) in queries {
-        let (s50, s99, c50, c99, _) = measure(
-            &http,
-            &format!("{}/api/v1/resources/count?{q}", server.url),
-            &token,
+        probes.push(Probe::new(
+            "Count (after the page)",
+            label.to_owned(),
+            format!("{}/api/v1/resources/count?{q}", server.url),
             requests / 2,
-        )
-        .await?;
-        count_worst = count_worst.max(s99);
-        println!(
-            "| Count (after the page) | {label} | - | {s50:.2} | {s99:.2} | {c50:.2} | {c99:.2} |"
-        );
+        ));
     }
-    let mut dash_worst: f64 = 0.0;
-    for (label, path) in [("API", "/api/v1/dashboard"), ("Dashboard page", "/")] {
-        let (s50, s99, c50, c99, _) = measure(
-            &http,
-            &format!("{}{path}", server.url),
-            &token,
+    for (group, path) in [("API", "/api/v1/dashboard"), ("Dashboard page", "/")] {
+        probes.push(Probe::new(
+            group,
+            format!("dashboard (`{path}`)"),
+            format!("{}{path}", server.url),
             requests / 2,
-        )
-        .await?;
-        dash_worst = dash_worst.max(s99);
+        ));
+    }
+    measure_all(&http, &token, &mut probes).await?;
+    let (mut worst, mut count_worst, mut dash_worst) = (0.0f64, 0.0f64, 0.0f64);
+    for p in &mut probes {
+        let (s50, s99, c50, c99) = p.percentiles();
+        // Rows are read from JSON listings; pages and counts show "-".
+        let rows = if p.group == "API" && !p.label.starts_with("dashboard") {
+            p.rows.to_string()
+        } else {
+            "-".to_owned()
+        };
+        if p.label.starts_with("dashboard") {
+            dash_worst = dash_worst.max(s99);
+        } else if p.group.starts_with("Count") {
+            count_worst = count_worst.max(s99);
+        } else {
+            worst = worst.max(s99);
+        }
         println!(
-            "| {label} | dashboard (`{path}`) | - | {s50:.2} | {s99:.2} | {c50:.2} | {c99:.2} |"
+            "| {} | {} | {rows} | {s50:.2} | {s99:.2} | {c50:.2} | {c99:.2} |",
+            p.group, p.label
         );
     }
     let (rss, hwm) = rss_kb(server.child.id());
