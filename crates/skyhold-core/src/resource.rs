@@ -170,7 +170,8 @@ impl ObservedResource {
     }
 
     /// Lower-case text that free-text search matches against: name, id,
-    /// addresses, DNS names and endpoints, and tag values.
+    /// addresses, DNS names and endpoints, and tag values, in that order,
+    /// cut to `SEARCH_TEXT_MAX_BYTES` (the database indexes carry it).
     pub fn search_text(&self) -> String {
         let mut s = String::with_capacity(128);
         for part in [
@@ -203,7 +204,15 @@ impl ObservedResource {
             s.push_str(v);
             s.push('\n');
         }
-        s.to_lowercase()
+        let mut s = s.to_lowercase();
+        if s.len() > SEARCH_TEXT_MAX_BYTES {
+            let mut end = SEARCH_TEXT_MAX_BYTES;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+        }
+        s
     }
 
     /// A stable digest of everything stored for this resource, so a sync can
@@ -218,6 +227,12 @@ impl ObservedResource {
 
 /// Attributes that free text also searches: DNS names and endpoints (a
 /// record's values, a load balancer's or database's address).
+/// The most text free-text search matches per resource. PostgreSQL keeps
+/// `search` in B-tree name indexes, whose entries must stay under 2,704
+/// bytes with the name beside it; 1,500 bytes is far more than a name, id,
+/// addresses and a few dozen tag values need.
+pub const SEARCH_TEXT_MAX_BYTES: usize = 1_500;
+
 const SEARCHED_ATTRIBUTES: [&str; 7] = [
     "public_dns_name",
     "private_dns_name",
@@ -373,6 +388,22 @@ mod tests {
             (c.from.as_str(), c.to.as_str()),
             (Some("running"), Some("stopped"))
         );
+    }
+
+    #[test]
+    fn search_text_is_cut_at_a_character_boundary() {
+        let mut a = ObservedResource::new(ResourceKind::Instance, "i-1");
+        for i in 0..40 {
+            a.tags
+                .insert(format!("k{i:02}"), format!("wert-{i}-{}", "ä".repeat(30)));
+        }
+        let text = a.search_text();
+        assert!(text.len() <= SEARCH_TEXT_MAX_BYTES, "{}", text.len());
+        assert!(text.len() > SEARCH_TEXT_MAX_BYTES - 4, "{}", text.len());
+        assert!(text.starts_with("i-1\n"));
+        // The first tags are searchable; the last is beyond the cut.
+        assert!(text.contains("wert-0-"));
+        assert!(!text.contains("wert-39-"));
     }
 
     #[test]

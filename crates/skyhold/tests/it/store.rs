@@ -203,41 +203,82 @@ async fn free_text_pages_are_complete_for_rare_and_common_words() {
         .apply_listing(&acct, "r-1", ResourceKind::Instance, &listing, 1)
         .await
         .unwrap();
-    for (word, expected) in [
-        ("common", 2100usize),
-        ("rare-", 40),
-        ("mmon-20", 111),
-        ("zzz-none", 0),
-    ] {
-        let mut q = ResourceQuery {
-            kind: Some(ResourceKind::Instance),
-            search: words_search(&[word.to_owned()]),
-            limit: 700,
-            sort: SortKey::LaunchTime,
-            ..Default::default()
-        };
-        assert_eq!(
-            store.count_resources(&q, 5000).await.unwrap(),
-            expected as i64,
-            "{word}"
-        );
-        let mut ids = Vec::new();
-        loop {
-            let page = store.list_resources(&q).await.unwrap();
-            assert!(
-                page.items.iter().all(|r| r.observed.name.contains(word)),
-                "{word}"
+    // (negated?, word) terms, and how many rows match them all.
+    let cases: [(&[(bool, &str)], usize); 5] = [
+        (&[(false, "common")], 2100),
+        (&[(false, "rare-")], 40),
+        (&[(false, "mmon-20")], 111),
+        (&[(false, "zzz-none")], 0),
+        (&[(false, "common"), (true, "mmon-20")], 1989),
+    ];
+    // Name order, plain words: PostgreSQL's index walk; the other sorts and
+    // the kind-less form take the general paths. Small pages make the walk
+    // fill several pages through cursors.
+    for (terms, expected) in cases {
+        for (sort, descending, kind, limit) in [
+            (
+                SortKey::LaunchTime,
+                false,
+                Some(ResourceKind::Instance),
+                700,
+            ),
+            (SortKey::Name, false, Some(ResourceKind::Instance), 50),
+            (SortKey::Name, true, Some(ResourceKind::Instance), 700),
+            (SortKey::Name, false, None, 700),
+            (SortKey::Name, true, None, 50),
+        ] {
+            let label = format!("{terms:?} {sort:?} desc={descending} kind={kind:?} limit={limit}");
+            let mut q = ResourceQuery {
+                kind,
+                search: Search {
+                    terms: terms
+                        .iter()
+                        .map(|(negated, w)| Term {
+                            negated: *negated,
+                            kind: TermKind::Word((*w).to_owned()),
+                        })
+                        .collect(),
+                },
+                limit,
+                sort,
+                descending,
+                ..Default::default()
+            };
+            assert_eq!(
+                store.count_resources(&q, 5000).await.unwrap(),
+                expected as i64,
+                "{label}"
             );
-            ids.extend(page.items.iter().map(|r| r.id.0));
-            match page.next_cursor {
-                Some(c) => q.cursor = Some(c),
-                None => break,
+            let mut seen = Vec::new();
+            loop {
+                let page = store.list_resources(&q).await.unwrap();
+                assert!(
+                    page.items.iter().all(|r| terms.iter().all(|(neg, w)| r
+                        .observed
+                        .name
+                        .contains(w)
+                        != *neg)),
+                    "{label}"
+                );
+                seen.extend(page.items.iter().map(|r| (r.observed.name.clone(), r.id.0)));
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
             }
+            if sort == SortKey::Name {
+                let mut ordered = seen.clone();
+                ordered.sort();
+                if descending {
+                    ordered.reverse();
+                }
+                assert!(seen == ordered, "pages in name order: {label}");
+            }
+            let n = seen.len();
+            seen.sort();
+            seen.dedup();
+            assert_eq!((n, seen.len()), (expected, expected), "{label}");
         }
-        let n = ids.len();
-        ids.sort();
-        ids.dedup();
-        assert_eq!((n, ids.len()), (expected, expected), "{word}");
     }
     store.close().await;
 }
