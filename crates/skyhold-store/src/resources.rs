@@ -602,10 +602,10 @@ impl Store {
         };
         // PostgreSQL: for common words, keep the planner off the trigram
         // index (it would fetch and sort every match) so it walks the sort
-        // index and stops at the page limit; rare words use the index.
-        // Rare words: the trigram matches are few, so kind is tested on
-        // them rather than ANDed in from an index of every row of the kind
-        // (a generic plan did that: 3 ms for 50,000 entries).
+        // index and stops at the page limit. Rare words use the trigram
+        // index; their matches are few, so kind is tested on them rather
+        // than ANDed in from an index of every row of the kind (a generic
+        // plan did that: 3 ms for 50,000 entries).
         let (like_col, kind_col) = if sqlite {
             ("r.search", "r.kind")
         } else if self.pg_common_words(&q.positive_words()).await? {
@@ -650,8 +650,9 @@ impl Store {
     /// order): the page from the first `PG_INDEX_WALK_ENTRIES_PER_ROW`
     /// entries per wanted row of a name index, read by an index-only scan
     /// (the index carries `search`, so a row that does not match costs an
-    /// index entry, not a heap fetch). `None` when the query does not qualify or the budget did not
-    /// fill the page; the general path then answers it.
+    /// index entry, not a heap fetch). `None` when the query does not
+    /// qualify or the budget did not fill the page; the general path then
+    /// answers it (its keyset continues this one's: same order).
     async fn pg_index_walk(&self, q: &ResourceQuery) -> Result<Option<Page>> {
         let crate::Pool::Postgres(p) = &self.pool else {
             return Ok(None);
