@@ -177,6 +177,15 @@ const FTS_DRIVE_MAX: i64 = 2_000;
 /// take about 1.5 ms.
 const PG_INDEX_WALK_ENTRIES_PER_ROW: i64 = 50;
 
+/// PostgreSQL's verdict on a listing's free-text words (3+ characters).
+enum PgWords {
+    /// SQLite, or no word long enough for the trigram index.
+    NotProbed,
+    /// More than `FTS_DRIVE_MAX` live matches.
+    Common,
+    Rare,
+}
+
 /// Builds a page from the rows of a listing that asked for `limit + 1`.
 fn into_page(rows: &[impl ReadRow], q: &ResourceQuery) -> Result<Page> {
     let mut items = rows
@@ -591,11 +600,8 @@ impl Store {
             (">", "ASC")
         };
         let sqlite = self.is_sqlite();
-        let fts = if sqlite {
-            fts_query(&q.positive_words())
-        } else {
-            None
-        };
+        let words = q.positive_words();
+        let fts = if sqlite { fts_query(&words) } else { None };
         let drive_from_fts = match &fts {
             Some(m) => self.fts_matches(m, FTS_DRIVE_MAX).await? <= FTS_DRIVE_MAX,
             None => false,
@@ -606,14 +612,10 @@ impl Store {
         // index; their matches are few, so kind is tested on them rather
         // than ANDed in from an index of every row of the kind (a generic
         // plan did that: 3 ms for 50,000 entries).
-        let (like_col, kind_col) = if sqlite {
-            ("r.search", "r.kind")
-        } else if self.pg_common_words(&q.positive_words()).await? {
-            ("(r.search || '')", "r.kind")
-        } else if q.positive_words().iter().any(|w| w.chars().count() >= 3) {
-            ("r.search", "(r.kind || '')")
-        } else {
-            ("r.search", "r.kind")
+        let (like_col, kind_col) = match self.pg_words(&words).await? {
+            PgWords::Common => ("(r.search || '')", "r.kind"),
+            PgWords::Rare => ("r.search", "(r.kind || '')"),
+            PgWords::NotProbed => ("r.search", "r.kind"),
         };
         on_pool!(self, p => {
             let mut qb = QueryBuilder::new("");
@@ -759,13 +761,13 @@ impl Store {
     /// PostgreSQL only: whether live rows matching every word (3+
     /// characters) number more than `FTS_DRIVE_MAX` (one probe through the
     /// trigram index that stops at that many).
-    async fn pg_common_words(&self, words: &[String]) -> Result<bool> {
+    async fn pg_words(&self, words: &[String]) -> Result<PgWords> {
         let words: Vec<&String> = words.iter().filter(|w| w.chars().count() >= 3).collect();
         let crate::Pool::Postgres(p) = &self.pool else {
-            return Ok(false);
+            return Ok(PgWords::NotProbed);
         };
         if words.is_empty() {
-            return Ok(false);
+            return Ok(PgWords::NotProbed);
         }
         let mut qb = QueryBuilder::new("SELECT 1 FROM resources r WHERE r.deleted_at IS NULL");
         for w in words {
@@ -776,7 +778,11 @@ impl Store {
         qb.push(" OFFSET ")
             .push_bind(FTS_DRIVE_MAX)
             .push(" LIMIT 1");
-        Ok(qb.build().fetch_optional(p).await?.is_some())
+        Ok(if qb.build().fetch_optional(p).await?.is_some() {
+            PgWords::Common
+        } else {
+            PgWords::Rare
+        })
     }
 
     /// SQLite only: how many rows the FTS index matches, counting at most
