@@ -9,9 +9,6 @@ use serde_json::{json, Map, Value};
 use skyhold_core::{ObservedResource, ResourceKind};
 use std::collections::BTreeMap;
 
-/// Tag keys that name a resource's owner, most specific first.
-const OWNER_TAGS: [&str; 3] = ["skyhold:owner", "owner", "Owner"];
-
 fn tags(ts: &[Tag]) -> BTreeMap<String, String> {
     ts.iter()
         .filter_map(|t| {
@@ -28,14 +25,9 @@ fn fill_common(o: &mut ObservedResource, ts: &[Tag]) {
     if let Some(n) = o.tags.get("Name") {
         o.name = n.clone();
     }
-    o.owner = OWNER_TAGS
-        .iter()
-        .find_map(|k| o.tags.get(*k))
-        .cloned()
-        .unwrap_or_default();
 }
 
-/// Sets tags and the owner from them; the `Name` tag names the resource only
+/// Sets tags; the `Name` tag names the resource only
 /// when it has no name of its own.
 pub(crate) fn set_tags(o: &mut ObservedResource, tags: BTreeMap<String, String>) {
     o.tags = tags;
@@ -44,11 +36,6 @@ pub(crate) fn set_tags(o: &mut ObservedResource, tags: BTreeMap<String, String>)
             o.name = n.clone();
         }
     }
-    o.owner = OWNER_TAGS
-        .iter()
-        .find_map(|k| o.tags.get(*k))
-        .cloned()
-        .unwrap_or_default();
 }
 
 /// When a stopped instance was stopped, from its `StateTransitionReason`
@@ -471,7 +458,7 @@ mod tests {
         let mut o = ObservedResource::new(ResourceKind::Queue, "q");
         o.name = "orders".into();
         set_tags(&mut o, tags.clone());
-        assert_eq!((o.name.as_str(), o.owner.as_str()), ("orders", "alice"));
+        assert_eq!(o.name.as_str(), "orders");
         let mut o = ObservedResource::new(ResourceKind::Queue, "q");
         set_tags(&mut o, tags);
         assert_eq!(o.name, "tagged");

@@ -17,8 +17,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use skyhold_core::GLOBAL_REGION;
 use skyhold_core::{
-    AlarmHistoryItem, BucketObject, ObjectPage, ObservedResource, Provider, ProviderError,
-    ProviderErrorKind, ResourceKind, Secret,
+    ActReceipt, AlarmHistoryItem, BucketObject, ObjectPage, ObservedResource, PowerAction,
+    Provider, ProviderError, ProviderErrorKind, ResourceKind, Secret,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -305,6 +305,11 @@ fn classify_code(code: &str) -> ProviderErrorKind {
         | "SignatureDoesNotMatch"
         | "ExpiredToken"
         | "OptInRequired" => ProviderErrorKind::Denied,
+        "IncorrectInstanceState" | "IncorrectState" | "InvalidInstanceState" => {
+            ProviderErrorKind::InvalidState
+        }
+        "OperationNotPermitted" | "UnsupportedOperation" => ProviderErrorKind::NotPermitted,
+        c if c.ends_with(".NotFound") => ProviderErrorKind::NotFound,
         _ => ProviderErrorKind::Other,
     }
 }
@@ -424,6 +429,112 @@ impl Provider for AwsProvider {
             other => return services::list(self, &rc, other).await,
         }
         Ok(out)
+    }
+
+    async fn power(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        provider_id: &str,
+        action: PowerAction,
+        _idempotency_key: &str,
+    ) -> Result<ActReceipt, ProviderError> {
+        // EC2's Start/Stop/Reboot/TerminateInstances take no ClientToken;
+        // the action row's key guards against repeating them instead.
+        use aws_sdk_ec2::operation::RequestId;
+        if kind != ResourceKind::Instance {
+            return Err(invalid("power actions apply to instances"));
+        }
+        if provider_id.is_empty() {
+            return Err(invalid("an empty instance id"));
+        }
+        let rc = self.clients(region).await;
+        let ec2 = rc.ec2();
+        let request_id = match action {
+            PowerAction::Start => ec2
+                .start_instances()
+                .instance_ids(provider_id)
+                .send()
+                .await
+                .map_err(|e| classify("StartInstances", e))?
+                .request_id()
+                .map(str::to_owned),
+            PowerAction::Stop => ec2
+                .stop_instances()
+                .instance_ids(provider_id)
+                .send()
+                .await
+                .map_err(|e| classify("StopInstances", e))?
+                .request_id()
+                .map(str::to_owned),
+            PowerAction::Reboot => ec2
+                .reboot_instances()
+                .instance_ids(provider_id)
+                .send()
+                .await
+                .map_err(|e| classify("RebootInstances", e))?
+                .request_id()
+                .map(str::to_owned),
+            PowerAction::Terminate => ec2
+                .terminate_instances()
+                .instance_ids(provider_id)
+                .send()
+                .await
+                .map_err(|e| classify("TerminateInstances", e))?
+                .request_id()
+                .map(str::to_owned),
+        };
+        Ok(ActReceipt {
+            request_id: request_id.unwrap_or_default(),
+        })
+    }
+
+    async fn set_tags(
+        &self,
+        region: &str,
+        kind: ResourceKind,
+        provider_id: &str,
+        tags: &[(String, String)],
+    ) -> Result<ActReceipt, ProviderError> {
+        use aws_sdk_ec2::operation::RequestId;
+        // EC2 resources take CreateTags with their id; other services tag
+        // through their own APIs (not offered yet).
+        let ec2_kind = matches!(
+            kind,
+            ResourceKind::Instance
+                | ResourceKind::Volume
+                | ResourceKind::Snapshot
+                | ResourceKind::Image
+                | ResourceKind::SecurityGroup
+                | ResourceKind::Vpc
+                | ResourceKind::Subnet
+                | ResourceKind::ElasticIp
+                | ResourceKind::KeyPair
+                | ResourceKind::LaunchTemplate
+        );
+        if !ec2_kind {
+            return Err(ProviderError::new(
+                ProviderErrorKind::NotPermitted,
+                format!("setting tags on a {kind} is not supported yet"),
+            ));
+        }
+        if provider_id.is_empty() || tags.is_empty() {
+            return Err(invalid("a resource id and at least one tag"));
+        }
+        let rc = self.clients(region).await;
+        let mut req = rc.ec2().create_tags().resources(provider_id);
+        for (k, v) in tags {
+            req = req.tags(
+                aws_sdk_ec2::types::Tag::builder()
+                    .key(k.clone())
+                    .value(v.clone())
+                    .build(),
+            );
+        }
+        let out = req.send().await.map_err(|e| classify("CreateTags", e))?;
+        Ok(ActReceipt {
+            request_id: out.request_id().unwrap_or_default().to_owned(),
+        })
     }
 
     async fn describe(

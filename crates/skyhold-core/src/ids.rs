@@ -35,6 +35,22 @@ int_id!(
     /// A user's saved view (named search).
     ViewId
 );
+int_id!(
+    /// A group of users.
+    GroupId
+);
+int_id!(
+    /// A permission grant (subject, object, level).
+    GrantId
+);
+int_id!(
+    /// One requested action (start, stop, set owner, ...).
+    ActionId
+);
+int_id!(
+    /// One SSH public key of a user.
+    SshKeyId
+);
 
 /// The configured name of an account: 1–64 characters of `[a-z0-9_-]`,
 /// starting with a letter or digit.

@@ -2,6 +2,8 @@
 //! provider seam and the inventory query. This crate knows no SQL, no HTTP
 //! and no cloud SDK.
 
+pub mod access;
+pub mod audit;
 pub mod ids;
 pub mod instance_types;
 pub mod provider;
@@ -9,11 +11,15 @@ pub mod query;
 pub mod resource;
 pub mod search;
 
-pub use ids::{AccountName, ResourceId, TokenId, UserId, ViewId};
-pub use provider::{
-    AlarmHistoryItem, BucketObject, ObjectPage, Provider, ProviderError, ProviderErrorKind,
+pub use access::{Level, ObjectRef, Subject};
+pub use ids::{
+    AccountName, ActionId, GrantId, GroupId, ResourceId, SshKeyId, TokenId, UserId, ViewId,
 };
-pub use query::{Cursor, QueryError, ResourceQuery, SortKey};
+pub use provider::{
+    ActReceipt, AlarmHistoryItem, BucketObject, ObjectPage, PowerAction, Provider, ProviderError,
+    ProviderErrorKind,
+};
+pub use query::{Cursor, QueryError, ResourceQuery, SortKey, Visibility};
 pub use resource::{
     diff, FieldChange, ObservedResource, Resource, ResourceKind, Role, GLOBAL_REGION,
 };
@@ -31,6 +37,15 @@ pub fn rfc3339(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
+}
+
+/// `s` cut to at most `max` characters (an ellipsis marks the cut), for
+/// echoing user input in errors and logs without echoing megabytes.
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_owned(),
+        Some((i, _)) => format!("{}…", &s[..i]),
+    }
 }
 
 /// A secret value (password, secret key). Debug and Display redact it, and it

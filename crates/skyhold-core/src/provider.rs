@@ -13,6 +13,14 @@ pub enum ProviderErrorKind {
     Denied,
     /// The endpoint could not be reached (DNS, connect, timeout).
     Unreachable,
+    /// The resource is not in a state that allows the action
+    /// (`IncorrectInstanceState`).
+    InvalidState,
+    /// The provider forbids the action on this resource (termination
+    /// protection, `OperationNotPermitted`).
+    NotPermitted,
+    /// The resource does not exist (any more).
+    NotFound,
     /// Anything else the provider answered with.
     Other,
 }
@@ -38,6 +46,9 @@ impl fmt::Display for ProviderError {
             ProviderErrorKind::Throttled => "throttled",
             ProviderErrorKind::Denied => "access denied",
             ProviderErrorKind::Unreachable => "endpoint unreachable",
+            ProviderErrorKind::InvalidState => "invalid state",
+            ProviderErrorKind::NotPermitted => "not permitted",
+            ProviderErrorKind::NotFound => "not found",
             ProviderErrorKind::Other => "provider error",
         };
         write!(f, "{what}: {}", self.message)
@@ -71,6 +82,54 @@ pub struct AlarmHistoryItem {
     /// `StateUpdate`, `ConfigurationUpdate`, `Action`.
     pub item_type: String,
     pub summary: String,
+}
+
+/// A power action on an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    Start,
+    Stop,
+    Reboot,
+    Terminate,
+}
+
+impl PowerAction {
+    pub const ALL: [PowerAction; 4] = [
+        PowerAction::Start,
+        PowerAction::Stop,
+        PowerAction::Reboot,
+        PowerAction::Terminate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PowerAction::Start => "start",
+            PowerAction::Stop => "stop",
+            PowerAction::Reboot => "reboot",
+            PowerAction::Terminate => "terminate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        PowerAction::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// The state the instance ends in, and the states on the way there.
+    pub fn target_state(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            PowerAction::Start | PowerAction::Reboot => ("running", &["pending"]),
+            PowerAction::Stop => ("stopped", &["stopping"]),
+            PowerAction::Terminate => ("terminated", &["shutting-down"]),
+        }
+    }
+}
+
+/// What the provider said when it accepted a change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ActReceipt {
+    /// The provider's request id (for support cases and the audit trail).
+    pub request_id: String,
 }
 
 fn unsupported(what: &str) -> ProviderError {
@@ -137,6 +196,30 @@ pub trait Provider: Send + Sync {
         _token: Option<&str>,
     ) -> Result<ObjectPage, ProviderError> {
         Err(unsupported("object browsing"))
+    }
+
+    /// Starts, stops, reboots or terminates one instance. `idempotency_key`
+    /// is passed where the provider takes one.
+    async fn power(
+        &self,
+        _region: &str,
+        _kind: ResourceKind,
+        _provider_id: &str,
+        _action: PowerAction,
+        _idempotency_key: &str,
+    ) -> Result<ActReceipt, ProviderError> {
+        Err(unsupported("power actions"))
+    }
+
+    /// Sets tags on one resource (existing keys are overwritten).
+    async fn set_tags(
+        &self,
+        _region: &str,
+        _kind: ResourceKind,
+        _provider_id: &str,
+        _tags: &[(String, String)],
+    ) -> Result<ActReceipt, ProviderError> {
+        Err(unsupported("tagging"))
     }
 
     /// A URL that downloads one object for `ttl` without further credentials.

@@ -114,6 +114,20 @@ pub struct ResourceQuery {
     pub limit: u32,
     pub cursor: Option<Cursor>,
     pub include_deleted: bool,
+    /// Set by the application layer for callers who may not see every
+    /// account (never from the query string): `None` sees everything.
+    pub visibility: Option<Visibility>,
+}
+
+/// What a caller may see when some accounts are restricted from them: every
+/// resource outside `hidden_accounts`, and inside them only the resources
+/// granted one by one or owned by one of `owners`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Visibility {
+    pub hidden_accounts: Vec<String>,
+    pub granted_ids: Vec<crate::ResourceId>,
+    /// Owner values that are the caller's own (`ann`, `group:dev`).
+    pub owners: Vec<String>,
 }
 
 impl Default for ResourceQuery {
@@ -130,6 +144,7 @@ impl Default for ResourceQuery {
             limit: DEFAULT_LIMIT,
             cursor: None,
             include_deleted: false,
+            visibility: None,
         }
     }
 }

@@ -320,24 +320,30 @@ pub struct Resource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Everything.
     Admin,
+    /// Acts on what they own or were granted.
+    Member,
+    /// Reads the inventory; never acts.
     Viewer,
+    /// Reads the inventory and the whole audit log; never acts.
+    Auditor,
 }
 
 impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Member, Role::Viewer, Role::Auditor];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Admin => "admin",
+            Role::Member => "member",
             Role::Viewer => "viewer",
+            Role::Auditor => "auditor",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "viewer" => Some(Role::Viewer),
-            _ => None,
-        }
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
 }
 

@@ -84,6 +84,8 @@ pub enum TermKind {
     /// A stopped instance whose stop time compares with a fixed instant
     /// (`stopped>30d` becomes `stopped_at < now-30d`).
     Stopped { op: Cmp, at_ms: Millis },
+    /// `is:orphan`: no owner and no grant on the resource itself.
+    Orphan,
 }
 
 /// The columns a field term can test.
@@ -443,6 +445,8 @@ enum Shape {
     Age,
     Stopped,
     Time,
+    /// `is:WHAT`.
+    Is,
     /// A field or `tag` followed by an operator other than ':' (`state=x`).
     MisusedField,
 }
@@ -469,6 +473,7 @@ fn shape(body: &[Ch]) -> (Shape, usize) {
         ("age", _) if next == ':' || is_operator(next) => Shape::Age,
         ("stopped", _) if next == ':' || is_operator(next) => Shape::Stopped,
         ("launched" | "created", _) if next == ':' || is_operator(next) => Shape::Time,
+        ("is", _) if next == ':' => Shape::Is,
         _ => Shape::Word,
     };
     (shape, len)
@@ -499,6 +504,10 @@ fn parse_term(tok: &Token<'_>, now_ms: Millis) -> Result<Term, SearchError> {
         Shape::Age => parse_age(tok, &body[head_len..], now_ms)?,
         Shape::Stopped => parse_stopped(tok, &body[head_len..], now_ms)?,
         Shape::Time => parse_time(tok, &text(&body[..head_len]), &body[head_len..])?,
+        Shape::Is => match text(&body[head_len + 1..]).to_ascii_lowercase().as_str() {
+            "orphan" | "orphaned" => TermKind::Orphan,
+            _ => return Err(tok.error("unknown is: term (write is:orphan)")),
+        },
         Shape::MisusedField => {
             let head = text(&body[..head_len]).to_ascii_lowercase();
             let usage = if head == "tag" {
@@ -790,6 +799,7 @@ impl fmt::Display for TermKind {
             TermKind::Stopped { op, at_ms } => {
                 write!(f, "stopped{}{}", op.as_str(), format_instant(*at_ms))
             }
+            TermKind::Orphan => f.write_str("is:orphan"),
             TermKind::CreatedOn { from_ms, to_ms } => {
                 if to_ms - from_ms == DAY_MS && from_ms.rem_euclid(DAY_MS) == 0 {
                     write!(f, "launched:{}", format_instant(*from_ms))

@@ -7,12 +7,18 @@
 //! (sqlx's `Any` driver is not used). Each backend has its own migrations,
 //! run at start.
 
+mod access;
+mod actions;
+mod audit;
 mod events;
 mod jobs;
 mod resources;
 mod users;
 mod views;
 
+pub use access::{Grant, GrantFilter, Group, NewUser, SshKey, UserPatch};
+pub use actions::{ActionRow, IdempotencyClaim, NewAction, Outcome};
+pub use audit::{AuditQuery, AuditScope};
 pub use events::{ChangeEvent, EventQuery};
 pub use jobs::{
     JobOutcome, JobState, LeaseOutcome, SyncRun, REGIONS_STATUS_KIND, REGIONS_STATUS_REGION,

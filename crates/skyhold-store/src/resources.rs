@@ -295,6 +295,31 @@ macro_rules! push_filters {
         if let Some(k) = q.kind {
             $qb.push(" AND ").push($kind_col).push(" = ").push_bind(k.as_str());
         }
+        if let Some(v) = q.visibility.as_ref().filter(|v| !v.hidden_accounts.is_empty()) {
+            $qb.push(" AND (r.account NOT IN (");
+            let mut sep = $qb.separated(", ");
+            for a in &v.hidden_accounts {
+                sep.push_bind(a.clone());
+            }
+            $qb.push(")");
+            if !v.granted_ids.is_empty() {
+                $qb.push(" OR r.id IN (");
+                let mut sep = $qb.separated(", ");
+                for id in &v.granted_ids {
+                    sep.push_bind(id.0);
+                }
+                $qb.push(")");
+            }
+            if !v.owners.is_empty() {
+                $qb.push(" OR r.owner IN (");
+                let mut sep = $qb.separated(", ");
+                for o in &v.owners {
+                    sep.push_bind(o.clone());
+                }
+                $qb.push(")");
+            }
+            $qb.push(")");
+        }
         for (col, values) in [
             (
                 "r.account",
@@ -407,6 +432,10 @@ macro_rules! push_filters {
                     .push(op.as_str())
                     .push(" ")
                     .push_bind(skyhold_core::rfc3339(*at_ms));
+                }
+                TermKind::Orphan => {
+                    $qb.push("r.owner = '' AND NOT EXISTS (SELECT 1 FROM grants g \
+                              WHERE g.object_kind = 'resource' AND g.object_key = CAST(r.id AS TEXT))");
                 }
                 TermKind::CreatedOn { from_ms, to_ms } => {
                     $qb.push("r.created_at >= ")
@@ -668,7 +697,10 @@ impl Store {
             && q.regions.is_empty()
             && q.states.is_empty()
             && q.types.is_empty()
-            && !q.include_deleted;
+            && !q.include_deleted
+            && q.visibility
+                .as_ref()
+                .is_none_or(|v| v.hidden_accounts.is_empty());
         if !words_only || !plain || q.sort != SortKey::Name {
             return Ok(None);
         }

@@ -1,7 +1,7 @@
 //! Users, browser sessions and API tokens. Secrets arrive here already
 //! hashed: the store never sees a password or a token in the clear.
 
-use crate::{map_unique, on_pool, ReadRow, Result, Store, StoreError};
+use crate::{on_pool, ReadRow, Result, Store, StoreError};
 use skyhold_core::{Millis, Role, TokenId, UserId};
 use sqlx::Row;
 
@@ -12,12 +12,24 @@ pub struct User {
     pub role: Role,
     /// argon2id PHC string. Never leaves the application layer.
     pub password_hash: String,
+    pub email: String,
+    /// Set when an admin disabled the user: no login, no session, no token.
+    pub disabled_at: Option<Millis>,
+    /// `local`, `proxy` or `oidc`: how the user came to exist.
+    pub source: String,
+    pub created_at: Millis,
 }
+
+/// The columns [`user_from_row`] reads, for `SELECT`s joined as `u`.
+pub(crate) const USER_COLS: &str =
+    "u.id, u.username, u.role, u.password_hash, u.email, u.disabled_at, u.source, u.created_at";
 
 #[derive(Debug, Clone)]
 pub struct SessionInfo {
     pub user: User,
     pub csrf: String,
+    /// How the session was started: `password`, `proxy` or `oidc`.
+    pub method: String,
     pub expires_at: Millis,
 }
 
@@ -30,7 +42,7 @@ pub struct ApiToken {
     pub revoked_at: Option<Millis>,
 }
 
-fn user_from_row(row: &impl ReadRow) -> Result<User> {
+pub(crate) fn user_from_row(row: &impl ReadRow) -> Result<User> {
     let role = row.text("role")?;
     Ok(User {
         id: UserId(row.int("id")?),
@@ -38,6 +50,10 @@ fn user_from_row(row: &impl ReadRow) -> Result<User> {
         role: Role::parse(&role)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role:?}")))?,
         password_hash: row.text("password_hash")?,
+        email: row.text("email")?,
+        disabled_at: row.opt_int("disabled_at")?,
+        source: row.text("source")?,
+        created_at: row.int("created_at")?,
     })
 }
 
@@ -49,31 +65,9 @@ impl Store {
         })
     }
 
-    pub async fn create_user(
-        &self,
-        username: &str,
-        password_hash: &str,
-        role: Role,
-        now: Millis,
-    ) -> Result<UserId> {
-        on_pool!(self, p => {
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
-            )
-            .bind(username)
-            .bind(password_hash)
-            .bind(role.as_str())
-            .bind(now)
-            .fetch_one(p)
-            .await
-            .map_err(|e| map_unique(e, &format!("user {username}")))?;
-            Ok(UserId(id))
-        })
-    }
-
     pub async fn user_by_name(&self, username: &str) -> Result<Option<User>> {
         on_pool!(self, p => {
-            let row = sqlx::query("SELECT id, username, role, password_hash FROM users WHERE username = $1")
+            let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.username = $1"))
                 .bind(username)
                 .fetch_optional(p)
                 .await?;
@@ -98,17 +92,19 @@ impl Store {
         token_hash: &str,
         user: UserId,
         csrf: &str,
+        method: &str,
         now: Millis,
         expires_at: Millis,
     ) -> Result<()> {
         on_pool!(self, p => {
             sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(now).execute(p).await?;
             sqlx::query(
-                "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO sessions (token_hash, user_id, csrf, method, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(token_hash)
             .bind(user.0)
             .bind(csrf)
+            .bind(method)
             .bind(now)
             .bind(expires_at)
             .execute(p)
@@ -120,11 +116,11 @@ impl Store {
     /// The live session with this hash, if any.
     pub async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<SessionInfo>> {
         on_pool!(self, p => {
-            let row = sqlx::query(
-                "SELECT u.id, u.username, u.role, u.password_hash, s.csrf, s.expires_at \
+            let row = sqlx::query(&format!(
+                "SELECT {USER_COLS}, s.csrf, s.method, s.expires_at \
                  FROM sessions s JOIN users u ON u.id = s.user_id \
-                 WHERE s.token_hash = $1 AND s.expires_at > $2",
-            )
+                 WHERE s.token_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL"
+            ))
             .bind(token_hash)
             .bind(now)
             .fetch_optional(p)
@@ -134,6 +130,7 @@ impl Store {
                 Some(r) => Ok(Some(SessionInfo {
                     user: user_from_row(&r)?,
                     csrf: r.try_get("csrf")?,
+                    method: r.try_get("method")?,
                     expires_at: r.try_get("expires_at")?,
                 })),
             }
@@ -175,11 +172,11 @@ impl Store {
         now: Millis,
     ) -> Result<Option<(User, TokenId)>> {
         on_pool!(self, p => {
-            let row = sqlx::query(
-                "SELECT u.id, u.username, u.role, u.password_hash, t.id AS token_id, t.last_used_at \
+            let row = sqlx::query(&format!(
+                "SELECT {USER_COLS}, t.id AS token_id, t.last_used_at \
                  FROM api_tokens t JOIN users u ON u.id = t.user_id \
-                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
-            )
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL"
+            ))
             .bind(token_hash)
             .fetch_optional(p)
             .await?;

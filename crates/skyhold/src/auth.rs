@@ -54,19 +54,54 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Failed logins per key (user name, client address) within a window.
+/// Failed logins, counted per (user, client address) and per client
+/// address, each with its own threshold, so an attacker elsewhere cannot
+/// lock the real user out: five wrong passwords for `ann` from one address
+/// lock out `ann` from that address only (and 50 from one address lock out
+/// that address). Each lockout doubles the next one, up to an hour.
 pub struct LoginLimiter {
-    max_failures: u32,
-    window: Duration,
-    failures: Mutex<HashMap<String, (u32, Instant)>>,
+    failures: Mutex<HashMap<String, Tally>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Tally {
+    failures: u32,
+    since: Instant,
+    /// Lockouts so far (the next lasts base · 2^n).
+    lockouts: u32,
+    locked_until: Option<Instant>,
+}
+
+/// The base lockout and how long failures are remembered.
+const WINDOW: Duration = Duration::from_secs(300);
+const MAX_LOCKOUT: Duration = Duration::from_secs(3600);
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl LoginLimiter {
-    pub fn new(max_failures: u32, window: Duration) -> Self {
+    pub fn new() -> Self {
         Self {
-            max_failures,
-            window,
             failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The keys a login attempt counts under.
+    pub fn keys(username: &str, client: &str) -> [String; 2] {
+        [
+            format!("user-ip:{}|{client}", crate::auth::sha256_hex(username)),
+            format!("ip:{client}"),
+        ]
+    }
+
+    fn threshold(key: &str) -> u32 {
+        if key.starts_with("ip:") {
+            50
+        } else {
+            5
         }
     }
 
@@ -75,10 +110,9 @@ impl LoginLimiter {
         let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         for k in keys {
-            if let Some((n, since)) = map.get(k) {
-                let elapsed = now.duration_since(*since);
-                if *n >= self.max_failures && elapsed < self.window {
-                    return Err(self.window - elapsed);
+            if let Some(until) = map.get(k).and_then(|t| t.locked_until) {
+                if until > now {
+                    return Err(until - now);
                 }
             }
         }
@@ -89,21 +123,37 @@ impl LoginLimiter {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         if map.len() > 100_000 {
-            let window = self.window;
-            map.retain(|_, (_, since)| now.duration_since(*since) < window);
+            map.retain(|_, t| {
+                now.duration_since(t.since) < MAX_LOCKOUT || t.locked_until.is_some_and(|u| u > now)
+            });
         }
         for k in keys {
-            let e = map.entry(k.clone()).or_insert((0, now));
-            if now.duration_since(e.1) >= self.window {
-                *e = (0, now);
+            let t = map.entry(k.clone()).or_insert(Tally {
+                failures: 0,
+                since: now,
+                lockouts: 0,
+                locked_until: None,
+            });
+            if now.duration_since(t.since) >= WINDOW && t.locked_until.is_none_or(|u| u <= now) {
+                t.failures = 0;
+                t.since = now;
             }
-            e.0 += 1;
+            t.failures += 1;
+            if t.failures >= Self::threshold(k) {
+                let lock = (WINDOW * 2u32.saturating_pow(t.lockouts.min(10))).min(MAX_LOCKOUT);
+                t.locked_until = Some(now + lock);
+                t.lockouts += 1;
+                t.failures = 0;
+                t.since = now;
+            }
         }
     }
 
     pub fn succeeded(&self, keys: &[String]) {
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        for k in keys {
+        // Only the (user, address) pair is forgiven: a success from one
+        // address says nothing about the others.
+        if let Some(k) = keys.first() {
             map.remove(k);
         }
     }
@@ -123,16 +173,34 @@ mod tests {
     }
 
     #[test]
-    fn limiter_locks_after_failures_and_resets_on_success() {
-        let l = LoginLimiter::new(3, Duration::from_secs(60));
-        let k = vec!["user:bob".to_owned()];
-        for _ in 0..3 {
-            assert!(l.check(&k).is_ok());
-            l.failed(&k);
+    fn limiter_locks_one_user_at_one_address_only() {
+        let l = LoginLimiter::new();
+        let attacker = LoginLimiter::keys("admin", "10.0.0.9").to_vec();
+        let real = LoginLimiter::keys("admin", "127.0.0.1").to_vec();
+        for _ in 0..5 {
+            assert!(l.check(&attacker).is_ok());
+            l.failed(&attacker);
         }
-        assert!(l.check(&k).is_err());
-        l.succeeded(&k);
-        assert!(l.check(&k).is_ok());
+        assert!(
+            l.check(&attacker).is_err(),
+            "the attacker's address is locked out"
+        );
+        assert!(l.check(&real).is_ok(), "the real user elsewhere is not");
+        // The second lockout lasts longer than the first.
+        let first = l.check(&attacker).unwrap_err();
+        assert!(first <= WINDOW);
+        l.succeeded(&real);
+        assert!(l.check(&real).is_ok());
+    }
+
+    #[test]
+    fn limiter_locks_an_address_trying_many_users() {
+        let l = LoginLimiter::new();
+        for i in 0..50 {
+            l.failed(&LoginLimiter::keys(&format!("user{i}"), "10.0.0.9"));
+        }
+        assert!(l.check(&LoginLimiter::keys("someone", "10.0.0.9")).is_err());
+        assert!(l.check(&LoginLimiter::keys("someone", "127.0.0.1")).is_ok());
     }
 
     #[test]

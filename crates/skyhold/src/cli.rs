@@ -144,7 +144,20 @@ enum ViewsCommand {
 #[derive(Clone, Copy, ValueEnum)]
 enum RoleArg {
     Admin,
+    Member,
     Viewer,
+    Auditor,
+}
+
+impl RoleArg {
+    fn role(self) -> skyhold_core::Role {
+        match self {
+            RoleArg::Admin => skyhold_core::Role::Admin,
+            RoleArg::Member => skyhold_core::Role::Member,
+            RoleArg::Viewer => skyhold_core::Role::Viewer,
+            RoleArg::Auditor => skyhold_core::Role::Auditor,
+        }
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -781,13 +794,18 @@ async fn status(as_json: bool) -> Result<()> {
 async fn user_add(config: Option<PathBuf>, username: &str, role: RoleArg) -> Result<()> {
     let config = load_config(config.as_deref())?;
     let password = read_password(&format!("Password for {username}: "))?;
-    let store = skyhold_store::Store::connect(&config.database_url).await?;
-    let role = match role {
-        RoleArg::Admin => skyhold_core::Role::Admin,
-        RoleArg::Viewer => skyhold_core::Role::Viewer,
-    };
-    let created = crate::app::create_user(&store, username, &password, role).await;
-    store.close().await;
+    let app = crate::serve::open_app(config).await?;
+    let role = role.role();
+    let created = app
+        .create_user(
+            &crate::app::Actor::system("cli"),
+            username,
+            &password,
+            role,
+            "",
+        )
+        .await;
+    app.store.close().await;
     created.map_err(|e| anyhow!("{e}"))?;
     println!("created user {username} ({})", role.as_str());
     Ok(())

@@ -38,7 +38,30 @@ pub struct Config {
     pub history_retention: Duration,
     /// The dashboard counts instances stopped for more than this many days.
     pub stopped_days: u32,
+    /// Tag keys read for a resource's owner after `skyhold:owner`, in order.
+    pub owner_tag_keys: Vec<String>,
+    pub auth: AuthConfig,
     pub accounts: Vec<AccountConfig>,
+}
+
+/// `[auth]`: how people sign in.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Local users with passwords (default true; `false` hides the
+    /// password form and refuses password logins).
+    pub local: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig { local: true }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    local: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +88,9 @@ pub struct AccountConfig {
     pub auth_summary: String,
     /// Buckets whose objects may be browsed (`*` alone: all of them).
     pub browse_buckets: Vec<String>,
+    /// Visible only to admins, auditors and subjects holding a grant on
+    /// the account or on one of its resources.
+    pub restricted: bool,
 }
 
 impl AccountConfig {
@@ -126,6 +152,8 @@ struct RawConfig {
     session_ttl: Option<String>,
     history_retention: Option<String>,
     stopped_days: Option<u32>,
+    owner_tag_keys: Option<Vec<String>>,
+    auth: Option<RawAuth>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -154,6 +182,8 @@ struct RawAccount {
     max_attempts: Option<u32>,
     #[serde(default)]
     browse_buckets: Vec<String>,
+    #[serde(default)]
+    restricted: bool,
 }
 
 /// `regions`: a list of names, or the word "all-enabled".
@@ -370,6 +400,21 @@ impl Config {
         let stopped_days = raw.stopped_days.unwrap_or(30);
         if !(1..=3650).contains(&stopped_days) {
             return Err(loc.err(None, "stopped_days", "must be between 1 and 3650"));
+        }
+        let owner_tag_keys = raw
+            .owner_tag_keys
+            .unwrap_or_else(skyhold_core::access::default_owner_tag_keys);
+        for k in &owner_tag_keys {
+            if k.is_empty() || k.len() > 128 || k.chars().any(char::is_control) {
+                return Err(loc.err(
+                    None,
+                    "owner_tag_keys",
+                    format!(
+                        "{:?} is not a tag key (1-128 characters)",
+                        skyhold_core::clip(k, 40)
+                    ),
+                ));
+            }
         }
         let secure_cookies = match env("SKYHOLD_SECURE_COOKIES") {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
@@ -613,6 +658,7 @@ impl Config {
             accounts.push(AccountConfig {
                 name,
                 browse_buckets: a.browse_buckets,
+                restricted: a.restricted,
                 provider,
                 regions,
                 all_enabled_regions,
@@ -638,6 +684,10 @@ impl Config {
             session_ttl,
             history_retention,
             stopped_days,
+            owner_tag_keys,
+            auth: AuthConfig {
+                local: raw.auth.as_ref().and_then(|a| a.local).unwrap_or(true),
+            },
             accounts,
         })
     }

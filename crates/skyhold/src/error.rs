@@ -24,9 +24,31 @@ pub enum AppError {
     Conflict(String),
     #[error("{0}")]
     Unavailable(String),
-    /// The cloud provider refused or failed an on-demand call.
+    /// The cloud provider refused or failed a call.
     #[error("provider: {0}")]
     Provider(String),
+    /// The provider refused skyhold's credentials or permissions.
+    #[error("provider refused access: {0}")]
+    ProviderDenied(String),
+    /// The provider asked us to slow down.
+    #[error("provider throttled the request: {0}")]
+    ProviderThrottled(String),
+    /// The resource's state does not allow the action.
+    #[error("{0}")]
+    InvalidState(String),
+    /// The provider forbids the action on this resource (termination
+    /// protection).
+    #[error("{0}")]
+    NotPermitted(String),
+    /// A destructive action was asked for without the confirmation.
+    #[error("{0}")]
+    ConfirmationRequired(String),
+    /// An Idempotency-Key was reused for another request (or its first
+    /// request is still running).
+    #[error("{0}")]
+    IdempotencyConflict(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -45,6 +67,13 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::Unavailable(_) => "unavailable",
             AppError::Provider(_) => "provider_error",
+            AppError::ProviderDenied(_) => "provider_denied",
+            AppError::ProviderThrottled(_) => "provider_throttled",
+            AppError::InvalidState(_) => "invalid_state",
+            AppError::NotPermitted(_) => "not_permitted",
+            AppError::ConfirmationRequired(_) => "confirmation_required",
+            AppError::IdempotencyConflict(_) => "idempotency_conflict",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::Internal(_) => "internal",
         }
     }
@@ -80,6 +109,16 @@ impl From<skyhold_core::QueryError> for AppError {
 
 impl From<skyhold_core::ProviderError> for AppError {
     fn from(e: skyhold_core::ProviderError) -> Self {
-        AppError::Provider(e.to_string())
+        use skyhold_core::ProviderErrorKind as K;
+        let m = e.message;
+        match e.kind {
+            K::Denied => AppError::ProviderDenied(m),
+            K::Throttled => AppError::ProviderThrottled(m),
+            K::InvalidState => AppError::InvalidState(m),
+            K::NotPermitted => AppError::NotPermitted(m),
+            K::NotFound => AppError::NotFound(m),
+            K::Unreachable => AppError::Provider(format!("endpoint unreachable: {m}")),
+            K::Other => AppError::Provider(m),
+        }
     }
 }

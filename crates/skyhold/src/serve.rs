@@ -52,6 +52,25 @@ impl Running {
     }
 }
 
+/// Opens the store and builds the application without serving it: for CLI
+/// commands that work on the database directly (`--config`), so they go
+/// through the same domain functions, check and audit log as the server.
+pub async fn open_app(config: Config) -> anyhow::Result<Arc<App>> {
+    let config = Arc::new(config);
+    let store = Store::connect(&config.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                skyhold_store::redact_url(&config.database_url)
+            )
+        })?;
+    let engine = Arc::new(SyncEngine::new(store.clone(), &config, |a| {
+        Arc::new(AwsProvider::new(a.aws.clone())) as Arc<dyn Provider>
+    }));
+    Ok(Arc::new(App::new(store, config, engine)))
+}
+
 /// Opens the store, creates the first admin if needed, starts the sync loop
 /// and the HTTP server. `shutdown_signal` ends the server when it resolves.
 pub async fn start(

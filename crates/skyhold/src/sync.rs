@@ -124,6 +124,8 @@ struct Ctx {
     jitter: f64,
     lease: Duration,
     history_retention: Duration,
+    /// Tag keys read for the owner after `skyhold:owner`.
+    owner_tag_keys: Vec<String>,
     /// This process's lease holder id: pid and a random part.
     holder: String,
     /// When this engine was built (jobs never run are first due relative
@@ -164,6 +166,7 @@ impl SyncEngine {
             jitter: config.sync_jitter,
             lease: config.sync_lease,
             history_retention: config.history_retention,
+            owner_tag_keys: config.owner_tag_keys.clone(),
             holder,
             started_at: now_millis(),
             written: AtomicU64::new(0),
@@ -490,7 +493,10 @@ fn error_kind(k: ProviderErrorKind) -> &'static str {
         ProviderErrorKind::Throttled => "throttled",
         ProviderErrorKind::Denied => "denied",
         ProviderErrorKind::Unreachable => "unreachable",
-        ProviderErrorKind::Other => "other",
+        ProviderErrorKind::InvalidState
+        | ProviderErrorKind::NotPermitted
+        | ProviderErrorKind::NotFound
+        | ProviderErrorKind::Other => "other",
     }
 }
 
@@ -571,7 +577,14 @@ async fn run_job(
         }
     };
     let t0 = Instant::now();
-    let work = sync_job(store, &acct, &job, started, report.clone());
+    let work = sync_job(
+        store,
+        &acct,
+        &job,
+        started,
+        report.clone(),
+        &ctx.owner_tag_keys,
+    );
     let renew = async {
         let mut every = tokio::time::interval(ctx.lease / 3);
         every.tick().await;
@@ -652,22 +665,29 @@ async fn sync_job(
     job: &Job,
     started: Millis,
     mut report: KindReport,
+    owner_keys: &[String],
 ) -> KindReport {
     match acct.provider.list(&job.region, job.kind).await {
-        Ok(items) => match store
-            .apply_listing(&job.account, &job.region, job.kind, &items, started)
-            .await
-        {
-            Ok(stats) => {
-                report.ok = true;
-                report.count = items.len();
-                report.inserted = stats.inserted;
-                report.updated = stats.updated;
-                report.tombstoned = stats.tombstoned;
-                report
+        Ok(mut items) => {
+            // The owner comes from tags, read the way the configuration says.
+            for o in &mut items {
+                o.owner = skyhold_core::access::owner_from_tags(&o.tags, owner_keys);
             }
-            Err(e) => report.fail("store", format!("storing listing: {e}")),
-        },
+            let applied = store
+                .apply_listing(&job.account, &job.region, job.kind, &items, started)
+                .await;
+            match applied {
+                Ok(stats) => {
+                    report.ok = true;
+                    report.count = items.len();
+                    report.inserted = stats.inserted;
+                    report.updated = stats.updated;
+                    report.tombstoned = stats.tombstoned;
+                    report
+                }
+                Err(e) => report.fail("store", format!("storing listing: {e}")),
+            }
+        }
         Err(e) => report.fail(error_kind(e.kind), e.to_string()),
     }
 }

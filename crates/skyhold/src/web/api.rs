@@ -1,7 +1,7 @@
 //! JSON API handlers under `/api/v1`. Each parses its input, calls one
 //! application function and serializes the result.
 
-use super::{client_addr, AppState};
+use super::AppState;
 use crate::app::{Actor, AuthVia};
 use crate::error::AppError;
 use axum::body::Bytes;
@@ -86,7 +86,7 @@ struct TokenRequest {
 
 /// `POST /api/v1/auth/token`: the one API route that needs no token.
 pub async fn create_token(State(app): State<AppState>, req: Request) -> Result<Response, AppError> {
-    let client = client_addr(&req);
+    let ctx = super::request_ctx(&req);
     let bytes = axum::body::to_bytes(req.into_body(), 64 * 1024)
         .await
         .map_err(|_| AppError::BadRequest("body too large".into()))?;
@@ -94,7 +94,7 @@ pub async fn create_token(State(app): State<AppState>, req: Request) -> Result<R
     if t.username.is_empty() {
         return Err(AppError::bad_parameter("username", "required"));
     }
-    let actor = app.login(&t.username, &t.password, &client).await?;
+    let actor = app.login(&t.username, &t.password, &ctx).await?;
     let (id, token) = app.issue_token(&actor, &t.name).await?;
     Ok((
         StatusCode::CREATED,
@@ -112,7 +112,7 @@ async fn revoke_current_token(
             app.revoke_token(&actor, id).await?;
             Ok(StatusCode::NO_CONTENT)
         }
-        AuthVia::Session { .. } => Err(AppError::BadRequest(
+        _ => Err(AppError::BadRequest(
             "this request is not authenticated by a token".into(),
         )),
     }
@@ -223,7 +223,7 @@ async fn accounts(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<Value>, AppError> {
-    let accounts = app.accounts(&actor)?;
+    let accounts = app.accounts(&actor).await?;
     let statuses = app.sync_status(&actor).await?;
     let items: Vec<Value> = accounts
         .iter()

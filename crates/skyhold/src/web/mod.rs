@@ -9,7 +9,7 @@ mod services;
 mod ui;
 mod views;
 
-use crate::app::{Actor, App, AuthVia};
+use crate::app::{Actor, App, AuthVia, RequestCtx};
 use crate::error::AppError;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
@@ -144,6 +144,35 @@ pub fn client_addr(req: &Request) -> String {
         .unwrap_or_else(|| "unknown".to_owned())
 }
 
+/// Where a request came from, for the audit log: the socket's address, the
+/// user agent and `Idempotency-Key` (cut to bounded lengths), and a request
+/// id (the client's `X-Request-Id` when it is sane, else a new one).
+pub fn request_ctx(req: &Request) -> RequestCtx {
+    let header = |name: &str, max: usize| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| skyhold_core::clip(v.trim(), max))
+            .unwrap_or_default()
+    };
+    let rid = header("x-request-id", 64);
+    let request_id = if !rid.is_empty()
+        && rid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        rid
+    } else {
+        crate::auth::random_token("req-", 8)
+    };
+    RequestCtx {
+        client_ip: client_addr(req),
+        user_agent: header("user-agent", 300),
+        request_id,
+        idempotency_key: header("idempotency-key", 200),
+    }
+}
+
 /// Resolves the actor from a bearer token or a session cookie; refuses the
 /// request otherwise. Unsafe methods with a cookie session on the API need
 /// the session's CSRF token in `X-CSRF-Token`.
@@ -163,9 +192,10 @@ async fn require_actor(
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(|t| t.trim().to_owned());
+    let ctx = request_ctx(&req);
     let actor: Result<Option<Actor>, AppError> = match (&bearer, jar.get(SESSION_COOKIE)) {
-        (Some(t), _) => app.token_actor(t).await,
-        (None, Some(c)) => app.session_actor(c.value()).await,
+        (Some(t), _) => app.token_actor(t, ctx).await,
+        (None, Some(c)) => app.session_actor(c.value(), ctx).await,
         (None, None) => Ok(None),
     };
     let actor = match actor {
@@ -187,7 +217,7 @@ async fn require_actor(
         Err(e) => return e.into_response(),
     };
     if api && !matches!(*req.method(), Method::GET | Method::HEAD) {
-        if let AuthVia::Session { csrf } = &actor.via {
+        if let AuthVia::Session { csrf, .. } = &actor.via {
             let sent = req
                 .headers()
                 .get("x-csrf-token")
@@ -227,7 +257,14 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
         AppError::BadParameter { .. } | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-        AppError::Conflict(_) => StatusCode::CONFLICT,
+        AppError::Conflict(_)
+        | AppError::InvalidState(_)
+        | AppError::NotPermitted(_)
+        | AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+        AppError::ConfirmationRequired(_) => StatusCode::BAD_REQUEST,
+        AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        AppError::ProviderThrottled(_) => StatusCode::SERVICE_UNAVAILABLE,
+        AppError::ProviderDenied(_) => StatusCode::BAD_GATEWAY,
         AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::Provider(_) => StatusCode::BAD_GATEWAY,
         AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

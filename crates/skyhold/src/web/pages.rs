@@ -4,7 +4,7 @@
 
 use super::api::parse_query;
 use super::ui::{age, csrf_of, empty, kind_path, page, state_badge, time};
-use super::{client_addr, status_of, AppState, SESSION_COOKIE};
+use super::{status_of, AppState, SESSION_COOKIE};
 use crate::app::Actor;
 use crate::error::AppError;
 use axum::extract::{Path, Query, RawQuery, Request, State};
@@ -146,7 +146,7 @@ pub struct LoginForm {
 }
 
 pub async fn login_submit(State(app): State<AppState>, jar: CookieJar, req: Request) -> Response {
-    let client = client_addr(&req);
+    let ctx = super::request_ctx(&req);
     let form = <Form<LoginForm> as axum::extract::FromRequest<()>>::from_request(req, &()).await;
     let Ok(Form(f)) = form else {
         return PageError(AppError::BadRequest("the login form was incomplete".into()))
@@ -167,8 +167,8 @@ pub async fn login_submit(State(app): State<AppState>, jar: CookieJar, req: Requ
     if expected.is_empty() || !crate::auth::ct_eq(&expected, &f.csrf) {
         return back("Your login form expired; please try again.");
     }
-    match app.login(f.username.trim(), &f.password, &client).await {
-        Ok(actor) => match app.start_session(&actor).await {
+    match app.login(f.username.trim(), &f.password, &ctx).await {
+        Ok(actor) => match app.start_session(&actor, "password").await {
             Ok(token) => {
                 let jar = jar
                     .remove(Cookie::build(LOGIN_CSRF_COOKIE).path("/").build())
@@ -181,7 +181,7 @@ pub async fn login_submit(State(app): State<AppState>, jar: CookieJar, req: Requ
             let status = status_of(&e);
             let mut res = back(&e.to_string());
             if status == StatusCode::TOO_MANY_REQUESTS {
-                tracing::warn!(client = %client, "login rate limited");
+                tracing::warn!(client = %ctx.client_ip, "login rate limited");
             }
             res.headers_mut()
                 .insert("x-login-error", axum::http::HeaderValue::from_static("1"));
@@ -215,7 +215,7 @@ async fn logout(
 ) -> Result<Response, PageError> {
     check_csrf(&actor, &f.csrf)?;
     if let Some(c) = jar.get(SESSION_COOKIE) {
-        app.end_session(c.value()).await?;
+        app.end_session(&actor, c.value()).await?;
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/").build());
     Ok((jar, Redirect::to("/login")).into_response())
@@ -699,7 +699,7 @@ async fn list(
         }
         href("/api/v1/resources/count", &p)
     };
-    let accounts = app.accounts(&actor)?;
+    let accounts = app.accounts(&actor).await?;
     let mut regions: Vec<String> = accounts.iter().flat_map(|a| a.regions.clone()).collect();
     regions.sort();
     regions.dedup();
@@ -1007,7 +1007,7 @@ fn figure(title: &str, link: &str, value: Markup) -> Markup {
 
 async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Actor>) -> PageResult {
     let d = app.dashboard(&actor).await?;
-    let accounts = app.accounts(&actor)?;
+    let accounts = app.accounts(&actor).await?;
     let count = |k: ResourceKind| {
         d.per_kind
             .iter()
@@ -1185,8 +1185,12 @@ async fn sync_page(
     Query(sq): Query<SyncPageQuery>,
 ) -> PageResult {
     let statuses = app.sync_status(&actor).await?;
-    let accounts = app.accounts(&actor)?;
-    let can_sync = crate::app::authorize(&actor, crate::app::Action::TriggerSync).is_ok();
+    let accounts = app.accounts(&actor).await?;
+    let can_sync = app.allows(
+        &actor,
+        crate::app::Action::TriggerSync,
+        crate::app::Object::None,
+    );
     let body = html! {
         h1 { "Sync" }
         @if sq.started.is_some() { div.ok { "Sync started. Reload this page to follow it." } }

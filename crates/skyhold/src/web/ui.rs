@@ -82,8 +82,8 @@ fn by_service(kinds: &[ResourceKind]) -> Vec<(&'static str, Vec<ResourceKind>)> 
 
 pub fn csrf_of(actor: &Actor) -> &str {
     match &actor.via {
-        AuthVia::Session { csrf } => csrf,
-        AuthVia::Token(_) => "",
+        AuthVia::Session { csrf, .. } => csrf,
+        _ => "",
     }
 }
 

@@ -192,10 +192,8 @@ async fn revoked_tokens_stop_working() {
 async fn viewers_can_read_but_not_sync() {
     let server = TestServer::start(&[]).await;
     server
-        .app()
         .create_user("vera", "viewer-password", skyhold_core::Role::Viewer)
-        .await
-        .unwrap();
+        .await;
     let (status, v) = server.login_token("vera", "viewer-password").await;
     assert_eq!(status, StatusCode::CREATED);
     let token = v["token"].as_str().unwrap();

@@ -296,6 +296,20 @@ impl TestServer {
         TestServer::start_edited(accounts, |toml| toml).await
     }
 
+    /// Creates a user directly (as `skyhold user add` does).
+    pub async fn create_user(&self, name: &str, password: &str, role: skyhold_core::Role) {
+        self.app()
+            .create_user(
+                &skyhold::app::Actor::system("test"),
+                name,
+                password,
+                role,
+                "",
+            )
+            .await
+            .expect("creating a user");
+    }
+
     pub fn app(&self) -> &skyhold::app::App {
         &self.running.as_ref().expect("running").app
     }

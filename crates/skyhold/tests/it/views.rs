@@ -105,10 +105,8 @@ async fn views_through_the_api_are_per_user() {
 
     // Another user sees none of admin's views and cannot delete them.
     server
-        .app()
         .create_user("vic", "vic-password", Role::Viewer)
-        .await
-        .unwrap();
+        .await;
     let (_, tok) = server.login_token("vic", "vic-password").await;
     let vic = tok["token"].as_str().unwrap().to_owned();
     let (s, list) = server

@@ -1,0 +1,469 @@
+//! The action pipeline, the one path of every state change on a resource:
+//! authorize → intent recorded (`actions` row, `pending`) → `running` →
+//! provider call with the action's idempotency key → outcome recorded with
+//! its audit entry (one transaction) → targeted refresh of the touched
+//! resource. Actions left unsettled by a crash are re-read and settled,
+//! never repeated ([`App::settle_actions`]).
+
+use super::access::{resource_target, Action, Actor, Object};
+use super::App;
+use crate::auth;
+use crate::error::AppError;
+use skyhold_core::access::{owner_subject, OWNER_TAG};
+use skyhold_core::audit::{self, AuditDraft};
+use skyhold_core::{
+    now_millis, ActionId, Millis, PowerAction, Resource, ResourceId, ResourceKind, Subject, UserId,
+};
+use skyhold_store::{ActionRow, NewAction, Outcome, StoreError};
+use std::time::Duration;
+
+/// What to do to a resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Power(PowerAction),
+    /// Write `skyhold:owner` (a user name or `group:NAME`).
+    SetOwner(String),
+}
+
+impl Op {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Power(p) => p.as_str(),
+            Op::SetOwner(_) => "set_owner",
+        }
+    }
+
+    fn action(&self) -> Action {
+        match self {
+            Op::Power(PowerAction::Start) => Action::StartResource,
+            Op::Power(PowerAction::Stop) => Action::StopResource,
+            Op::Power(PowerAction::Reboot) => Action::RebootResource,
+            Op::Power(PowerAction::Terminate) => Action::TerminateResource,
+            Op::SetOwner(_) => Action::SetOwner,
+        }
+    }
+
+    fn params(&self) -> serde_json::Value {
+        match self {
+            Op::Power(_) => serde_json::json!({}),
+            Op::SetOwner(o) => serde_json::json!({"owner": o}),
+        }
+    }
+}
+
+/// How long skyhold waits for the provider to accept an action; an action
+/// unsettled for longer than this (plus a margin) died with its process.
+pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl App {
+    fn not_found(id: ResourceId) -> impl Fn(StoreError) -> AppError {
+        move |e| match e {
+            StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            o => o.into(),
+        }
+    }
+
+    /// Runs one action on one resource through the pipeline and returns its
+    /// settled row. `confirm` must name the resource (its name or provider
+    /// id) for terminate. Under the same idempotency key the first action
+    /// is returned and nothing is repeated.
+    pub async fn act(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+        op: Op,
+        confirm: Option<&str>,
+    ) -> Result<ActionRow, AppError> {
+        let r = self
+            .store
+            .get_resource(id)
+            .await
+            .map_err(Self::not_found(id))?;
+        let action = op.action();
+        self.authorize(actor, action, Object::Resource(&r)).await?;
+        if let Err(e) = self.check_op(&r, &op, confirm).await {
+            let mut d = actor.audit(action.as_str(), resource_target(&r));
+            d.outcome = audit::outcome::DENIED.into();
+            d.reason = format!("{}: {e}", e.code());
+            self.record(&d).await;
+            return Err(e);
+        }
+        // One key per (user, Idempotency-Key): a retry finds the first
+        // action instead of calling the provider again.
+        let key = if actor.ctx.idempotency_key.is_empty() {
+            auth::random_token("act-", 16)
+        } else {
+            format!(
+                "u{}:{}",
+                actor.user_id,
+                auth::sha256_hex(&actor.ctx.idempotency_key)
+            )
+        };
+        if let Some(prior) = self.store.action_by_key(&key).await? {
+            return Ok(prior);
+        }
+        let params = op.params();
+        let on_behalf_of = match &op {
+            Op::SetOwner(o) => o.clone(),
+            Op::Power(_) => String::new(),
+        };
+        let row = match self
+            .store
+            .create_action(
+                &NewAction {
+                    kind: op.kind(),
+                    resource_id: r.id,
+                    account: r.account.as_str(),
+                    region: &r.region,
+                    resource_kind: r.observed.kind.as_str(),
+                    provider_id: &r.observed.provider_id,
+                    resource_name: &r.observed.name,
+                    requested_by: (!actor.is_system()).then_some(actor.user_id),
+                    requested_by_name: &actor.username,
+                    on_behalf_of: &on_behalf_of,
+                    params: &params,
+                    idempotency_key: &key,
+                },
+                now_millis(),
+            )
+            .await
+        {
+            Ok(row) => row,
+            // The same key raced us here: the other request's row wins.
+            Err(StoreError::Conflict(_)) => {
+                return self
+                    .store
+                    .action_by_key(&key)
+                    .await?
+                    .ok_or_else(|| AppError::Conflict("action vanished".into()));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.run_action(actor, &r, row, &op).await
+    }
+
+    /// Refuses what the provider would refuse anyway, or what needs more
+    /// from the caller.
+    async fn check_op(&self, r: &Resource, op: &Op, confirm: Option<&str>) -> Result<(), AppError> {
+        if r.deleted_at.is_some() {
+            return Err(AppError::InvalidState(format!(
+                "resource {} is gone (terminated or deleted)",
+                r.id
+            )));
+        }
+        match op {
+            Op::Power(p) => {
+                if r.observed.kind != ResourceKind::Instance {
+                    return Err(AppError::BadRequest(format!(
+                        "{} applies to instances; resource {} is a {}",
+                        p.as_str(),
+                        r.id,
+                        r.observed.kind
+                    )));
+                }
+                if *p == PowerAction::Terminate {
+                    let named = confirm.map(str::trim).filter(|c| !c.is_empty());
+                    let matches = named.is_some_and(|c| {
+                        c == r.observed.provider_id
+                            || (!r.observed.name.is_empty() && c == r.observed.name)
+                    });
+                    if !matches {
+                        return Err(AppError::ConfirmationRequired(format!(
+                            "terminating {} cannot be undone: confirm with its name or id ({})",
+                            r.observed.provider_id,
+                            if r.observed.name.is_empty() {
+                                &r.observed.provider_id
+                            } else {
+                                &r.observed.name
+                            }
+                        )));
+                    }
+                }
+            }
+            Op::SetOwner(o) => match owner_subject(o) {
+                None => {
+                    return Err(AppError::bad_parameter(
+                        "owner",
+                        "name a user or group:NAME",
+                    ))
+                }
+                Some(Subject::User(u)) => {
+                    self.find_user(&u).await.map_err(|_| {
+                        AppError::bad_parameter(
+                            "owner",
+                            format!("no user named {:?}", skyhold_core::clip(&u, 64)),
+                        )
+                    })?;
+                }
+                Some(Subject::Group(g)) => {
+                    self.find_group(&g).await.map_err(|_| {
+                        AppError::bad_parameter(
+                            "owner",
+                            format!("no group named {:?}", skyhold_core::clip(&g, 64)),
+                        )
+                    })?;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// `pending` → `running` → provider call → outcome (with its audit
+    /// entry) → targeted refresh.
+    async fn run_action(
+        &self,
+        actor: &Actor,
+        r: &Resource,
+        row: ActionRow,
+        op: &Op,
+    ) -> Result<ActionRow, AppError> {
+        let provider = self.sync.provider(&r.account).ok_or_else(|| {
+            AppError::Conflict(format!("account {} is not configured any more", r.account))
+        })?;
+        if !self.store.start_action(row.id, now_millis()).await? {
+            return Ok(self.store.action(row.id).await?);
+        }
+        let o = &r.observed;
+        let call = async {
+            match op {
+                Op::Power(p) => {
+                    provider
+                        .power(&r.region, o.kind, &o.provider_id, *p, &row.idempotency_key)
+                        .await
+                }
+                Op::SetOwner(owner) => {
+                    provider
+                        .set_tags(
+                            &r.region,
+                            o.kind,
+                            &o.provider_id,
+                            &[(OWNER_TAG.to_owned(), owner.clone())],
+                        )
+                        .await
+                }
+            }
+        };
+        let result = match tokio::time::timeout(PROVIDER_CALL_TIMEOUT, call).await {
+            Ok(r) => r.map_err(AppError::from),
+            Err(_) => Err(AppError::Provider(format!(
+                "the provider did not answer within {} s",
+                PROVIDER_CALL_TIMEOUT.as_secs()
+            ))),
+        };
+        let mut d = actor.audit(op.action().as_str(), resource_target(r));
+        d.idempotency_key = actor.ctx.idempotency_key.clone();
+        let outcome = match &result {
+            Ok(receipt) => {
+                d.old = Some(match op {
+                    Op::Power(_) => serde_json::json!({"state": o.state}),
+                    Op::SetOwner(_) => serde_json::json!({"owner": o.owner}),
+                });
+                d.new = Some(match op {
+                    Op::Power(p) => {
+                        serde_json::json!({"state": p.target_state().0, "action_id": row.id.0})
+                    }
+                    Op::SetOwner(owner) => {
+                        serde_json::json!({"owner": owner, "action_id": row.id.0})
+                    }
+                });
+                Outcome {
+                    succeeded: true,
+                    provider_request_id: receipt.request_id.clone(),
+                    ..Default::default()
+                }
+            }
+            Err(e) => {
+                d.outcome = audit::outcome::FAILED.into();
+                d.reason = format!("{}: {e}", e.code());
+                d.new = Some(serde_json::json!({"action_id": row.id.0}));
+                Outcome {
+                    succeeded: false,
+                    error_code: e.code().to_owned(),
+                    error: e.to_string(),
+                    ..Default::default()
+                }
+            }
+        };
+        let (settled, _) = self
+            .store
+            .finish_action(row.id, &outcome, now_millis(), &d)
+            .await?;
+        result?;
+        // Targeted refresh: the new state (or owner) is visible at once.
+        if let Err(e) = self.reread(r).await {
+            tracing::warn!(resource = %r.id, error = %e, "refresh after an action failed");
+        }
+        Ok(settled)
+    }
+
+    /// Reads one resource afresh from its provider and stores the result
+    /// (no authorization: callers have decided already).
+    pub(crate) async fn reread(&self, r: &Resource) -> Result<Resource, AppError> {
+        let provider = self.sync.provider(&r.account).ok_or_else(|| {
+            AppError::Conflict(format!("account {} is not configured any more", r.account))
+        })?;
+        let o = &r.observed;
+        let mut fresh = provider
+            .describe(&r.region, o.kind, &o.provider_id)
+            .await
+            .map_err(|e| AppError::Unavailable(format!("refreshing {}: {e}", o.provider_id)))?;
+        if let Some(f) = fresh.as_mut() {
+            f.owner = skyhold_core::access::owner_from_tags(&f.tags, &self.config.owner_tag_keys);
+        }
+        self.store
+            .apply_observed(r.id, fresh.as_ref(), now_millis())
+            .await
+            .map_err(Self::not_found(r.id))?;
+        self.store
+            .get_resource(r.id)
+            .await
+            .map_err(Self::not_found(r.id))
+    }
+
+    pub async fn action(&self, actor: &Actor, id: ActionId) -> Result<ActionRow, AppError> {
+        self.authorize(actor, Action::ViewActions, Object::None)
+            .await?;
+        let a = self.store.action(id).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::NotFound(format!("action {id}")),
+            o => o.into(),
+        })?;
+        self.may_see_action(actor, &a).await?;
+        Ok(a)
+    }
+
+    async fn may_see_action(&self, actor: &Actor, a: &ActionRow) -> Result<(), AppError> {
+        if a.requested_by == Some(actor.user_id) {
+            return Ok(());
+        }
+        let visible = match self.store.get_resource(a.resource_id).await {
+            Ok(r) => self.can_see(actor, &r),
+            Err(_) => matches!(
+                actor.role,
+                skyhold_core::Role::Admin | skyhold_core::Role::Auditor
+            ),
+        };
+        if visible {
+            Ok(())
+        } else {
+            Err(AppError::NotFound(format!("action {}", a.id)))
+        }
+    }
+
+    /// Actions, newest first (of one resource and/or by one user), that the
+    /// actor may see, and the next page's cursor.
+    pub async fn actions(
+        &self,
+        actor: &Actor,
+        resource: Option<ResourceId>,
+        requested_by: Option<UserId>,
+        cursor: Option<ActionId>,
+        limit: i64,
+    ) -> Result<(Vec<ActionRow>, Option<ActionId>), AppError> {
+        self.authorize(actor, Action::ViewActions, Object::None)
+            .await?;
+        if let Some(id) = resource {
+            let r = self
+                .store
+                .get_resource(id)
+                .await
+                .map_err(Self::not_found(id))?;
+            self.authorize(actor, Action::ViewResource, Object::Resource(&r))
+                .await?;
+        }
+        let mut rows = self
+            .store
+            .list_actions(resource, requested_by, cursor, limit)
+            .await?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more {
+            rows.last().map(|a| a.id)
+        } else {
+            None
+        };
+        let mut out = Vec::with_capacity(rows.len());
+        for a in rows {
+            if self.may_see_action(actor, &a).await.is_ok() {
+                out.push(a);
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// Settles actions left `pending` or `running` by a process that died
+    /// (older than `older_than` ms): re-reads each resource and records what
+    /// it shows, without calling the action again. Returns how many.
+    pub async fn settle_actions(&self, older_than: Millis) -> Result<usize, AppError> {
+        let now = now_millis();
+        let system = Actor::system("recovery");
+        let mut n = 0;
+        for a in self.store.unsettled_actions().await? {
+            if now - a.started_at.unwrap_or(a.created_at) < older_than {
+                continue;
+            }
+            let r = match self.store.get_resource(a.resource_id).await {
+                Ok(r) => r,
+                Err(_) => continue,
+            };
+            let seen = self.reread(&r).await;
+            let (succeeded, note) = match (&seen, a.kind.as_str()) {
+                (Ok(now_r), kind) => {
+                    let state = if now_r.deleted_at.is_some() {
+                        "terminated"
+                    } else {
+                        now_r.observed.state.as_str()
+                    };
+                    let reached = match PowerAction::parse(kind) {
+                        Some(p) => {
+                            let (end, via) = p.target_state();
+                            state == end || via.contains(&state)
+                        }
+                        None => {
+                            a.params.get("owner").and_then(|v| v.as_str())
+                                == Some(now_r.observed.owner.as_str())
+                        }
+                    };
+                    (
+                        reached,
+                        format!("settled after a restart: the resource is {state}"),
+                    )
+                }
+                (Err(e), _) => (
+                    false,
+                    format!("settled after a restart: could not re-read it: {e}"),
+                ),
+            };
+            let mut d: AuditDraft =
+                system.audit(&format!("resource.{}", a.kind), resource_target(&r));
+            d.new = Some(serde_json::json!({"action_id": a.id.0, "settled": true}));
+            if !succeeded {
+                d.outcome = audit::outcome::FAILED.into();
+                d.reason = format!("interrupted: {note}; not retried");
+            }
+            let outcome = Outcome {
+                succeeded,
+                error_code: if succeeded {
+                    String::new()
+                } else {
+                    "interrupted".into()
+                },
+                error: if succeeded {
+                    String::new()
+                } else {
+                    format!("interrupted: {note}; not retried")
+                },
+                ..Default::default()
+            };
+            match self
+                .store
+                .finish_action(a.id, &outcome, now_millis(), &d)
+                .await
+            {
+                Ok(_) => n += 1,
+                Err(StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(n)
+    }
+}
