@@ -121,6 +121,26 @@ impl Ec2 {
         Ok(())
     }
 
+    /// An instance's tags as the provider stores them.
+    pub async fn instance_tags(
+        &self,
+        id: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, BoxError> {
+        let out = self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.tags())
+            .filter_map(|t| Some((t.key()?.to_owned(), t.value()?.to_owned())))
+            .collect())
+    }
+
     pub async fn create_volume(&self, size_gib: i32, name: &str) -> Result<String, BoxError> {
         let az = format!(
             "{}a",

@@ -114,6 +114,11 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// The audit log: verify its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print shell completions.
     Completions {
         #[arg(value_enum)]
@@ -130,6 +135,21 @@ enum UserCommand {
         role: RoleArg,
         #[arg(long, env = "SKYHOLD_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: of an exported JSONL file (`--file`), of the
+    /// database the configuration names (`--config`), or through the API
+    /// when logged in. Exits 1 when the chain is broken.
+    Verify {
+        #[arg(long, conflicts_with = "config")]
+        file: Option<PathBuf>,
+        #[arg(long, env = "SKYHOLD_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -160,6 +180,19 @@ impl RoleArg {
     }
 }
 
+/// An outcome already reported on standard output: exit with this code
+/// without printing an error.
+#[derive(Debug)]
+struct Silent(u8);
+
+impl std::fmt::Display for Silent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}", self.0)
+    }
+}
+
+impl std::error::Error for Silent {}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Runtime::new() {
@@ -171,6 +204,9 @@ pub fn main() -> ExitCode {
     };
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<Silent>().is_some() => {
+            ExitCode::from(e.downcast_ref::<Silent>().map_or(1, |s| s.0))
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -258,6 +294,9 @@ async fn run(cli: Cli) -> Result<()> {
                     config,
                 },
         } => user_add(config, &username, role).await,
+        Command::Audit {
+            command: AuditCommand::Verify { file, config, json },
+        } => audit_verify(file, config, json).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -789,6 +828,47 @@ async fn status(as_json: bool) -> Result<()> {
         &rows,
     );
     Ok(())
+}
+
+async fn audit_verify(file: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> Result<()> {
+    let report: Value = if let Some(path) = file {
+        let f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let r = crate::app::verify_lines(std::io::BufRead::lines(std::io::BufReader::new(f)))
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        serde_json::to_value(&r)?
+    } else if let Some(config) = config {
+        let config = load_config(Some(&config))?;
+        let store = skyhold_store::Store::connect(&config.database_url).await?;
+        let r = crate::app::verify_store(&store).await;
+        store.close().await;
+        serde_json::to_value(r.map_err(|e| anyhow!("{e}"))?)?
+    } else {
+        client()?
+            .call(reqwest::Method::GET, "/audit/verify", None)
+            .await?
+    };
+    let ok = report["ok"].as_bool().unwrap_or(false);
+    if as_json {
+        println!("{report}");
+    } else if ok {
+        println!(
+            "ok: {} entries checked, the chain is intact",
+            report["checked"]
+        );
+    } else {
+        println!(
+            "BROKEN at entry {}: {} ({} entries checked before it)",
+            report["first_bad_seq"],
+            report["problem"].as_str().unwrap_or("?"),
+            report["checked"]
+        );
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Silent(1).into())
+    }
 }
 
 async fn user_add(config: Option<PathBuf>, username: &str, role: RoleArg) -> Result<()> {

@@ -47,8 +47,8 @@ pub struct Config {
 /// `[auth]`: how people sign in.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    /// Local users with passwords (default true; `false` hides the
-    /// password form and refuses password logins).
+    /// Local users with passwords (default true; `false` refuses every
+    /// password login).
     pub local: bool,
 }
 

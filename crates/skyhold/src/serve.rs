@@ -95,6 +95,24 @@ pub async fn start(
         .bootstrap_admin(admin_password)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Actions a crashed process left unsettled: re-read and settled, never
+    // repeated. Younger ones may still be running in another replica; they
+    // are settled once past the provider-call timeout.
+    let settle_after = (crate::app::PROVIDER_CALL_TIMEOUT.as_millis() as i64) + 5_000;
+    match app.settle_actions(settle_after).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),
+        Err(e) => tracing::warn!(error = %e, "settling actions left by a crash"),
+    }
+    {
+        let app = app.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(settle_after as u64)).await;
+            if let Err(e) = app.settle_actions(settle_after).await {
+                tracing::warn!(error = %e, "settling actions left by a crash");
+            }
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

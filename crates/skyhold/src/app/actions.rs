@@ -320,6 +320,67 @@ impl App {
             .map_err(Self::not_found(r.id))
     }
 
+    /// Waits (up to five minutes) until the resource of a succeeded power
+    /// action reaches the action's end state, re-reading it every second.
+    pub async fn wait_for_action(
+        &self,
+        actor: &Actor,
+        a: &ActionRow,
+    ) -> Result<ActionRow, AppError> {
+        let Some(p) = PowerAction::parse(&a.kind).filter(|_| a.state == "succeeded") else {
+            return Ok(a.clone());
+        };
+        let (end, _) = p.target_state();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+        let mut r = self
+            .store
+            .get_resource(a.resource_id)
+            .await
+            .map_err(Self::not_found(a.resource_id))?;
+        loop {
+            let state = if r.deleted_at.is_some() {
+                "terminated"
+            } else {
+                r.observed.state.as_str()
+            };
+            if state == end || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            r = self.reread(&r).await?;
+        }
+        self.action(actor, a.id).await
+    }
+
+    /// Claims an API idempotency key for the actor's request.
+    pub async fn claim_idempotency(
+        &self,
+        actor: &Actor,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<skyhold_store::IdempotencyClaim, AppError> {
+        let stale = (PROVIDER_CALL_TIMEOUT.as_millis() as Millis) * 5;
+        Ok(self
+            .store
+            .claim_idempotency(actor.user_id, key, request_hash, now_millis(), stale)
+            .await?)
+    }
+
+    /// Records the response to a claimed key; a server error gives the key
+    /// back so a retry runs again.
+    pub async fn finish_idempotency(&self, actor: &Actor, key: &str, status: u16, body: &[u8]) {
+        let r = if status >= 500 {
+            self.store.release_idempotency(actor.user_id, key).await
+        } else {
+            self.store
+                .complete_idempotency(actor.user_id, key, status, &String::from_utf8_lossy(body))
+                .await
+        };
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "recording an idempotent response");
+        }
+    }
+
     pub async fn action(&self, actor: &Actor, id: ActionId) -> Result<ActionRow, AppError> {
         self.authorize(actor, Action::ViewActions, Object::None)
             .await?;

@@ -19,7 +19,6 @@ use skyhold_core::{rfc3339, Resource, ResourceId, ResourceQuery, TokenId};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/auth/token", delete(revoke_current_token))
-        .route("/api/v1/me", get(me))
         .route("/api/v1/tokens", get(list_tokens))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/resources", get(list_resources))
@@ -41,7 +40,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Parses a JSON body into `T`, with a JSON error naming what is wrong.
-fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, AppError> {
+pub(super) fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, AppError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -49,15 +48,17 @@ fn body<T: DeserializeOwned + Default>(bytes: &Bytes) -> Result<T, AppError> {
         .map_err(|e| AppError::BadRequest(format!("invalid JSON body: {e}")))
 }
 
-fn id_param<T>(raw: &str, what: &str, make: fn(i64) -> T) -> Result<T, AppError> {
+pub(super) fn id_param<T>(raw: &str, what: &str, make: fn(i64) -> T) -> Result<T, AppError> {
     raw.parse::<i64>()
         .map(make)
         .map_err(|_| AppError::bad_parameter("id", format!("not a {what} id: {raw:?}")))
 }
 
-pub fn resource_json(r: &Resource) -> Value {
+/// A resource as the API shows it, with the caller's permission on it.
+pub fn resource_json(r: &Resource, permission: Option<skyhold_core::Level>) -> Value {
     let o = &r.observed;
     json!({
+        "permission": permission.map(|l| l.as_str()),
         "id": r.id,
         "provider_id": o.provider_id,
         "kind": o.kind,
@@ -118,10 +119,6 @@ async fn revoke_current_token(
     }
 }
 
-async fn me(Extension(actor): Extension<Actor>) -> Json<Value> {
-    Json(json!({"id": actor.user_id, "username": actor.username, "role": actor.role}))
-}
-
 async fn list_tokens(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
@@ -166,7 +163,11 @@ async fn list_resources(
 ) -> Result<Json<Value>, AppError> {
     let q = parse_query(raw.as_deref())?;
     let page = app.list_resources(&actor, &q).await?;
-    let items: Vec<Value> = page.items.iter().map(resource_json).collect();
+    let items: Vec<Value> = page
+        .items
+        .iter()
+        .map(|r| resource_json(r, app.permission(&actor, r)))
+        .collect();
     Ok(Json(
         json!({"items": items, "next_cursor": page.next_cursor.map(|c| c.encode())}),
     ))
@@ -194,7 +195,7 @@ async fn get_resource(
 ) -> Result<Json<Value>, AppError> {
     let id = id_param(&id, "resource", ResourceId)?;
     let d = app.resource(&actor, id).await?;
-    let mut v = resource_json(&d.resource);
+    let mut v = resource_json(&d.resource, app.permission(&actor, &d.resource));
     let related: serde_json::Map<String, Value> = d
         .related
         .iter()

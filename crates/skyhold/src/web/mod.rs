@@ -3,6 +3,7 @@
 //! application function, and render.
 
 mod api;
+mod api_access;
 mod openapi;
 mod pages;
 mod services;
@@ -63,6 +64,7 @@ pub fn router(app: AppState) -> Router {
     let protected = Router::new()
         .merge(pages::routes())
         .merge(api::routes())
+        .merge(api_access::routes())
         .merge(views::routes())
         .merge(services::routes())
         .fallback(not_found)
@@ -229,8 +231,69 @@ async fn require_actor(
             }
         }
     }
-    req.extensions_mut().insert(actor);
+    let key = actor.ctx.idempotency_key.clone();
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD);
+    req.extensions_mut().insert(actor.clone());
+    if api && unsafe_method && !key.is_empty() {
+        return idempotent(&app, &actor, &key, req, next).await;
+    }
     next.run(req).await
+}
+
+/// Largest API request body accepted.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// `Idempotency-Key` on a state-changing API request: the first response
+/// to (user, key) is kept with a digest of the request; the same request
+/// again gets that response (the handler does not run twice), another
+/// request under the same key is a 409 `idempotency_conflict`.
+async fn idempotent(app: &App, actor: &Actor, key: &str, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return AppError::PayloadTooLarge(MAX_BODY).into_response(),
+    };
+    let digest = crate::auth::sha256_hex(&format!(
+        "{} {}\n{}",
+        parts.method,
+        parts.uri.path(),
+        String::from_utf8_lossy(&bytes)
+    ));
+    use skyhold_store::IdempotencyClaim as C;
+    match app.claim_idempotency(actor, key, &digest).await {
+        Err(e) => e.into_response(),
+        Ok(C::Mismatch) => AppError::IdempotencyConflict(
+            "this Idempotency-Key was used for a different request; use a new key".into(),
+        )
+        .into_response(),
+        Ok(C::InProgress) => AppError::IdempotencyConflict(
+            "the first request with this Idempotency-Key is still running; retry later".into(),
+        )
+        .into_response(),
+        Ok(C::Replay { status, body }) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+            let mut res = (status, body).into_response();
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res.headers_mut()
+                .insert("idempotent-replay", HeaderValue::from_static("true"));
+            res
+        }
+        Ok(C::Fresh) => {
+            let res = next
+                .run(Request::from_parts(parts, Body::from(bytes)))
+                .await;
+            let (rparts, rbody) = res.into_parts();
+            let rbytes = axum::body::to_bytes(rbody, 16 * 1024 * 1024)
+                .await
+                .unwrap_or_default();
+            app.finish_idempotency(actor, key, rparts.status.as_u16(), &rbytes)
+                .await;
+            Response::from_parts(rparts, Body::from(rbytes))
+        }
+    }
 }
 
 /// JSON errors for the API: `{"error": {"code", "message"}}`.

@@ -138,6 +138,28 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Runs one raw statement on the test database, bypassing skyhold: for
+    /// tests that tamper with stored rows (the audit chain) the way an
+    /// attacker with database access would.
+    pub async fn tamper(&self, sql: &str) {
+        match backend() {
+            Backend::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&self.url)
+                    .await
+                    .expect("open sqlite");
+                sqlx::query(sql).execute(&pool).await.expect("tamper");
+                pool.close().await;
+            }
+            Backend::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url)
+                    .await
+                    .expect("open postgres");
+                sqlx::query(sql).execute(&pool).await.expect("tamper");
+                pool.close().await;
+            }
+        }
+    }
+
     pub async fn new() -> TestDb {
         let dir = tempfile::tempdir().expect("tempdir");
         match backend() {
@@ -308,6 +330,41 @@ impl TestServer {
             )
             .await
             .expect("creating a user");
+    }
+
+    /// Creates a user and returns an API token for them.
+    pub async fn user_token(&self, name: &str, role: skyhold_core::Role) -> String {
+        let pw = format!("{name}-password");
+        self.create_user(name, &pw, role).await;
+        let (status, v) = self.login_token(name, &pw).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A request with a JSON body and an optional Idempotency-Key.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .json(&body);
+        if let Some(k) = idempotency_key {
+            req = req.header("idempotency-key", k);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub fn app(&self) -> &skyhold::app::App {

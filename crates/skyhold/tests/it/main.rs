@@ -4,6 +4,9 @@
 
 mod harness;
 
+mod actions;
+mod audit;
+
 mod api;
 mod auth;
 mod cli;

@@ -1,0 +1,563 @@
+//! The action pipeline against moto through the SDK: power actions, the
+//! owner tag, idempotent retries, refusals, and the audit trail they leave.
+
+use crate::harness::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use skyhold_core::Role;
+use std::time::{Duration, Instant};
+
+fn find(items: &[Value], provider_id: &str) -> Value {
+    items
+        .iter()
+        .find(|i| i["provider_id"] == provider_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{provider_id} not listed"))
+}
+
+async fn act(
+    server: &TestServer,
+    token: &str,
+    id: i64,
+    body: Value,
+    key: Option<&str>,
+) -> (StatusCode, Value) {
+    server
+        .send(
+            Method::POST,
+            &format!("/api/v1/resources/{id}/actions"),
+            token,
+            body,
+            key,
+        )
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_start_and_terminate_go_through_the_pipeline() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("acts", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(2, 2, "actme", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let items = server.all("kind=instance").await;
+    let target = find(&items, &ids[0]);
+    let id = target["id"].as_i64().unwrap();
+    assert_eq!(target["permission"], "manage", "admins manage everything");
+
+    // Stop: the new state is visible without a sync, within 5 s.
+    let t0 = Instant::now();
+    let (status, a) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "stop"}),
+        Some("stop-1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{a}");
+    assert_eq!(a["state"], "succeeded", "{a}");
+    assert_eq!(a["action"], "stop");
+    let d = server.get(&format!("/api/v1/resources/{id}")).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(d["state"], "stopped", "{d}");
+    // The change history shows it.
+    assert!(d["history"].to_string().contains("stopped"), "{d}");
+
+    // The same key and body: the first result, no second provider call
+    // (the instance is stopped, so a second StopInstances would be visible
+    // as a second action row).
+    let (status, again) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "stop"}),
+        Some("stop-1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    assert_eq!(again["id"], a["id"], "{again}");
+    let (_, list) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/actions?resource={id}"),
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+    // The same key with another body is refused with a clear code.
+    let (status, e) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "start"}),
+        Some("stop-1"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "idempotency_conflict", "{e}");
+
+    // Start with wait: returns once running.
+    let (status, a) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "start", "wait": true}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{a}");
+    assert_eq!(
+        server.get(&format!("/api/v1/resources/{id}")).await["state"],
+        "running"
+    );
+
+    // Terminate needs the name (or id) typed back.
+    let (status, e) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "terminate"}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "confirmation_required", "{e}");
+    let (status, e) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "terminate", "confirm": "wrong"}),
+        None,
+    )
+    .await;
+    assert_eq!(e["error"]["code"], "confirmation_required", "{status} {e}");
+    let (status, a) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "terminate", "confirm": ids[0]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{a}");
+    let d = server.get(&format!("/api/v1/resources/{id}")).await;
+    assert!(
+        d["state"] == "terminated" || !d["deleted_at"].is_null(),
+        "{d}"
+    );
+
+    // Acting on it again is an invalid state, recorded as a refusal.
+    let (status, e) = act(&server, &server.token, id, json!({"action": "start"}), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_state", "{e}");
+    // Bad input names the field.
+    let (status, e) = act(
+        &server,
+        &server.token,
+        id,
+        json!({"action": "explode"}),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_parameter")),
+        "{e}"
+    );
+
+    // Every step is in the audit log, with outcome and the action's id.
+    let (_, log) = server
+        .request(
+            Method::GET,
+            "/api/v1/audit?action=resource.&limit=50",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    let entries = log["items"].as_array().expect("items").clone();
+    let outcomes: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for want in [
+        ("resource.stop", "ok"),
+        ("resource.start", "ok"),
+        ("resource.terminate", "ok"),
+        ("resource.terminate", "denied"),
+        ("resource.start", "denied"),
+    ] {
+        assert!(
+            outcomes.iter().any(|(a, o)| a == want.0 && o == want.1),
+            "{want:?} missing from {outcomes:?}"
+        );
+    }
+    let stop = entries
+        .iter()
+        .find(|e| e["action"] == "resource.stop")
+        .unwrap();
+    assert_eq!(stop["target"]["provider_id"], ids[0]);
+    assert_eq!(stop["idempotency_key"], "stop-1");
+    assert_eq!(stop["auth"], "token");
+    assert_eq!(stop["old"]["state"], "running");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_and_grants_decide_who_may_act() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("perms", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(3, 3, "shared", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let ann = server.user_token("ann", Role::Member).await;
+    let bob = server.user_token("bob", Role::Member).await;
+    let vic = server.user_token("vic", Role::Viewer).await;
+    let items = server.all("kind=instance").await;
+    let [a, b, c] = [0, 1, 2].map(|i| find(&items, &ids[i])["id"].as_i64().unwrap());
+
+    // Nobody but admins may act on an orphan; everyone may see it.
+    for t in [&ann, &bob, &vic] {
+        let (status, e) = act(&server, t, a, json!({"action": "stop"}), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+        assert_eq!(e["error"]["code"], "forbidden");
+    }
+    let orphans = server.all("q=is:orphan").await;
+    assert_eq!(orphans.len(), 3, "{orphans:?}");
+
+    // The admin gives instance a to ann: the owner tag is written in the
+    // cloud and read back.
+    let (status, v) = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/resources/{a}/owner"),
+            &server.token,
+            json!({"owner": "ann"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["resource"]["owner"], "ann", "{v}");
+    let tags = ec2.instance_tags(&ids[0]).await.unwrap();
+    assert_eq!(
+        tags.get("skyhold:owner").map(String::as_str),
+        Some("ann"),
+        "{tags:?}"
+    );
+    assert_eq!(server.all("q=owner:ann").await.len(), 1);
+    assert_eq!(server.all("q=is:orphan").await.len(), 2);
+
+    // ann (owner: manage) may stop it; bob may not; the viewer never acts.
+    let (status, e) = act(&server, &bob, a, json!({"action": "stop"}), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, e) = act(&server, &ann, a, json!({"action": "stop"}), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{e}");
+
+    // A grant through a group: dev gets operate on b; bob joins dev.
+    let (s1, g) = server
+        .send(
+            Method::POST,
+            "/api/v1/groups",
+            &server.token,
+            json!({"name": "dev"}),
+            None,
+        )
+        .await;
+    assert_eq!(s1, StatusCode::CREATED, "{g}");
+    let (s2, _) = server
+        .send(
+            Method::POST,
+            "/api/v1/groups/dev/members",
+            &server.token,
+            json!({"username": "bob"}),
+            None,
+        )
+        .await;
+    assert_eq!(s2, StatusCode::OK);
+    let (s3, grant) = server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &server.token,
+            json!({"subject": "group:dev", "object": format!("resource:{b}"), "level": "operate"}),
+            None,
+        )
+        .await;
+    assert_eq!(s3, StatusCode::CREATED, "{grant}");
+    let (status, e) = act(&server, &bob, b, json!({"action": "stop"}), None).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{e}");
+    // operate is not manage: no terminate, no owner change.
+    let (status, e) = act(
+        &server,
+        &bob,
+        b,
+        json!({"action": "terminate", "confirm": ids[1]}),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{e}");
+    let (status, _) = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/resources/{b}/owner"),
+            &bob,
+            json!({"owner": "bob"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Items carry the caller's permission.
+    let mine = server
+        .request(
+            Method::GET,
+            "/api/v1/resources?kind=instance",
+            Some(&bob),
+            None,
+        )
+        .await
+        .1;
+    let perm = |id: i64| {
+        mine["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .unwrap()["permission"]
+            .clone()
+    };
+    assert_eq!(
+        (perm(a), perm(b), perm(c)),
+        (json!("view"), json!("operate"), json!("view"))
+    );
+    // Members do not manage groups; bob cannot grant himself more.
+    let (status, _) = server
+        .send(
+            Method::POST,
+            "/api/v1/groups",
+            &bob,
+            json!({"name": "mine"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &bob,
+            json!({"subject": "user:bob", "object": format!("resource:{b}"), "level": "manage"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Revoking the grant takes effect on the next request.
+    let (status, _) = server
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/grants/{}", grant["id"]),
+            &server.token,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = act(&server, &bob, b, json!({"action": "start"}), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Denials are audited; ann reads her own entries, not bob's.
+    let (_, log) = server
+        .request(
+            Method::GET,
+            "/api/v1/audit?outcome=denied&limit=100",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    let denied = log["items"].as_array().unwrap();
+    assert!(
+        denied
+            .iter()
+            .any(|e| e["actor"] == "bob" && e["action"] == "resource.terminate"),
+        "{log}"
+    );
+    let (_, mine) = server
+        .request(Method::GET, "/api/v1/audit?limit=200", Some(&ann), None)
+        .await;
+    let mine = mine["items"].as_array().unwrap();
+    assert!(!mine.is_empty());
+    assert!(
+        mine.iter()
+            .all(|e| e["actor"] != "bob"
+                || e["target"]["id"].as_str() == Some(a.to_string().as_str())),
+        "{mine:?}"
+    );
+    // Members may not export or verify the whole log.
+    let (status, _) = server
+        .request(Method::GET, "/api/v1/audit/verify", Some(&ann), None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_accounts_show_only_to_grant_holders() {
+    let moto = shared_moto();
+    let open = AccountSpec::new("open", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let secret = AccountSpec::new("secret", moto, &["us-east-1"])
+        .with_kinds(&["instance"])
+        .with_line("restricted = true");
+    let e1 = ec2(moto, &open.account_id, "us-east-1").await;
+    let e2 = ec2(moto, &secret.account_id, "us-east-1").await;
+    e1.launch(2, 2, "pub", &[]).await.unwrap();
+    let hidden = e2.launch(2, 2, "priv", &[]).await.unwrap();
+    let server = TestServer::start(&[open, secret]).await;
+    server.sync().await;
+    let ann = server.user_token("ann", Role::Member).await;
+    let aud = server.user_token("audrey", Role::Auditor).await;
+    let count = |v: &Value| v["items"].as_array().map_or(0, Vec::len);
+    let list = |t: String| {
+        let server = &server;
+        async move {
+            server
+                .request(
+                    Method::GET,
+                    "/api/v1/resources?kind=instance",
+                    Some(&t),
+                    None,
+                )
+                .await
+                .1
+        }
+    };
+    assert_eq!(count(&list(server.token.clone()).await), 4);
+    assert_eq!(
+        count(&list(aud.clone()).await),
+        4,
+        "auditors see restricted accounts"
+    );
+    assert_eq!(count(&list(ann.clone()).await), 2, "members do not");
+    let all = server.all("kind=instance").await;
+    let secret_id = find(&all, &hidden[0])["id"].as_i64().unwrap();
+    // Hidden means not found, on the API and the pages.
+    let (status, _) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/resources/{secret_id}"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, accts) = server
+        .request(Method::GET, "/api/v1/accounts", Some(&ann), None)
+        .await;
+    assert_eq!(count(&accts), 1, "{accts}");
+    let (_, dash) = server
+        .request(Method::GET, "/api/v1/dashboard", Some(&ann), None)
+        .await;
+    assert!(!dash.to_string().contains("secret"), "{dash}");
+    // A grant on one resource shows that resource alone.
+    let (status, g) = server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &server.token,
+            json!({"subject": "user:ann", "object": format!("resource:{secret_id}"), "level": "view"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{g}");
+    assert_eq!(count(&list(ann.clone()).await), 3);
+    let (status, _) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/resources/{secret_id}"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // A grant on the account shows all of it.
+    server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &server.token,
+            json!({"subject": "user:ann", "object": "account:secret", "level": "view"}),
+            None,
+        )
+        .await;
+    assert_eq!(count(&list(ann.clone()).await), 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabling_a_user_ends_their_tokens_at_once() {
+    let server = TestServer::start(&[]).await;
+    let ann = server.user_token("ann", Role::Member).await;
+    let (status, _) = server
+        .request(Method::GET, "/api/v1/me", Some(&ann), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = server
+        .send(
+            Method::PATCH,
+            "/api/v1/users/ann",
+            &server.token,
+            json!({"disabled": true}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["disabled"], true);
+    let (status, _) = server
+        .request(Method::GET, "/api/v1/me", Some(&ann), None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server.login_token("ann", "ann-password").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Members cannot manage users; admins cannot disable themselves.
+    let bob = server.user_token("bob", Role::Member).await;
+    let (status, _) = server
+        .send(
+            Method::POST,
+            "/api/v1/users",
+            &bob,
+            json!({"username": "x", "password": "long enough", "role": "admin"}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = server
+        .send(
+            Method::PATCH,
+            "/api/v1/users/admin",
+            &server.token,
+            json!({"disabled": true}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (status, v) = server
+        .send(
+            Method::PATCH,
+            "/api/v1/users/bob",
+            &server.token,
+            json!({"role": "root"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_parameter"))
+    );
+    server.stop().await;
+}
