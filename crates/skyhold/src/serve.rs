@@ -78,19 +78,8 @@ pub async fn start(
     admin_password: Option<&str>,
     shutdown_signal: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let config = Arc::new(config);
-    let store = Store::connect(&config.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening database {}",
-                skyhold_store::redact_url(&config.database_url)
-            )
-        })?;
-    let engine = Arc::new(SyncEngine::new(store.clone(), &config, |a| {
-        Arc::new(AwsProvider::new(a.aws.clone())) as Arc<dyn Provider>
-    }));
-    let app = Arc::new(App::new(store, config.clone(), engine.clone()));
+    let app = open_app(config).await?;
+    let (config, engine) = (app.config.clone(), app.sync.clone());
     let generated_admin_password = app
         .bootstrap_admin(admin_password)
         .await
