@@ -183,3 +183,184 @@ async fn user_add_creates_a_user_who_can_log_in() {
     assert_eq!(v["role"], "viewer");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_groups_and_grants_from_the_cli() {
+    let server = TestServer::start(&[]).await;
+    let config = server.db.dir.path().join("skyhold.toml");
+    let config = config.to_str().unwrap();
+    let tok = server.token.clone();
+    // On the database directly, and through the API.
+    let out = server.cli(
+        &["user", "add", "ann", "--role", "member", "--config", config],
+        "ann-password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.cli_as(
+        &tok,
+        &["user", "add", "bob", "--role", "auditor"],
+        "bob-password\n",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.cli_as(&tok, &["user", "ls"], "");
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("ann") && listing.contains("member") && listing.contains("auditor"),
+        "{listing}"
+    );
+    let out = server.cli(
+        &["user", "set", "bob", "--role", "viewer", "--config", config],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.cli_as(&tok, &["user", "ls", "--json"], "");
+    let users: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let bob = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .unwrap();
+    assert_eq!(bob["role"], "viewer");
+    let out = server.cli_as(&tok, &["user", "set", "bob"], "");
+    assert!(!out.status.success() && text(&out.stderr).contains("nothing to change"));
+    // Disabling works at once.
+    let (status, _) = server.login_token("ann", "ann-password").await;
+    assert_eq!(status, reqwest::StatusCode::CREATED);
+    let out = server.cli_as(&tok, &["user", "disable", "ann"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let (status, _) = server.login_token("ann", "ann-password").await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED);
+    let out = server.cli(&["user", "set", "ann", "--enable", "--config", config], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // Groups and grants.
+    for args in [
+        &["group", "add", "dev"][..],
+        &["group", "member", "add", "dev", "ann"],
+        &["grant", "add", "group:dev", "user:bob", "manage"],
+    ] {
+        let out = server.cli_as(&tok, args, "");
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+    }
+    let out = server.cli_as(&tok, &["group", "ls"], "");
+    assert!(text(&out.stdout).contains("ann"), "{}", text(&out.stdout));
+    let out = server.cli_as(&tok, &["grant", "ls", "--json"], "");
+    let grants: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(grants[0]["subject"], "group:dev", "{grants}");
+    // Deleting without a terminal needs --yes.
+    let out = server.cli_as(&tok, &["group", "rm", "dev"], "");
+    assert!(!out.status.success() && text(&out.stderr).contains("--yes"));
+    let out = server.cli_as(&tok, &["group", "rm", "dev", "--yes"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The audit log from the CLI.
+    let out = server.cli_as(&tok, &["audit", "ls", "--action", "group.", "--json"], "");
+    let entries: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "group.delete"),
+        "{entries}"
+    );
+    let out = server.cli_as(&tok, &["audit", "export", "--format", "csv"], "");
+    assert!(
+        text(&out.stdout).starts_with("seq,time"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.cli_as(&tok, &["audit", "verify"], "");
+    assert!(
+        out.status.success() && text(&out.stdout).contains("intact"),
+        "{}",
+        text(&out.stdout)
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_actions_by_name_from_the_cli() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("clipower", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    // Named "web-0" (one reservation), and two instances both named "twin-0".
+    let web = ec2.launch(1, 1, "web", &[]).await.unwrap();
+    ec2.launch(2, 2, "twin", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let tok = server.token.clone();
+
+    let out = server.cli_as(&tok, &["stop", "web-0", "--wait"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("succeeded"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("stopped"),
+        "progress: {}",
+        text(&out.stderr)
+    );
+    let out = server.cli_as(&tok, &["start", &web[0], "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["action"]["state"], "succeeded", "{v}");
+    // An ambiguous name is refused with its candidates; nothing is done.
+    let out = server.cli_as(&tok, &["stop", "twin-0"], "");
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("names 2") && err.matches("i-").count() >= 2,
+        "{err}"
+    );
+    let out = server.cli_as(&tok, &["stop", "nosuch"], "");
+    assert!(!out.status.success() && text(&out.stderr).contains("no instance named"));
+    // Terminate in a pipe needs --yes.
+    let out = server.cli_as(&tok, &["terminate", "web-0"], "");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("--yes"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.cli_as(&tok, &["terminate", "web-0", "--yes"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A viewer is refused, and says so.
+    let vic = server.user_token("vic", skyhold_core::Role::Viewer).await;
+    let out = server.cli_as(&vic, &["stop", &web[0]], "");
+    assert!(!out.status.success());
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_the_cli_quietly() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("clipipe", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(30, 30, "many", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    for args in [
+        &["ls"][..],
+        &["ls", "--json"],
+        &["status"],
+        &["audit", "ls"],
+    ] {
+        // The reader goes away before the CLI writes: like `skyhold ls | head -0`.
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_skyhold"))
+            .args(args)
+            .env("SKYHOLD_URL", &server.url)
+            .env("SKYHOLD_TOKEN", &server.token)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+    server.stop().await;
+}

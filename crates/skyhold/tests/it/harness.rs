@@ -462,6 +462,28 @@ impl TestServer {
     }
 
     /// Runs the skyhold binary with its own config directory.
+    /// Runs the CLI as `token`'s user (through SKYHOLD_URL/SKYHOLD_TOKEN).
+    pub fn cli_as(&self, token: &str, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_skyhold"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.db.dir.path().join("cli-config"))
+            .env("HOME", self.db.dir.path())
+            .env("SKYHOLD_URL", &self.url)
+            .env("SKYHOLD_TOKEN", token)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run skyhold");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write stdin");
+        child.wait_with_output().expect("wait skyhold")
+    }
+
     pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skyhold"))
             .args(args)

@@ -109,15 +109,39 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Manage users (opens the database named by the configuration).
+    /// Manage users: through the API when logged in, or on the database
+    /// with --config.
     User {
         #[command(subcommand)]
-        command: UserCommand,
+        command: access::UserCommand,
     },
-    /// The audit log: verify its hash chain.
+    /// Manage groups and their members.
+    Group {
+        #[command(subcommand)]
+        command: access::GroupCommand,
+    },
+    /// Manage permission grants.
+    Grant {
+        #[command(subcommand)]
+        command: access::GrantCommand,
+    },
+    /// Set a resource's owner (writes the skyhold:owner tag in the cloud).
+    Owner {
+        #[command(subcommand)]
+        command: OwnerCommand,
+    },
+    /// Start instances (names, i-… ids or skyhold ids).
+    Start(PowerArgs),
+    /// Stop instances.
+    Stop(PowerArgs),
+    /// Reboot instances.
+    Reboot(PowerArgs),
+    /// Terminate instances (asks for each name on a terminal; --yes otherwise).
+    Terminate(PowerArgs),
+    /// The audit log: list, export, verify.
     Audit {
         #[command(subcommand)]
-        command: AuditCommand,
+        command: audit::AuditCommand,
     },
     /// Print shell completions.
     Completions {
@@ -126,28 +150,30 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum UserCommand {
-    /// Create a user; the password is read from the terminal or standard input.
-    Add {
-        username: String,
-        #[arg(long, value_enum, default_value_t = RoleArg::Viewer)]
-        role: RoleArg,
-        #[arg(long, env = "SKYHOLD_CONFIG")]
-        config: Option<PathBuf>,
-    },
+#[derive(clap::Args)]
+struct PowerArgs {
+    /// Instance names, provider ids (i-…) or skyhold ids.
+    targets: Vec<String>,
+    /// Follow each instance until it reaches its new state.
+    #[arg(long)]
+    wait: bool,
+    /// Do not ask (required for terminate when not on a terminal).
+    #[arg(long)]
+    yes: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand)]
-enum AuditCommand {
-    /// Check the hash chain: of an exported JSONL file (`--file`), of the
-    /// database the configuration names (`--config`), or through the API
-    /// when logged in. Exits 1 when the chain is broken.
-    Verify {
-        #[arg(long, conflicts_with = "config")]
-        file: Option<PathBuf>,
-        #[arg(long, env = "SKYHOLD_CONFIG")]
-        config: Option<PathBuf>,
+enum OwnerCommand {
+    /// Set the owner: a user name or group:NAME.
+    Set {
+        /// A name, provider id or skyhold id.
+        target: String,
+        owner: String,
+        /// The resource's kind when resolving a name (default instance).
+        #[arg(long, default_value = "instance")]
+        kind: String,
         #[arg(long)]
         json: bool,
     },
@@ -177,6 +203,45 @@ impl RoleArg {
             RoleArg::Viewer => skyhold_core::Role::Viewer,
             RoleArg::Auditor => skyhold_core::Role::Auditor,
         }
+    }
+}
+
+/// Writes a line to standard output. A closed pipe (`skyhold ls | head -1`)
+/// ends the command quietly with success, as other Unix tools do, instead
+/// of the panic `println!` gives.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        emit(&format!($($arg)*))?
+    };
+}
+
+fn emit(line: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Silent(0).into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+mod access;
+mod actions;
+mod audit;
+
+/// Asks "PROMPT [y/N]" on a terminal; without one, `yes` must be given.
+fn confirm(yes: bool, prompt: &str, _expected: Option<&str>) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("this needs --yes when standard input is not a terminal");
+    }
+    let answer = read_line(&format!("{prompt} [y/N] "))?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        bail!("not confirmed; nothing was changed")
     }
 }
 
@@ -227,7 +292,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve { config } => serve(config).await,
         Command::CheckConfig { config } => {
             let c = load_config(config.as_deref())?;
-            println!(
+            outln!(
                 "configuration ok: {} account(s), listen {}",
                 c.accounts.len(),
                 c.listen
@@ -286,17 +351,25 @@ async fn run(cli: Cli) -> Result<()> {
         } => sync(account, wait, json).await,
         Command::Status { json } => status(json).await,
         Command::Refresh { id, json } => refresh(id, json).await,
-        Command::User {
+        Command::User { command } => access::user(command).await,
+        Command::Group { command } => access::group(command).await,
+        Command::Grant { command } => access::grant(command).await,
+        Command::Owner {
             command:
-                UserCommand::Add {
-                    username,
-                    role,
-                    config,
+                OwnerCommand::Set {
+                    target,
+                    owner,
+                    kind,
+                    json,
                 },
-        } => user_add(config, &username, role).await,
-        Command::Audit {
-            command: AuditCommand::Verify { file, config, json },
-        } => audit_verify(file, config, json).await,
+        } => actions::set_owner(&target, &owner, &kind, json).await,
+        Command::Start(a) => actions::power("start", a.targets, a.wait, a.yes, a.json).await,
+        Command::Stop(a) => actions::power("stop", a.targets, a.wait, a.yes, a.json).await,
+        Command::Reboot(a) => actions::power("reboot", a.targets, a.wait, a.yes, a.json).await,
+        Command::Terminate(a) => {
+            actions::power("terminate", a.targets, a.wait, a.yes, a.json).await
+        }
+        Command::Audit { command } => audit::run(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -314,10 +387,10 @@ async fn serve(config_path: Option<PathBuf>) -> Result<()> {
     init_tracing();
     let admin_pw = env_lookup("SKYHOLD_ADMIN_PASSWORD");
     let running = crate::serve::start(config, admin_pw.as_deref(), shutdown_signal()).await?;
-    println!("skyhold listening on {}", running.url());
+    outln!("skyhold listening on {}", running.url());
     if let Some(pw) = &running.generated_admin_password {
-        println!("created user 'admin' with password: {pw}");
-        println!("(shown once; set SKYHOLD_ADMIN_PASSWORD before the first start to choose it)");
+        outln!("created user 'admin' with password: {pw}");
+        outln!("(shown once; set SKYHOLD_ADMIN_PASSWORD before the first start to choose it)");
     }
     std::io::stdout().flush().ok();
     running.wait().await
@@ -438,6 +511,21 @@ impl Client {
             .with_context(|| format!("cannot reach {}", self.base))?;
         decode(res).await
     }
+
+    /// A GET whose answer is text (exports), with the API's errors decoded.
+    async fn get_text(&self, path: &str) -> Result<String> {
+        let res = self
+            .http
+            .get(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.base))?;
+        if res.status().is_success() {
+            return Ok(res.text().await?);
+        }
+        decode(res).await.map(|v| v.to_string())
+    }
 }
 
 async fn decode(res: reqwest::Response) -> Result<Value> {
@@ -507,7 +595,7 @@ async fn login(url: &str, username: Option<String>) -> Result<()> {
         url: base.clone(),
         token,
     })?;
-    println!(
+    outln!(
         "logged in to {base} as {username} (token saved in {})",
         path.display()
     );
@@ -522,14 +610,14 @@ async fn logout() -> Result<()> {
         std::fs::remove_file(&path)?;
     }
     match r {
-        Ok(_) => println!("logged out"),
-        Err(e) => println!("forgot the saved token (the server said: {e})"),
+        Ok(_) => outln!("logged out"),
+        Err(e) => outln!("forgot the saved token (the server said: {e})"),
     }
     Ok(())
 }
 
 /// Prints rows as an aligned table.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
+fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -545,12 +633,13 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
                 s.push_str(&format!("{c:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", s.trim_end());
+        emit(s.trim_end())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for r in rows {
-        line(r.iter().map(String::as_str).collect());
+        line(r.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }
 
 fn s(v: &Value, ptr: &str) -> String {
@@ -590,9 +679,9 @@ async fn views(command: Option<ViewsCommand>, as_json: bool) -> Result<()> {
                 )
                 .await?;
             if as_json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("saved view {name:?}: {}", s(&v, "/q"));
+                outln!("saved view {name:?}: {}", s(&v, "/q"));
             }
         }
         Some(ViewsCommand::Rm { name }) => {
@@ -600,13 +689,13 @@ async fn views(command: Option<ViewsCommand>, as_json: bool) -> Result<()> {
             c.call(reqwest::Method::DELETE, &format!("/views/{id}"), None)
                 .await?;
             if !as_json {
-                println!("removed view {name:?}");
+                outln!("removed view {name:?}");
             }
         }
         None => {
             let v = c.call(reqwest::Method::GET, "/views", None).await?;
             if as_json {
-                println!("{}", serde_json::to_string_pretty(&v["items"])?);
+                outln!("{}", serde_json::to_string_pretty(&v["items"])?);
                 return Ok(());
             }
             let rows: Vec<Vec<String>> = v["items"]
@@ -615,7 +704,7 @@ async fn views(command: Option<ViewsCommand>, as_json: bool) -> Result<()> {
                 .flatten()
                 .map(|x| vec![s(x, "/name"), s(x, "/q")])
                 .collect();
-            print_table(&["NAME", "QUERY"], &rows);
+            print_table(&["NAME", "QUERY"], &rows)?;
         }
     }
     Ok(())
@@ -648,7 +737,7 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
         }
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&Value::Array(items))?);
+        outln!("{}", serde_json::to_string_pretty(&Value::Array(items))?);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = items
@@ -684,7 +773,7 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
             "OWNER",
         ],
         &rows,
-    );
+    )?;
     if cursor.is_some() {
         eprintln!("(more rows: use --all or a larger --limit)");
     }
@@ -710,11 +799,11 @@ async fn sync(account: Option<String>, wait: bool, as_json: bool) -> Result<()> 
         )
         .await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     if !wait {
-        println!("sync started; `skyhold status` shows its progress");
+        outln!("sync started; `skyhold status` shows its progress");
         return Ok(());
     }
     let reports = v["reports"].as_array().cloned().unwrap_or_default();
@@ -747,7 +836,7 @@ async fn sync(account: Option<String>, wait: bool, as_json: bool) -> Result<()> 
             "ACCOUNT", "REGION", "KIND", "RESULT", "COUNT", "CHANGES", "TIME", "ERROR",
         ],
         &rows,
-    );
+    )?;
     let failed = v["failed"].as_u64().unwrap_or(0);
     if failed > 0 {
         bail!("{failed} listing(s) failed");
@@ -765,7 +854,7 @@ async fn refresh(id: i64, as_json: bool) -> Result<()> {
         )
         .await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     let gone = if v["deleted_at"].is_null() {
@@ -773,7 +862,7 @@ async fn refresh(id: i64, as_json: bool) -> Result<()> {
     } else {
         format!(" (gone since {})", s(&v, "/deleted_at"))
     };
-    println!(
+    outln!(
         "{} {} {} {}: {}{gone}",
         s(&v, "/account"),
         s(&v, "/region"),
@@ -788,7 +877,7 @@ async fn status(as_json: bool) -> Result<()> {
     let c = client()?;
     let v = c.call(reqwest::Method::GET, "/sync/status", None).await?;
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&v["items"])?);
+        outln!("{}", serde_json::to_string_pretty(&v["items"])?);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = v["items"]
@@ -826,67 +915,6 @@ async fn status(as_json: bool) -> Result<()> {
             "LAST ERROR",
         ],
         &rows,
-    );
-    Ok(())
-}
-
-async fn audit_verify(file: Option<PathBuf>, config: Option<PathBuf>, as_json: bool) -> Result<()> {
-    let report: Value = if let Some(path) = file {
-        let f =
-            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
-        let r = crate::app::verify_lines(std::io::BufRead::lines(std::io::BufReader::new(f)))
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        serde_json::to_value(&r)?
-    } else if let Some(config) = config {
-        let config = load_config(Some(&config))?;
-        let store = skyhold_store::Store::connect(&config.database_url).await?;
-        let r = crate::app::verify_store(&store).await;
-        store.close().await;
-        serde_json::to_value(r.map_err(|e| anyhow!("{e}"))?)?
-    } else {
-        client()?
-            .call(reqwest::Method::GET, "/audit/verify", None)
-            .await?
-    };
-    let ok = report["ok"].as_bool().unwrap_or(false);
-    if as_json {
-        println!("{report}");
-    } else if ok {
-        println!(
-            "ok: {} entries checked, the chain is intact",
-            report["checked"]
-        );
-    } else {
-        println!(
-            "BROKEN at entry {}: {} ({} entries checked before it)",
-            report["first_bad_seq"],
-            report["problem"].as_str().unwrap_or("?"),
-            report["checked"]
-        );
-    }
-    if ok {
-        Ok(())
-    } else {
-        Err(Silent(1).into())
-    }
-}
-
-async fn user_add(config: Option<PathBuf>, username: &str, role: RoleArg) -> Result<()> {
-    let config = load_config(config.as_deref())?;
-    let password = read_password(&format!("Password for {username}: "))?;
-    let app = crate::serve::open_app(config).await?;
-    let role = role.role();
-    let created = app
-        .create_user(
-            &crate::app::Actor::system("cli"),
-            username,
-            &password,
-            role,
-            "",
-        )
-        .await;
-    app.store.close().await;
-    created.map_err(|e| anyhow!("{e}"))?;
-    println!("created user {username} ({})", role.as_str());
+    )?;
     Ok(())
 }
