@@ -320,6 +320,19 @@ pub fn parse(input: &str, now_ms: Millis) -> Result<Search, SearchError> {
             message: format!("search is longer than {MAX_CHARS} characters"),
         });
     }
+    // Control characters (a NUL, an escape) have no meaning in a search and
+    // would reach the database; whitespace ones just separate terms.
+    if let Some((col, c)) = input
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !c.is_whitespace())
+    {
+        return Err(SearchError {
+            token: c.escape_debug().to_string(),
+            position: col + 1,
+            message: "control characters are not allowed in a search".into(),
+        });
+    }
     let tokens = tokenize(input)?;
     if let Some(extra) = tokens.get(MAX_TERMS) {
         return Err(extra.error(format!("too many terms (at most {MAX_TERMS})")));
@@ -1495,5 +1508,15 @@ mod tests {
         };
         assert_eq!(q.to_string(), r#""state:x" -name:"a b",c"#);
         assert_eq!(p(&q.to_string()), q);
+    }
+
+    #[test]
+    fn control_characters_are_refused_with_their_column() {
+        let e = parse("abc\u{0}def", 0).unwrap_err();
+        assert_eq!(e.position, 4, "{e}");
+        assert!(e.to_string().contains("control characters"), "{e}");
+        assert!(parse("a\u{1b}[31m", 0).is_err());
+        // Tabs and newlines only separate terms.
+        assert_eq!(parse("web\tdb\nx", 0).unwrap().terms.len(), 3);
     }
 }

@@ -50,11 +50,41 @@ pub struct AuthConfig {
     /// Local users with passwords (default true; `false` refuses every
     /// password login).
     pub local: bool,
+    /// `[auth.proxy]`: identity from a trusted reverse proxy's header.
+    pub proxy: Option<ProxyAuth>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        AuthConfig { local: true }
+        AuthConfig {
+            local: true,
+            proxy: None,
+        }
+    }
+}
+
+/// `[auth.proxy]`: a reverse proxy (Apache/nginx basic auth, an SSO proxy)
+/// names the user in a header. The header is honoured only when the TCP
+/// peer is inside `trusted`; from anywhere else it is ignored (and the
+/// attempt audited), so nobody can simply send it themselves.
+#[derive(Debug, Clone)]
+pub struct ProxyAuth {
+    /// The header naming the user, e.g. `X-Remote-User` (lower-cased).
+    pub header: String,
+    /// An optional header listing the user's groups, comma-separated.
+    pub groups_header: Option<String>,
+    pub trusted: Vec<ipnet::IpNet>,
+    /// Create unknown users (with `default_role`).
+    pub auto_create: bool,
+    pub default_role: skyhold_core::Role,
+    /// Make the user's memberships match `groups_header` (existing groups).
+    pub sync_groups: bool,
+}
+
+impl ProxyAuth {
+    /// Whether a request from `peer` may name its user in the header.
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&peer))
     }
 }
 
@@ -62,6 +92,80 @@ impl Default for AuthConfig {
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     local: Option<bool>,
+    proxy: Option<RawProxy>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    header: String,
+    groups_header: Option<String>,
+    trusted: Vec<String>,
+    #[serde(default)]
+    auto_create: bool,
+    default_role: Option<String>,
+    #[serde(default)]
+    sync_groups: bool,
+}
+
+fn header_name(key: &str, v: &str) -> Result<String, String> {
+    let ok =
+        !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if ok {
+        Ok(v.to_ascii_lowercase())
+    } else {
+        Err(format!(
+            "{key}: {:?} is not a header name (letters, digits and '-')",
+            skyhold_core::clip(v, 40)
+        ))
+    }
+}
+
+fn parse_proxy(p: RawProxy) -> Result<ProxyAuth, (&'static str, String)> {
+    let header = header_name("header", &p.header).map_err(|m| ("auth.proxy.header", m))?;
+    let groups_header = p
+        .groups_header
+        .as_deref()
+        .map(|g| header_name("groups_header", g))
+        .transpose()
+        .map_err(|m| ("auth.proxy.groups_header", m))?;
+    if p.trusted.is_empty() {
+        return Err((
+            "auth.proxy.trusted",
+            "list the proxy's addresses (CIDR), e.g. [\"127.0.0.1/32\"]: the header is honoured only from them".into(),
+        ));
+    }
+    let mut trusted = Vec::new();
+    for t in &p.trusted {
+        let net = t
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| t.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map_err(|_| {
+                (
+                    "auth.proxy.trusted",
+                    format!("{t:?} is not an address or CIDR range"),
+                )
+            })?;
+        trusted.push(net);
+    }
+    let default_role = match p.default_role.as_deref() {
+        None => skyhold_core::Role::Viewer,
+        Some(r) => skyhold_core::Role::parse(r).ok_or((
+            "auth.proxy.default_role",
+            format!("{r:?}: use admin, member, viewer or auditor"),
+        ))?,
+    };
+    if p.sync_groups && groups_header.is_none() {
+        return Err(("auth.proxy.sync_groups", "needs groups_header".into()));
+    }
+    Ok(ProxyAuth {
+        header,
+        groups_header,
+        trusted,
+        auto_create: p.auto_create,
+        default_role,
+        sync_groups: p.sync_groups,
+    })
 }
 
 #[derive(Debug, Clone)]
@@ -687,6 +791,10 @@ impl Config {
             owner_tag_keys,
             auth: AuthConfig {
                 local: raw.auth.as_ref().and_then(|a| a.local).unwrap_or(true),
+                proxy: match raw.auth.and_then(|a| a.proxy) {
+                    None => None,
+                    Some(p) => Some(parse_proxy(p).map_err(|(key, m)| loc.err(None, key, m))?),
+                },
             },
             accounts,
         })

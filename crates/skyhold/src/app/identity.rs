@@ -272,7 +272,6 @@ impl App {
             .await
     }
 
-    #[allow(dead_code)] // used by proxy and OIDC sign-in (next step)
     /// Creates a user first seen through a trusted proxy header or an OIDC
     /// login (`auto_create`), with an unusable password.
     pub(crate) async fn auto_create_user(
@@ -297,6 +296,116 @@ impl App {
             .user_by_name(username)
             .await?
             .ok_or_else(|| AppError::NotFound(format!("user {username}")))
+    }
+
+    /// Signs in the user a trusted reverse proxy names in its header (the
+    /// edge has checked the peer address). Reuses the browser's session when
+    /// it belongs to that user; otherwise creates the user if `auto_create`,
+    /// syncs their groups if configured, starts a `proxy` session (so forms
+    /// and API writes carry a CSRF token) and returns its cookie.
+    pub async fn proxy_sign_in(
+        &self,
+        cfg: &crate::config::ProxyAuth,
+        username: &str,
+        groups: Option<Vec<String>>,
+        cookie: Option<&str>,
+        ctx: RequestCtx,
+    ) -> Result<(Actor, Option<String>), AppError> {
+        let name = username.trim();
+        if let Some(c) = cookie {
+            if let Some(a) = self.session_actor(c, ctx.clone()).await? {
+                if a.username == name {
+                    return Ok((a, None));
+                }
+            }
+        }
+        let mut d = AuditDraft {
+            time: now_millis(),
+            actor: skyhold_core::clip(name, 100),
+            auth: audit::auth::PROXY.into(),
+            client_ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            request_id: ctx.request_id.clone(),
+            action: "login".into(),
+            target: user_target(None, &skyhold_core::clip(name, 100)),
+            outcome: audit::outcome::DENIED.into(),
+            ..Default::default()
+        };
+        if let Err(e) = validate_username(name) {
+            d.reason = format!("invalid_parameter: {e}");
+            self.record(&d).await;
+            return Err(AppError::Forbidden(format!(
+                "the proxy named an invalid user: {e}"
+            )));
+        }
+        let user = match self.store.user_by_name(name).await? {
+            Some(u) => u,
+            None if cfg.auto_create => {
+                self.auto_create_user(name, cfg.default_role, "", "proxy", &ctx)
+                    .await?
+            }
+            None => {
+                d.reason = "unknown_user: not known to skyhold and auto_create is off".into();
+                self.record(&d).await;
+                return Err(AppError::Forbidden(format!(
+                    "user {name} is not known to skyhold; an admin must create it"
+                )));
+            }
+        };
+        d.actor_id = Some(user.id.0);
+        d.target.id = user.id.to_string();
+        if user.disabled_at.is_some() {
+            d.reason = "disabled: the user is disabled".into();
+            self.record(&d).await;
+            return Err(AppError::Forbidden(format!("user {name} is disabled")));
+        }
+        if cfg.sync_groups {
+            self.sync_groups(&user, groups.unwrap_or_default(), &ctx)
+                .await?;
+        }
+        let first = self
+            .actor_for(
+                user,
+                AuthVia::Session {
+                    csrf: String::new(),
+                    method: audit::auth::PROXY.into(),
+                },
+                ctx.clone(),
+            )
+            .await?;
+        let token = self.start_session(&first, audit::auth::PROXY).await?;
+        let actor = self
+            .session_actor(&token, ctx)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        d.outcome = audit::outcome::OK.into();
+        self.record(&d).await;
+        Ok((actor, Some(token)))
+    }
+
+    /// Makes `user`'s memberships match `wanted` (groups that exist; others
+    /// are ignored), audited as `system:proxy`.
+    async fn sync_groups(
+        &self,
+        user: &User,
+        wanted: Vec<String>,
+        ctx: &RequestCtx,
+    ) -> Result<(), AppError> {
+        let mut system = Actor::system("proxy");
+        system.ctx = ctx.clone();
+        let have = self.store.user_groups(user.id).await?;
+        let all = self.store.list_groups().await?;
+        for g in all.iter().filter(|g| wanted.contains(&g.name)) {
+            if !have.iter().any(|(id, _)| *id == g.id) {
+                self.add_member(&system, g.id, &user.username).await?;
+            }
+        }
+        for (id, name) in &have {
+            if !wanted.contains(name) {
+                self.remove_member(&system, *id, &user.username).await?;
+            }
+        }
+        Ok(())
     }
 
     pub async fn users(&self, actor: &Actor) -> Result<Vec<UserView>, AppError> {

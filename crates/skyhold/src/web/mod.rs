@@ -68,11 +68,32 @@ pub fn router(app: AppState) -> Router {
         .merge(views::routes())
         .merge(services::routes())
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(app.clone(), require_actor));
+        .layer(middleware::from_fn_with_state(app.clone(), require_actor))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        // Nothing behind a login is cached by browsers or proxies.
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ),
+        );
 
     public
         .merge(protected)
+        .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(observe))
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ),
+        )
+        .layer(
+            tower_http::set_header::SetResponseHeaderLayer::if_not_present(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            ),
+        )
         .layer(
             tower_http::set_header::SetResponseHeaderLayer::if_not_present(
                 header::X_CONTENT_TYPE_OPTIONS,
@@ -111,10 +132,69 @@ fn is_api(path: &str) -> bool {
     path.starts_with("/api/")
 }
 
+/// The pages use only their own scripts and styles.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Every API error is the JSON error shape with a stable code, including the
+/// ones axum's extractors answer in plain text (a body over the limit, a
+/// path that is not UTF-8, a wrong method).
+async fn json_errors(req: Request, next: Next) -> Response {
+    let api = is_api(req.uri().path());
+    let res = next.run(req).await;
+    let status = res.status();
+    let is_json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !api || !(status.is_client_error() || status.is_server_error()) || is_json {
+        return res;
+    }
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = skyhold_core::clip(String::from_utf8_lossy(&text).trim(), 300);
+    let mut out = (
+        status,
+        Json(json!({"error": {"code": code, "message": if message.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { message }}})),
+    )
+        .into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// Latency histogram and a Server-Timing header on every response.
 async fn observe(req: Request, next: Next) -> Response {
     let start = Instant::now();
-    let method = req.method().clone();
+    // Label values come only from fixed sets (known methods, matched route
+    // templates): a client cannot grow the metrics with made-up methods or
+    // paths.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -125,7 +205,7 @@ async fn observe(req: Request, next: Next) -> Response {
     let status = res.status().as_u16().to_string();
     metrics::histogram!(
         "http_request_duration_seconds",
-        "method" => method.to_string(),
+        "method" => method,
         "route" => route,
         "status" => status
     )
@@ -195,10 +275,30 @@ async fn require_actor(
         })
         .map(|t| t.trim().to_owned());
     let ctx = request_ctx(&req);
-    let actor: Result<Option<Actor>, AppError> = match (&bearer, jar.get(SESSION_COOKIE)) {
-        (Some(t), _) => app.token_actor(t, ctx).await,
-        (None, Some(c)) => app.session_actor(c.value(), ctx).await,
-        (None, None) => Ok(None),
+    let mut new_cookie = None;
+    let proxied = match (&bearer, &app.config.auth.proxy) {
+        (None, Some(p)) => match proxy_header(p, &req) {
+            Some(h) => proxy_identity(&app, p, h, &ctx).await,
+            None => None,
+        },
+        _ => None,
+    };
+    let actor: Result<Option<Actor>, AppError> = match (proxied, &bearer, jar.get(SESSION_COOKIE)) {
+        (Some((p, name, groups)), _, cookie) => {
+            match app
+                .proxy_sign_in(&p, &name, groups, cookie.map(|c| c.value()), ctx)
+                .await
+            {
+                Ok((a, token)) => {
+                    new_cookie = token;
+                    Ok(Some(a))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (None, Some(t), _) => app.token_actor(t, ctx).await,
+        (None, None, Some(c)) => app.session_actor(c.value(), ctx).await,
+        (None, None, None) => Ok(None),
     };
     let actor = match actor {
         Ok(Some(a)) => a,
@@ -234,10 +334,74 @@ async fn require_actor(
     let key = actor.ctx.idempotency_key.clone();
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD);
     req.extensions_mut().insert(actor.clone());
-    if api && unsafe_method && !key.is_empty() {
-        return idempotent(&app, &actor, &key, req, next).await;
+    let mut res = if api && unsafe_method && !key.is_empty() {
+        idempotent(&app, &actor, &key, req, next).await
+    } else {
+        next.run(req).await
+    };
+    if let Some(token) = new_cookie {
+        let c = pages::cookie(SESSION_COOKIE, token, app.config.secure_cookies);
+        if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
     }
-    next.run(req).await
+    res
+}
+
+/// The user (and groups) a reverse proxy names, when `[auth.proxy]` is
+/// configured and the header is present: honoured only from a trusted peer.
+/// From anywhere else the header is ignored, the attempt audited, and the
+/// request authenticated as if it were not there.
+async fn proxy_identity(
+    app: &App,
+    p: &crate::config::ProxyAuth,
+    (name, peer, groups): ProxyHeader,
+    ctx: &RequestCtx,
+) -> Option<(crate::config::ProxyAuth, String, Option<Vec<String>>)> {
+    if !peer.is_some_and(|ip| p.trusts(ip)) {
+        let mut d = skyhold_core::audit::AuditDraft {
+            time: skyhold_core::now_millis(),
+            actor: skyhold_core::clip(&name, 100),
+            auth: skyhold_core::audit::auth::NONE.into(),
+            client_ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            request_id: ctx.request_id.clone(),
+            action: "login".into(),
+            outcome: skyhold_core::audit::outcome::DENIED.into(),
+            ..Default::default()
+        };
+        d.reason = format!(
+            "untrusted_proxy: the {} header came from {}, not a trusted proxy; ignored",
+            p.header, ctx.client_ip
+        );
+        app.record(&d).await;
+        tracing::warn!(client = %ctx.client_ip, header = %p.header, "identity header from an untrusted address ignored");
+        return None;
+    }
+    Some((p.clone(), name, groups))
+}
+
+/// (user named, TCP peer, groups named) when the identity header is present.
+type ProxyHeader = (String, Option<std::net::IpAddr>, Option<Vec<String>>);
+
+fn proxy_header(p: &crate::config::ProxyAuth, req: &Request) -> Option<ProxyHeader> {
+    let name = req.headers().get(p.header.as_str())?;
+    let name = name.to_str().unwrap_or("").trim().to_owned();
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let groups = p.groups_header.as_deref().map(|h| {
+        req.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(',')
+            .map(|g| g.trim().to_owned())
+            .filter(|g| !g.is_empty())
+            .collect()
+    });
+    Some((name, peer, groups))
 }
 
 /// Largest API request body accepted.
@@ -303,9 +467,12 @@ impl IntoResponse for AppError {
         if let AppError::Internal(e) = &self {
             tracing::error!(error = ?e, "internal error");
         }
+        // Messages may quote input; they are cut so a huge value is not
+        // echoed back whole.
+        let message = skyhold_core::clip(&self.to_string(), 1000);
         let mut res = (
             status,
-            Json(json!({"error": {"code": self.code(), "message": self.to_string()}})),
+            Json(json!({"error": {"code": self.code(), "message": message}})),
         )
             .into_response();
         decorate(&self, &mut res);

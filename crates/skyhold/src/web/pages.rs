@@ -64,7 +64,7 @@ impl IntoResponse for PageError {
             "",
             html! {
                 h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
-                div.error { (self.0.to_string()) }
+                div.error { (skyhold_core::clip(&self.0.to_string(), 1000)) }
                 p { a href="/" { "Back to the dashboard" } }
             },
         );
@@ -82,15 +82,38 @@ pub struct LoginQuery {
     error: Option<String>,
 }
 
-/// Only local paths are followed after login (no open redirects).
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+/// Only same-origin paths are followed after login (no open redirects):
+/// the value is parsed as a URL relative to a placeholder origin and kept
+/// only if it stays on that origin, as a path and query. Control
+/// characters and backslashes (which browsers drop or turn into slashes,
+/// making `/\t/evil.example/` a link to another host) are refused outright.
+pub(super) fn safe_next(next: Option<&str>) -> String {
+    const ORIGIN: &str = "http://skyhold.invalid";
+    let Some(n) = next else { return "/".to_owned() };
+    if !n.starts_with('/')
+        || n.len() > 2000
+        || n.chars()
+            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+    {
+        return "/".to_owned();
+    }
+    let Ok(base) = url::Url::parse(ORIGIN) else {
+        return "/".to_owned();
+    };
+    match base.join(n) {
+        Ok(u) if u.origin() == base.origin() && !n.starts_with("//") => {
+            let mut out = u.path().to_owned();
+            if let Some(q) = u.query() {
+                out.push('?');
+                out.push_str(q);
+            }
+            out
+        }
         _ => "/".to_owned(),
     }
 }
 
-fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
+pub(super) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
     Cookie::build((name, value))
         .path("/")
         .http_only(true)
@@ -1252,5 +1275,23 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example")), "/");
         assert_eq!(safe_next(Some("https://evil.example")), "/");
         assert_eq!(safe_next(None), "/");
+        // What a form decodes `next=/%09/evil.example/` into, and friends:
+        // browsers drop tabs and newlines, leaving `//evil.example/`.
+        for bad in [
+            "/\t/evil.example/",
+            "/\n/evil.example",
+            "/\r\n/x",
+            "/\u{1}x",
+            "/\\evil.example",
+            "/ /x",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(
+            safe_next(Some("/%09/x")),
+            "/%09/x",
+            "an encoded tab stays encoded"
+        );
+        assert_eq!(safe_next(Some("/a/../b?x=1#frag")), "/b?x=1");
     }
 }

@@ -526,9 +526,23 @@ impl TestServer {
         accounts: &[AccountSpec],
         edit: impl Fn(String) -> String,
     ) -> TestServer {
+        TestServer::start_full(accounts, edit, "").await
+    }
+
+    /// Starts with `tables` (TOML tables such as `[auth.proxy]`) written
+    /// after the top-level keys and before the accounts.
+    pub async fn start_with(accounts: &[AccountSpec], tables: &str) -> TestServer {
+        TestServer::start_full(accounts, |t| t, tables).await
+    }
+
+    async fn start_full(
+        accounts: &[AccountSpec],
+        edit: impl Fn(String) -> String,
+        tables: &str,
+    ) -> TestServer {
         let db = TestDb::new().await;
         let mut toml = format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n",
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n{tables}\n",
             db.url
         );
         for a in accounts {
