@@ -41,7 +41,19 @@ pub struct Config {
     /// Tag keys read for a resource's owner after `skyhold:owner`, in order.
     pub owner_tag_keys: Vec<String>,
     pub auth: AuthConfig,
+    /// Where the audit log's head (seq, hash, time) is written every
+    /// `audit_anchor_interval`, so a rewrite of the whole table is
+    /// detectable from outside the database.
+    pub audit_anchor: Option<AuditAnchor>,
+    pub audit_anchor_interval: Duration,
     pub accounts: Vec<AccountConfig>,
+}
+
+/// `audit_anchor`: a file to append a JSON line to, or a URL to POST to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditAnchor {
+    File(PathBuf),
+    Webhook(url::Url),
 }
 
 /// `[auth]`: how people sign in.
@@ -258,6 +270,8 @@ struct RawConfig {
     stopped_days: Option<u32>,
     owner_tag_keys: Option<Vec<String>>,
     auth: Option<RawAuth>,
+    audit_anchor: Option<String>,
+    audit_anchor_interval: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -505,6 +519,22 @@ impl Config {
         if !(1..=3650).contains(&stopped_days) {
             return Err(loc.err(None, "stopped_days", "must be between 1 and 3650"));
         }
+        let audit_anchor = match raw.audit_anchor.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
+                Some(AuditAnchor::Webhook(url::Url::parse(v).map_err(|e| {
+                    loc.err(None, "audit_anchor", format!("not a URL: {e}"))
+                })?))
+            }
+            Some(v) if v.contains("://") => {
+                return Err(loc.err(None, "audit_anchor", "use a file path or an http(s):// URL"))
+            }
+            Some(v) => Some(AuditAnchor::File(PathBuf::from(v))),
+        };
+        let audit_anchor_interval = match &raw.audit_anchor_interval {
+            None => Duration::from_secs(3600),
+            Some(v) => parse_interval(v).map_err(|m| loc.err(None, "audit_anchor_interval", m))?,
+        };
         let owner_tag_keys = raw
             .owner_tag_keys
             .unwrap_or_else(skyhold_core::access::default_owner_tag_keys);
@@ -789,6 +819,8 @@ impl Config {
             history_retention,
             stopped_days,
             owner_tag_keys,
+            audit_anchor,
+            audit_anchor_interval,
             auth: AuthConfig {
                 local: raw.auth.as_ref().and_then(|a| a.local).unwrap_or(true),
                 proxy: match raw.auth.and_then(|a| a.proxy) {

@@ -108,6 +108,24 @@ pub async fn start(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (tx, rx) = watch::channel(false);
+    if app.config.audit_anchor.is_some() {
+        let app = app.clone();
+        let every = app.config.audit_anchor_interval;
+        let mut stop = rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => return,
+                }
+                if let Err(e) = app.anchor_audit().await {
+                    tracing::error!(error = %e, "could not anchor the audit log");
+                }
+            }
+        });
+    }
+
     let sync_loop = engine.clone().spawn_loop(config.sync_on_start, rx.clone());
     let router = crate::web::router(app.clone());
     let mut stop_rx = rx;

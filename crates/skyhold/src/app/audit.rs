@@ -207,6 +207,51 @@ impl App {
         Ok(n)
     }
 
+    /// Writes the chain's head (seq, hash, time) to the configured anchor:
+    /// a JSON line appended to a file, or a JSON POST to a webhook. A later
+    /// rewrite of the whole table cannot match the anchored hashes.
+    pub async fn anchor_audit(&self) -> Result<Option<serde_json::Value>, AppError> {
+        let Some(anchor) = &self.config.audit_anchor else {
+            return Ok(None);
+        };
+        let (seq, hash) = self.store.audit_head().await?;
+        let line = serde_json::json!({"seq": seq, "hash": hash, "time": skyhold_core::rfc3339(now_millis())});
+        match anchor {
+            crate::config::AuditAnchor::File(path) => {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| {
+                        AppError::Unavailable(format!("audit anchor {}: {e}", path.display()))
+                    })?;
+                writeln!(f, "{line}").map_err(|e| {
+                    AppError::Unavailable(format!("audit anchor {}: {e}", path.display()))
+                })?;
+            }
+            crate::config::AuditAnchor::Webhook(url) => {
+                let res = reqwest::Client::builder()
+                    .timeout(std::time::Duration::from_secs(10))
+                    .redirect(reqwest::redirect::Policy::none())
+                    .build()
+                    .map_err(|e| AppError::Internal(e.into()))?
+                    .post(url.clone())
+                    .json(&line)
+                    .send()
+                    .await
+                    .map_err(|e| AppError::Unavailable(format!("audit anchor webhook: {e}")))?;
+                if !res.status().is_success() {
+                    return Err(AppError::Unavailable(format!(
+                        "audit anchor webhook answered {}",
+                        res.status()
+                    )));
+                }
+            }
+        }
+        Ok(Some(line))
+    }
+
     /// Checks the whole chain in the database against its recorded head.
     pub async fn verify_audit(&self, actor: &Actor) -> Result<VerifyReport, AppError> {
         self.authorize(actor, Action::ExportAudit, Object::None)

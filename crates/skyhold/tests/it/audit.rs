@@ -233,3 +233,179 @@ async fn logins_and_tokens_are_audited_with_their_origin() {
     assert!(csv.starts_with("seq,time,"), "{csv}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_is_anchored_to_a_file_and_a_webhook() {
+    // A webhook on loopback that keeps what it receives.
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = Default::default();
+    let keep = got.clone();
+    let hook = axum::Router::new().route(
+        "/anchor",
+        axum::routing::post(move |axum::Json(v): axum::Json<Value>| {
+            let keep = keep.clone();
+            async move {
+                keep.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, hook).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("anchor.jsonl");
+    for anchor in [
+        file.to_str().unwrap().to_owned(),
+        format!("http://{hook_addr}/anchor"),
+    ] {
+        let server = TestServer::start_with(
+            &[],
+            &format!("audit_anchor = {anchor:?}\naudit_anchor_interval = \"1s\"\n"),
+        )
+        .await;
+        some_history(&server).await;
+        // Anchoring on demand writes the current head...
+        let line = server
+            .app()
+            .anchor_audit()
+            .await
+            .unwrap()
+            .expect("configured");
+        let v = verify(&server).await;
+        // (the report's head is the last entry checked, before verify's own)
+        assert_eq!(line["seq"], v["head"]["seq"], "{line} {v}");
+        assert_eq!(line["hash"], v["head"]["hash"], "{line} {v}");
+        // ...and the background task keeps doing it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let seen = loop {
+            let lines: Vec<Value> = if anchor.starts_with("http") {
+                got.lock().unwrap().clone()
+            } else {
+                std::fs::read_to_string(&file)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            };
+            if lines.len() >= 2 {
+                break lines;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no anchor written to {anchor}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        // Each anchored hash is the hash of the entry with that seq.
+        let export = server
+            .http
+            .get(format!("{}/api/v1/audit/export", server.url))
+            .bearer_auth(&server.token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for a in &seen {
+            let seq = a["seq"].as_i64().unwrap();
+            let entry: Value = export
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find(|e| e["seq"] == seq)
+                .unwrap_or_else(|| panic!("anchored seq {seq} not exported"));
+            assert_eq!(entry["hash"], a["hash"], "{a}");
+        }
+        server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_append_one_unbroken_chain() {
+    if backend() != Backend::Postgres {
+        eprintln!("PostgreSQL only (SQLite is one process's file)");
+        return;
+    }
+    let db = TestDb::new().await;
+    let config = db.dir.path().join("replica.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_on_start = false\n",
+            db.url
+        ),
+    )
+    .unwrap();
+    let a = crate::replicas::Replica::start(&config);
+    let b = crate::replicas::Replica::start(&config);
+    let http = reqwest::Client::new();
+    let mut tokens = Vec::new();
+    for r in [&a, &b] {
+        let v: Value = http
+            .post(format!("{}/api/v1/auth/token", r.url))
+            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tokens.push(v["token"].as_str().expect("token").to_owned());
+    }
+    // 100 audited changes at once, alternating between the processes.
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let (url, token) = if i % 2 == 0 {
+            (&a.url, &tokens[0])
+        } else {
+            (&b.url, &tokens[1])
+        };
+        let req = http
+            .post(format!("{url}/api/v1/groups"))
+            .bearer_auth(token)
+            .json(&json!({"name": format!("g{i}")}));
+        tasks.push(tokio::spawn(
+            async move { req.send().await.map(|r| r.status()) },
+        ));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), StatusCode::CREATED);
+    }
+    let v: Value = http
+        .get(format!("{}/api/v1/audit/verify", a.url))
+        .bearer_auth(&tokens[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    // Every entry is there, numbered without a gap.
+    let export = http
+        .get(format!("{}/api/v1/audit/export", b.url))
+        .bearer_auth(&tokens[1])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = export
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    let created = export
+        .lines()
+        .filter(|l| l.contains("\"group.create\""))
+        .count();
+    assert_eq!(created, 100);
+    assert!(v["checked"].as_i64().unwrap() >= 100 + 2, "{v}");
+    drop((a, b));
+}

@@ -12,13 +12,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A `skyhold serve` child process, killed (SIGKILL) when dropped.
-struct Replica {
+pub(crate) struct Replica {
     child: Child,
+    /// Its base URL, from the "listening on" line.
+    pub url: String,
 }
 
 impl Replica {
     /// Starts `skyhold serve` and waits until it listens.
-    fn start(config: &std::path::Path) -> Replica {
+    pub(crate) fn start(config: &std::path::Path) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skyhold"))
             .args(["serve", "--config"])
             .arg(config)
@@ -34,7 +36,12 @@ impl Replica {
             .read_line(&mut line)
             .expect("read the first line");
         assert!(line.contains("listening"), "serve did not start: {line:?}");
-        Replica { child }
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_default()
+            .to_owned();
+        Replica { child, url }
     }
 
     fn pid(&self) -> u32 {
