@@ -121,6 +121,22 @@ impl Ec2 {
         Ok(())
     }
 
+    /// An instance's state name (`running`, `stopped`, …).
+    pub async fn instance_state(&self, id: &str) -> Result<String, BoxError> {
+        let out = self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| i.state()?.name().map(|n| n.as_str().to_owned()))
+            .unwrap_or_default())
+    }
+
     /// An instance's tags as the provider stores them.
     pub async fn instance_tags(
         &self,

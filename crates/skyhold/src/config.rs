@@ -46,6 +46,10 @@ pub struct Config {
     /// detectable from outside the database.
     pub audit_anchor: Option<AuditAnchor>,
     pub audit_anchor_interval: Duration,
+    /// How long an action waits for the provider to accept it. An action
+    /// unsettled for longer than this (plus 5 s) died with its process and
+    /// is settled by re-reading its resource.
+    pub action_timeout: Duration,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -272,6 +276,7 @@ struct RawConfig {
     auth: Option<RawAuth>,
     audit_anchor: Option<String>,
     audit_anchor_interval: Option<String>,
+    action_timeout: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -534,6 +539,10 @@ impl Config {
         let audit_anchor_interval = match &raw.audit_anchor_interval {
             None => Duration::from_secs(3600),
             Some(v) => parse_interval(v).map_err(|m| loc.err(None, "audit_anchor_interval", m))?,
+        };
+        let action_timeout = match &raw.action_timeout {
+            None => Duration::from_secs(60),
+            Some(v) => parse_interval(v).map_err(|m| loc.err(None, "action_timeout", m))?,
         };
         let owner_tag_keys = raw
             .owner_tag_keys
@@ -821,6 +830,7 @@ impl Config {
             owner_tag_keys,
             audit_anchor,
             audit_anchor_interval,
+            action_timeout,
             auth: AuthConfig {
                 local: raw.auth.as_ref().and_then(|a| a.local).unwrap_or(true),
                 proxy: match raw.auth.and_then(|a| a.proxy) {

@@ -87,7 +87,7 @@ pub async fn start(
     // Actions a crashed process left unsettled: re-read and settled, never
     // repeated. Younger ones may still be running in another replica; they
     // are settled once past the provider-call timeout.
-    let settle_after = (crate::app::PROVIDER_CALL_TIMEOUT.as_millis() as i64) + 5_000;
+    let settle_after = (app.config.action_timeout.as_millis() as i64) + 5_000;
     match app.settle_actions(settle_after).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),

@@ -51,10 +51,6 @@ impl Op {
     }
 }
 
-/// How long skyhold waits for the provider to accept an action; an action
-/// unsettled for longer than this (plus a margin) died with its process.
-pub const PROVIDER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
 impl App {
     fn not_found(id: ResourceId) -> impl Fn(StoreError) -> AppError {
         move |e| match e {
@@ -243,11 +239,12 @@ impl App {
                 }
             }
         };
-        let result = match tokio::time::timeout(PROVIDER_CALL_TIMEOUT, call).await {
+        let timeout = self.config.action_timeout;
+        let result = match tokio::time::timeout(timeout, call).await {
             Ok(r) => r.map_err(AppError::from),
             Err(_) => Err(AppError::Provider(format!(
                 "the provider did not answer within {} s",
-                PROVIDER_CALL_TIMEOUT.as_secs()
+                timeout.as_secs()
             ))),
         };
         let mut d = actor.audit(op.action().as_str(), resource_target(r));
@@ -359,7 +356,7 @@ impl App {
         key: &str,
         request_hash: &str,
     ) -> Result<skyhold_store::IdempotencyClaim, AppError> {
-        let stale = (PROVIDER_CALL_TIMEOUT.as_millis() as Millis) * 5;
+        let stale = (self.config.action_timeout.as_millis() as Millis) * 5;
         Ok(self
             .store
             .claim_idempotency(actor.user_id, key, request_hash, now_millis(), stale)

@@ -29,7 +29,7 @@ pub use access::{
     decide, level_on, visibility, Action, Actor, AuthVia, Decision, Held, Object, Policy,
     RequestCtx,
 };
-pub use actions::{Op, PROVIDER_CALL_TIMEOUT};
+pub use actions::Op;
 pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};

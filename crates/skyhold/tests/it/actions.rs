@@ -561,3 +561,212 @@ async fn disabling_a_user_ends_their_tokens_at_once() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_refusals_become_stable_codes() {
+    let moto = shared_moto();
+    let proxy = crate::proxy::FaultProxy::start(moto).await;
+    let spec =
+        AccountSpec::new("refuse", &proxy.endpoint, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(1, 1, "refused", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let id = find(&server.all("kind=instance").await, &ids[0])["id"]
+        .as_i64()
+        .unwrap();
+    for (aws_code, status, code) in [
+        (
+            "IncorrectInstanceState",
+            StatusCode::CONFLICT,
+            "invalid_state",
+        ),
+        (
+            "OperationNotPermitted",
+            StatusCode::CONFLICT,
+            "not_permitted",
+        ),
+        (
+            "UnauthorizedOperation",
+            StatusCode::BAD_GATEWAY,
+            "provider_denied",
+        ),
+        (
+            "RequestLimitExceeded",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "provider_throttled",
+        ),
+    ] {
+        proxy.set(
+            "Action=StopInstances",
+            crate::proxy::Fault::Error {
+                status: if aws_code == "RequestLimitExceeded" {
+                    503
+                } else {
+                    400
+                },
+                body: crate::proxy::ec2_error(aws_code, "refused by the test"),
+            },
+        );
+        let (s, e) = act(&server, &server.token, id, json!({"action": "stop"}), None).await;
+        assert_eq!(
+            (s, e["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{aws_code}: {e}"
+        );
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(aws_code),
+            "{e}"
+        );
+    }
+    // Each refusal is a failed action row and a failed audit entry.
+    let (_, list) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/actions?resource={id}"),
+            Some(&server.token),
+            None,
+        )
+        .await;
+    let rows = list["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{list}");
+    assert!(
+        rows.iter()
+            .all(|a| a["state"] == "failed" && a["error"]["code"].is_string()),
+        "{list}"
+    );
+    let (_, log) = server
+        .request(
+            Method::GET,
+            "/api/v1/audit?action=resource.stop&outcome=failed",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(log["items"].as_array().unwrap().len(), 4, "{log}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_the_provider_call_settles_on_restart_without_a_second_call() {
+    let moto = shared_moto();
+    let proxy = crate::proxy::FaultProxy::start(moto).await;
+    let spec = AccountSpec::new("crash", &proxy.endpoint, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(1, 1, "crashy", &[]).await.unwrap();
+    let db = TestDb::new().await;
+    let config = db.dir.path().join("crash.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = true\naction_timeout = \"4s\"\n\n{}",
+            db.url,
+            account_toml(&spec)
+        ),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let token = |url: String| {
+        let http = http.clone();
+        async move {
+            let v: Value = http
+                .post(format!("{url}/api/v1/auth/token"))
+                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut first = crate::replicas::Replica::start(&config);
+    let t1 = token(first.url.clone()).await;
+    // Wait for the first sync to list the instance.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let v: Value = http
+            .get(format!("{}/api/v1/resources?kind=instance", first.url))
+            .bearer_auth(&t1)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(i) = v["items"].as_array().and_then(|a| a.first()) {
+            break i["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "the instance was never synced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The proxy holds StopInstances; the server is killed while it waits.
+    proxy.set(
+        "Action=StopInstances",
+        crate::proxy::Fault::Delay(Duration::from_secs(60)),
+    );
+    let stop = http
+        .post(format!("{}/api/v1/resources/{id}/actions", first.url))
+        .bearer_auth(&t1)
+        .json(&json!({"action": "stop"}));
+    let pending = tokio::spawn(async move { stop.send().await.map(|r| r.status()) });
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let v: Value = http
+            .get(format!("{}/api/v1/actions?resource={id}", first.url))
+            .bearer_auth(&t1)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["items"][0]["state"] == "running" && proxy.count("Action=StopInstances") == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the action never reached the provider: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the request died with the server"
+    );
+
+    // The restarted server re-reads the instance and settles the row.
+    let second = crate::replicas::Replica::start(&config);
+    let t2 = token(second.url.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let settled = loop {
+        let v: Value = http
+            .get(format!("{}/api/v1/actions?resource={id}", second.url))
+            .bearer_auth(&t2)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let a = v["items"][0].clone();
+        if a["state"] != "running" && a["state"] != "pending" {
+            break a;
+        }
+        assert!(Instant::now() < deadline, "never settled: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The held call never reached AWS, so the instance still runs and the
+    // action is recorded as interrupted, not retried.
+    assert_eq!(settled["state"], "failed", "{settled}");
+    assert_eq!(settled["error"]["code"], "interrupted", "{settled}");
+    assert_eq!(
+        proxy.count("Action=StopInstances"),
+        1,
+        "a second StopInstances was sent"
+    );
+    assert_eq!(ec2.instance_state(&ids[0]).await.unwrap(), "running");
+    let (_, _) = (t2, second);
+}

@@ -28,6 +28,8 @@ pub struct FaultProxy {
     pub endpoint: String,
     /// (substring of the request, fault)
     rules: Arc<Mutex<Vec<(String, Fault)>>>,
+    /// Every request seen (to count calls of one operation).
+    seen: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,19 +42,21 @@ impl FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let rules: Arc<Mutex<Vec<(String, Fault)>>> = Arc::default();
-        let r = rules.clone();
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (r, s) = (rules.clone(), seen.clone());
         let task = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
-                let rules = r.clone();
+                let (rules, seen) = (r.clone(), s.clone());
                 let upstream = upstream.clone();
                 tokio::spawn(async move {
-                    let _ = serve(conn, &upstream, &rules).await;
+                    let _ = serve(conn, &upstream, &rules, &seen).await;
                 });
             }
         });
         FaultProxy {
             endpoint,
             rules,
+            seen,
             task,
         }
     }
@@ -62,6 +66,16 @@ impl FaultProxy {
         let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
         rules.retain(|(n, _)| n != needle);
         rules.push((needle.to_owned(), fault));
+    }
+
+    /// How many requests so far contained `needle` (e.g. `Action=StopInstances`).
+    pub fn count(&self, needle: &str) -> usize {
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|t| t.contains(needle))
+            .count()
     }
 
     pub fn clear(&self) {
@@ -79,6 +93,7 @@ async fn serve(
     mut conn: TcpStream,
     upstream: &str,
     rules: &Mutex<Vec<(String, Fault)>>,
+    seen: &Mutex<Vec<String>>,
 ) -> std::io::Result<()> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -110,6 +125,9 @@ async fn serve(
         buf.extend_from_slice(&chunk[..n]);
     }
     let text = String::from_utf8_lossy(&buf).into_owned();
+    seen.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(text.clone());
     let fault = rules
         .lock()
         .unwrap_or_else(|p| p.into_inner())

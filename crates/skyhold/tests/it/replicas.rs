@@ -54,7 +54,7 @@ impl Replica {
     }
 
     /// kill -9.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
