@@ -4,8 +4,10 @@
 
 mod api;
 mod api_access;
+mod forms;
 mod openapi;
 mod pages;
+mod permissions;
 mod services;
 mod ui;
 mod views;
@@ -67,6 +69,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api_access::routes())
         .merge(views::routes())
         .merge(services::routes())
+        .merge(permissions::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor));
 

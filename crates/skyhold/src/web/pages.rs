@@ -5,7 +5,7 @@
 use super::api::parse_query;
 use super::ui::{age, csrf_of, empty, kind_path, page, state_badge, time};
 use super::{status_of, AppState, SESSION_COOKIE};
-use crate::app::Actor;
+use crate::app::{Action, Actor, Object};
 use crate::error::AppError;
 use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -890,17 +890,46 @@ fn rules_table(title: &str, rules: Option<&Value>) -> Markup {
     }
 }
 
+/// What the detail page shows after a form: a permission change (`done`).
+/// Anything else is ignored.
+#[derive(Default)]
+struct DetailQuery {
+    done: Option<String>,
+}
+
+impl DetailQuery {
+    fn parse(raw: Option<&str>) -> Self {
+        let mut q = DetailQuery::default();
+        for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let slot = match k.as_ref() {
+                "done" => &mut q.done,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| v.into_owned());
+        }
+        q
+    }
+}
+
 async fn detail(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> PageResult {
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::bad_parameter("id", format!("not a resource id: {id:?}")))?;
+    let after = DetailQuery::parse(raw.as_deref());
     let d = app.resource(&actor, ResourceId(id)).await?;
     let r = &d.resource;
     let o = &r.observed;
+    let grants = if app.allows(&actor, Action::ViewGrants, Object::Resource(r)) {
+        let object = format!("resource:{}", r.id.0);
+        Some(app.grants(&actor, Some(&object), None).await?)
+    } else {
+        None
+    };
     let title = if o.name.is_empty() {
         o.provider_id.clone()
     } else {
@@ -915,9 +944,11 @@ async fn detail(
     let body = html! {
         p.dim { a href=(kind_path(o.kind)) { (o.kind.label()) } " / " (o.provider_id) }
         h1 { (title) " " @if !o.state.is_empty() { (state_badge(&o.state)) } }
+        (super::forms::notice(after.done.as_deref(), super::permissions::NOTICES))
         form.filters method="post" action=(format!("/resources/{}/refresh", r.id.0)) {
             input type="hidden" name="csrf" value=(csrf_of(&actor));
             button type="submit" title="Read this resource again from the provider now" { "Refresh" }
+            @if grants.is_some() { a href="#permissions" { "Permissions" } }
         }
         @if let Some(t) = r.deleted_at { div.error { "This resource is gone: tombstoned at " (time(Some(t))) "." } }
         dl.facts {
@@ -930,6 +961,15 @@ async fn detail(
             @if o.kind == ResourceKind::Instance { dt { "Age" } dd { (age(o.created_at, now_millis())) } }
             dt { "First seen" } dd { (time(Some(r.first_seen))) }
             dt { "Last seen" } dd { (time(Some(r.last_seen))) }
+        }
+        @if let Some(grants) = &grants {
+            h2 #permissions { "Permissions (" (grants.len()) ")" }
+            (super::permissions::section(&actor, &format!("resource:{}", r.id.0), grants,
+                app.allows(&actor, Action::ChangeGrants, Object::Resource(r)),
+                &format!("/resources/{}#permissions", r.id.0)))
+            @if app.allows(&actor, Action::ViewGrants, Object::Account(&r.account)) {
+                p { a href={"/accounts/" (r.account) "/permissions"} { "Permissions on the account " (r.account) } " apply to it too." }
+            }
         }
         h2 { "Attributes" }
         dl.facts {

@@ -238,9 +238,28 @@ details.menu > div { position:absolute; top:22px; left:-8px; z-index:20; backgro
 form.inline { display:inline-flex; gap:6px; align-items:center; margin:0; } .saveview { margin:8px 0; }
 .crumbs { margin:6px 0 10px; } .crumbs a { margin-right:2px; }
 pre.json { background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px; overflow:auto; font-size:12px; }
+button.danger { background:#fff; color:var(--bad); border-color:#f0a8a8; cursor:pointer; } button.link.danger { border:0; background:none; padding:0 2px; }
+.actions { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0; }
+.rowforms { display:flex; flex-wrap:wrap; gap:6px 12px; } .member { display:inline-flex; align-items:center; gap:2px; margin-right:10px; }
+form.panel { display:flex; flex-wrap:wrap; gap:8px; align-items:center; background:#fff; border:1px solid var(--line); padding:8px; border-radius:6px; margin-bottom:10px; }
 "#;
 
 const JS: &str = r#"
+// Forms that change something ask first when they carry data-confirm (the
+// server asks on a page of its own without JavaScript; answering here skips
+// that step).
+document.addEventListener('DOMContentLoaded', function () {
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (!f.hasAttribute || !f.hasAttribute('data-confirm')) { return; }
+    if (!window.confirm(f.getAttribute('data-confirm'))) { e.preventDefault(); return; }
+    if (!f.querySelector('input[name=confirmed]')) {
+      var c = document.createElement('input');
+      c.type = 'hidden'; c.name = 'confirmed'; c.value = '1';
+      f.appendChild(c);
+    }
+  });
+});
 // Small conveniences; every page works without them.
 document.addEventListener('DOMContentLoaded', function () {
   var form = document.querySelector('form.filters');
