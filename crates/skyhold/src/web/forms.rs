@@ -28,6 +28,16 @@ impl Fields {
             .map_or("", |(_, v)| v.as_str())
     }
 
+    /// The trimmed value of a field that must be filled in.
+    pub fn required(&self, name: &str) -> Result<&str, AppError> {
+        let v = self.get(name).trim();
+        if v.is_empty() {
+            Err(AppError::bad_parameter(name, "is required"))
+        } else {
+            Ok(v)
+        }
+    }
+
     /// Whether the user answered the confirmation step (or dialog).
     pub fn confirmed(&self) -> bool {
         self.get("confirmed") == "1"

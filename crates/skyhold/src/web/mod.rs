@@ -2,6 +2,7 @@
 //! mapping, metrics. Handlers are thin: they parse input, call one
 //! application function, and render.
 
+mod admin_pages;
 mod api;
 mod api_access;
 mod forms;
@@ -69,6 +70,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api_access::routes())
         .merge(views::routes())
         .merge(services::routes())
+        .merge(admin_pages::routes())
         .merge(permissions::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor));

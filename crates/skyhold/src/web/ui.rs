@@ -1,7 +1,7 @@
 //! Page furniture: layout, navigation, small formatting helpers, and the
 //! embedded stylesheet and script (no build step).
 
-use crate::app::{Actor, AuthVia};
+use crate::app::{decide, Action, Actor, AuthVia, Decision, Object, Policy};
 use axum::http::header;
 use axum::response::IntoResponse;
 use maud::{html, Markup, DOCTYPE};
@@ -80,6 +80,12 @@ fn by_service(kinds: &[ResourceKind]) -> Vec<(&'static str, Vec<ResourceKind>)> 
     groups
 }
 
+/// Whether the navigation offers a page decided by role alone (users, the
+/// audit log): `decide` on no object, which needs no policy.
+fn may(actor: &Actor, action: Action) -> bool {
+    decide(&Policy::default(), actor, action, Object::None) == Decision::Allow
+}
+
 pub fn csrf_of(actor: &Actor) -> &str {
     match &actor.via {
         AuthVia::Session { csrf, .. } => csrf,
@@ -129,12 +135,19 @@ pub fn page(
                             a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
                             a href="/views" class=[(active == "views").then_some("on")] { "Views" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
+                            details.menu {
+                                summary class=[matches!(active, "groups" | "users").then_some("on")] { "Access" }
+                                div {
+                                    @if may(a, Action::ViewGroups) { a href="/groups" class=[(active == "groups").then_some("on")] { "Groups" } }
+                                    @if may(a, Action::ViewUsers) { a href="/users" class=[(active == "users").then_some("on")] { "Users" } }
+                                }
+                            }
                         }
                         form.quick method="get" action="/search" role="search" {
                             input type="search" name="q" placeholder="Search everything" aria-label="Search everything";
                         }
                         div.who {
-                            span { (a.username) " " span.role { "(" (a.role.as_str()) ")" } }
+                            a href="/profile" title="Your profile" class=[(active == "profile").then_some("on")] { (a.username) " " span.role { "(" (a.role.as_str()) ")" } }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(csrf_of(a));
                                 button.link type="submit" { "Log out" }
