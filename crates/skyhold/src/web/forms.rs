@@ -1,4 +1,5 @@
-//! What the pages that change things share: reading a form body, the
+//! What the pages that change things share: reading a form body (with
+//! repeated fields, such as the selected rows of a bulk action), the
 //! confirmation step of destructive forms (a page of its own, so it works
 //! without JavaScript; with it, a `confirm()` dialog answers for the page),
 //! the page a refused form leads to, and notices chosen by a code in the
@@ -26,6 +27,14 @@ impl Fields {
             .iter()
             .find(|(k, _)| k == name)
             .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every value of `name` (checkboxes sharing a name).
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The trimmed value of a field that must be filled in.

@@ -2,6 +2,7 @@
 //! mapping, metrics. Handlers are thin: they parse input, call one
 //! application function, and render.
 
+mod action_pages;
 mod admin_pages;
 mod api;
 mod api_access;
@@ -72,6 +73,7 @@ pub fn router(app: AppState) -> Router {
         .merge(services::routes())
         .merge(admin_pages::routes())
         .merge(permissions::routes())
+        .merge(action_pages::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor));
 

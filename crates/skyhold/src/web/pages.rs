@@ -718,6 +718,17 @@ async fn list(
         && q.states.is_empty()
         && q.types.is_empty());
     let cols = kind.map_or_else(search_columns, columns);
+    // Bulk actions: a checkbox on each row the actor may operate.
+    let pick: Vec<bool> = page_data
+        .items
+        .iter()
+        .map(|r| super::action_pages::bulk_selectable(&app, &actor, r))
+        .collect();
+    let bulk = search_error.is_none() && pick.iter().any(|p| *p);
+    let here = match raw.as_deref() {
+        Some(r) if !r.is_empty() => format!("{path}?{r}"),
+        _ => path.to_owned(),
+    };
     let states: &[&str] = kind.map_or(&[], states_of);
     let sort_href = |key: SortKey| {
         let desc = q.sort == key && !q.descending;
@@ -774,6 +785,7 @@ async fn list(
         } @else {
             table.grid {
                 thead { tr {
+                    @if bulk { th.pick { input type="checkbox" form="bulk" data-select-all aria-label="Select all rows"; } }
                     @for c in &cols {
                         th { @match c.sort {
                             Some(k) => { a href=(sort_href(k)) { (c.label) @if q.sort == k { (if q.descending { " ▾" } else { " ▴" }) } } }
@@ -782,11 +794,18 @@ async fn list(
                     }
                 } }
                 tbody {
-                    @for r in &page_data.items {
+                    @for (r, p) in page_data.items.iter().zip(&pick) {
                         tr class=[r.deleted_at.is_some().then_some("deleted")] {
+                            @if bulk { td.pick { @if *p { input type="checkbox" name="id" value=(r.id.0) form="bulk" aria-label="Select this row"; } } }
                             @for c in &cols { td { (c.render(r, now)) } }
                         }
                     }
+                }
+            }
+            @if bulk {
+                form #bulk method="post" action="/bulk" data-confirm="Apply this action to every selected instance?" {
+                    input type="hidden" name="csrf" value=(csrf_of(&actor));
+                    (super::action_pages::bulk_bar(&here))
                 }
             }
         }
@@ -890,10 +909,13 @@ fn rules_table(title: &str, rules: Option<&Value>) -> Markup {
     }
 }
 
-/// What the detail page shows after a form: a permission change (`done`).
-/// Anything else is ignored.
+/// What the detail page shows after a form: the action just asked for
+/// (`action`, its row id) or the code it was refused with (`refused`), and
+/// a permission change (`done`). Anything else is ignored.
 #[derive(Default)]
 struct DetailQuery {
+    action: Option<String>,
+    refused: Option<String>,
     done: Option<String>,
 }
 
@@ -902,6 +924,8 @@ impl DetailQuery {
         let mut q = DetailQuery::default();
         for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
             let slot = match k.as_ref() {
+                "action" => &mut q.action,
+                "refused" => &mut q.refused,
                 "done" => &mut q.done,
                 _ => continue,
             };
@@ -924,6 +948,7 @@ async fn detail(
     let d = app.resource(&actor, ResourceId(id)).await?;
     let r = &d.resource;
     let o = &r.observed;
+    let (recent, _) = app.actions(&actor, Some(r.id), None, None, 20).await?;
     let grants = if app.allows(&actor, Action::ViewGrants, Object::Resource(r)) {
         let object = format!("resource:{}", r.id.0);
         Some(app.grants(&actor, Some(&object), None).await?)
@@ -948,6 +973,7 @@ async fn detail(
         form.filters method="post" action=(format!("/resources/{}/refresh", r.id.0)) {
             input type="hidden" name="csrf" value=(csrf_of(&actor));
             button type="submit" title="Read this resource again from the provider now" { "Refresh" }
+            a href="#actions" { "Actions" }
             @if grants.is_some() { a href="#permissions" { "Permissions" } }
         }
         @if let Some(t) = r.deleted_at { div.error { "This resource is gone: tombstoned at " (time(Some(t))) "." } }
@@ -957,11 +983,14 @@ async fn detail(
             dt { "Kind" } dd { (o.kind.as_str()) }
             dt { "Provider ID" } dd.mono { (o.provider_id) }
             dt { "Type" } dd { (empty(&o.rtype)) }
-            dt { "Owner" } dd { (empty(&o.owner)) }
+            dt { "Owner" } dd { (empty(&o.owner)) " " (super::action_pages::owner_form(&app, &actor, r)) }
             @if o.kind == ResourceKind::Instance { dt { "Age" } dd { (age(o.created_at, now_millis())) } }
             dt { "First seen" } dd { (time(Some(r.first_seen))) }
             dt { "Last seen" } dd { (time(Some(r.last_seen))) }
         }
+        h2 #actions { "Actions" }
+        (super::action_pages::panel(&app, &actor, r, &recent,
+            after.action.as_deref().and_then(|a| a.parse().ok()), after.refused.as_deref()))
         @if let Some(grants) = &grants {
             h2 #permissions { "Permissions (" (grants.len()) ")" }
             (super::permissions::section(&actor, &format!("resource:{}", r.id.0), grants,
@@ -1076,6 +1105,9 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
                 &href("/instances", &[("q", format!("stopped>{}d", d.stopped_days))]),
                 html! { (d.stopped_long) }))
             (figure("Alarms in ALARM", "/alarms?state=alarm", html! { (d.alarms_in_alarm) }))
+            (figure("Orphaned", "/orphans", html! {
+                @if d.orphans >= crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (d.orphans) }
+            }))
         }
         h2 { "Instances" }
         div.cards {

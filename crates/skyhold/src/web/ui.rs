@@ -136,8 +136,9 @@ pub fn page(
                             a href="/views" class=[(active == "views").then_some("on")] { "Views" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
                             details.menu {
-                                summary class=[matches!(active, "groups" | "users").then_some("on")] { "Access" }
+                                summary class=[matches!(active, "orphans" | "groups" | "users").then_some("on")] { "Access" }
                                 div {
+                                    a href="/orphans" class=[(active == "orphans").then_some("on")] { "Orphans" }
                                     @if may(a, Action::ViewGroups) { a href="/groups" class=[(active == "groups").then_some("on")] { "Groups" } }
                                     @if may(a, Action::ViewUsers) { a href="/users" class=[(active == "users").then_some("on")] { "Users" } }
                                 }
@@ -255,12 +256,13 @@ button.danger { background:#fff; color:var(--bad); border-color:#f0a8a8; cursor:
 .actions { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0; }
 .rowforms { display:flex; flex-wrap:wrap; gap:6px 12px; } .member { display:inline-flex; align-items:center; gap:2px; margin-right:10px; }
 form.panel { display:flex; flex-wrap:wrap; gap:8px; align-items:center; background:#fff; border:1px solid var(--line); padding:8px; border-radius:6px; margin-bottom:10px; }
+.bulkbar { margin-top:8px; } td.pick, th.pick { width:24px; }
 "#;
 
 const JS: &str = r#"
 // Forms that change something ask first when they carry data-confirm (the
 // server asks on a page of its own without JavaScript; answering here skips
-// that step).
+// that step). A data-select-all checkbox ticks every row of its form.
 document.addEventListener('DOMContentLoaded', function () {
   document.addEventListener('submit', function (e) {
     var f = e.target;
@@ -271,6 +273,13 @@ document.addEventListener('DOMContentLoaded', function () {
       c.type = 'hidden'; c.name = 'confirmed'; c.value = '1';
       f.appendChild(c);
     }
+  });
+  document.addEventListener('change', function (e) {
+    var all = e.target;
+    if (!all.hasAttribute || !all.hasAttribute('data-select-all') || !all.form) { return; }
+    Array.prototype.forEach.call(all.form.elements, function (b) {
+      if (b.type === 'checkbox' && b.name === 'id') { b.checked = all.checked; }
+    });
   });
 });
 // Small conveniences; every page works without them.

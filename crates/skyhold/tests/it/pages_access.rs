@@ -1,6 +1,7 @@
 //! The pages of acting safely as a browser uses them (session cookie, CSRF
 //! token from the page, plain form posts, no JavaScript): Users, Profile,
-//! Groups and the detail page's permissions, against moto through the SDK.
+//! Groups, the detail page's actions and permissions, bulk actions and the
+//! Orphans page, against moto through the SDK.
 
 use crate::harness::*;
 use crate::pages::{extract, post_form, text};
@@ -86,6 +87,13 @@ async fn resource_id(server: &TestServer, query: &str) -> i64 {
     let items = server.all(query).await;
     assert_eq!(items.len(), 1, "{query}: {items:?}");
     items[0]["id"].as_i64().unwrap()
+}
+
+async fn state_of(server: &TestServer, id: i64) -> String {
+    server.get(&format!("/api/v1/resources/{id}")).await["state"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn grants_on(server: &TestServer, object: &str) -> Vec<Value> {
@@ -564,6 +572,198 @@ async fn groups_page_creates_groups_and_changes_members() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn detail_page_actions_follow_permission_and_state() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("pgact", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(1, 1, "anns", &[("owner", "ann")]).await.unwrap();
+    ec2.launch(1, 1, "stray", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    server
+        .create_user("ann", "ann-password", Role::Member)
+        .await;
+    server
+        .create_user("vic", "vic-password", Role::Viewer)
+        .await;
+    let id = resource_id(&server, "kind=instance&q=anns-0").await;
+    let stray = resource_id(&server, "kind=instance&q=stray-0").await;
+    let detail = format!("/resources/{id}");
+    let act = format!("/resources/{id}/act");
+
+    // A viewer sees the page and no button; posting one anyway is a 403.
+    let vic = login(&server, "vic", "vic-password").await;
+    let (status, page) = get(&vic, &server, &detail).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("id=\"actions\""), "{page}");
+    assert!(
+        !page.contains(&format!("action=\"{act}\"")),
+        "buttons shown to a viewer"
+    );
+    assert!(!page.contains("Set owner"));
+    let (status, _, body) = post(
+        &vic,
+        &server,
+        &act,
+        &[("csrf", &csrf(&page)), ("action", "stop")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(body.contains("never acts"), "{body}");
+    assert_eq!(state_of(&server, id).await, "running");
+
+    // The owner gets Stop, Reboot, Terminate (with its name box) and the
+    // owner form; no Start while it runs.
+    let ann = login(&server, "ann", "ann-password").await;
+    let (_, page) = get(&ann, &server, &detail).await;
+    let token = csrf(&page);
+    assert!(page.contains(&format!("action=\"{act}\"")), "{page}");
+    for needle in [
+        "name=\"action\" value=\"stop\"",
+        "name=\"action\" value=\"reboot\"",
+        "name=\"action\" value=\"terminate\"",
+        "name=\"confirm\"",
+        "data-confirm=",
+        "Set owner",
+    ] {
+        assert!(page.contains(needle), "owner's page lacks {needle}");
+    }
+    assert!(!page.contains("name=\"action\" value=\"start\""));
+    // Without the token: refused.
+    let (status, _, _) = post(&ann, &server, &act, &[("action", "stop")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&server, id).await, "running");
+
+    // Stop: back on the page, the outcome and the new state.
+    let (status, loc, _) = post(&ann, &server, &act, &[("csrf", &token), ("action", "stop")]).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(loc.starts_with(&format!("{detail}?action=")), "{loc}");
+    let (_, page) = get(&ann, &server, &loc).await;
+    assert!(page.contains("stop succeeded"), "{page}");
+    assert!(
+        page.contains("badge s-idle\">stopped<"),
+        "the page shows the new state: {page}"
+    );
+    assert!(
+        page.contains("name=\"action\" value=\"start\""),
+        "Start once stopped"
+    );
+    assert!(!page.contains("name=\"action\" value=\"stop\""));
+    // Recent actions list it, with who asked.
+    assert!(
+        page.contains("<td>ann</td>") && page.contains(">succeeded<"),
+        "{page}"
+    );
+    assert_eq!(state_of(&server, id).await, "stopped");
+
+    // Terminate without the typed name, or with a wrong one: refused, shown
+    // with its code; the instance stays.
+    for confirm in ["", "not-its-name"] {
+        let (status, loc, _) = post(
+            &ann,
+            &server,
+            &act,
+            &[
+                ("csrf", &token),
+                ("action", "terminate"),
+                ("confirm", confirm),
+            ],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(loc.contains("refused=confirmation_required"), "{loc}");
+        let (_, page) = get(&ann, &server, &loc).await;
+        assert!(page.contains("Not done (confirmation_required)"), "{page}");
+    }
+    assert_eq!(state_of(&server, id).await, "stopped");
+    // Bad input is readable.
+    let (status, _, body) = post(
+        &ann,
+        &server,
+        &act,
+        &[("csrf", &token), ("action", "explode")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("start, stop, reboot or terminate"), "{body}");
+    let (status, _, _) = post(
+        &ann,
+        &server,
+        "/resources/nope/act",
+        &[("csrf", &token), ("action", "stop")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // With the name typed back it goes.
+    let (status, loc, _) = post(
+        &ann,
+        &server,
+        &act,
+        &[
+            ("csrf", &token),
+            ("action", "terminate"),
+            ("confirm", "anns-0"),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(loc.contains("action="), "{loc}");
+    let (_, page) = get(&ann, &server, &loc).await;
+    assert!(page.contains("terminate succeeded"), "{page}");
+    let d = server.get(&format!("/api/v1/resources/{id}")).await;
+    assert!(
+        d["state"] == "terminated" || !d["deleted_at"].is_null(),
+        "{d}"
+    );
+
+    // Not ann's: no buttons, and the action is refused.
+    let (_, page) = get(&ann, &server, &format!("/resources/{stray}")).await;
+    assert!(!page.contains(&format!("action=\"/resources/{stray}/act\"")));
+    let (status, _, _) = post(
+        &ann,
+        &server,
+        &format!("/resources/{stray}/act"),
+        &[("csrf", &token), ("action", "stop")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&server, stray).await, "running");
+
+    // The admin sets an owner from the page: the tag is written.
+    let admin = login(&server, "admin", ADMIN_PASSWORD).await;
+    let (_, page) = get(&admin, &server, &format!("/resources/{stray}")).await;
+    let (status, loc, _) = post(
+        &admin,
+        &server,
+        &format!("/resources/{stray}/owner"),
+        &[("csrf", &csrf(&page)), ("owner", "ann")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = get(&admin, &server, &loc).await;
+    assert!(page.contains("set_owner succeeded"), "{page}");
+    assert_eq!(
+        server.get(&format!("/api/v1/resources/{stray}")).await["owner"],
+        "ann"
+    );
+    let (status, _, body) = post(
+        &admin,
+        &server,
+        &format!("/resources/{stray}/owner"),
+        &[("csrf", &csrf(&page)), ("owner", "nobody-by-that-name")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("no user named"), "{body}");
+    assert_eq!(
+        server.get(&format!("/api/v1/resources/{stray}")).await["owner"],
+        "ann"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permissions_section_adds_changes_and_removes_a_grant() {
     let moto = shared_moto();
     let spec = AccountSpec::new("pgperm", moto, &["us-east-1"]).with_kinds(&["instance"]);
@@ -579,10 +779,10 @@ async fn permissions_section_adds_changes_and_removes_a_grant() {
     let object = format!("resource:{id}");
     let back = format!("{detail}#permissions");
 
-    // bob does not manage it: no Permissions section.
+    // bob does not manage it: no Permissions section, no buttons.
     let bob = login(&server, "bob", "bob-password").await;
     let (_, page) = get(&bob, &server, &detail).await;
-    assert!(!page.contains("id=\"permissions\""));
+    assert!(!page.contains("id=\"permissions\"") && !page.contains("value=\"stop\""));
     let bob_token = csrf(&page);
 
     let admin = login(&server, "admin", ADMIN_PASSWORD).await;
@@ -617,6 +817,12 @@ async fn permissions_section_adds_changes_and_removes_a_grant() {
     let grants = grants_on(&server, &object).await;
     assert_eq!(grants.len(), 1, "{grants:?}");
     assert_eq!(grants[0]["level"], "operate");
+    // bob may operate now: the page gives him Stop.
+    let (_, page) = get(&bob, &server, &detail).await;
+    assert!(
+        page.contains("value=\"stop\"") && !page.contains("value=\"terminate\""),
+        "{page}"
+    );
 
     // Change the level (the row's form).
     let (status, _, _) = post(
@@ -748,5 +954,204 @@ async fn permissions_section_adds_changes_and_removes_a_grant() {
     assert!(page.contains("user:bob"), "{page}");
     let (status, _) = get(&bob, &server, "/accounts/pgperm/permissions").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_stop_reports_every_row() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("pgbulk", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(2, 1, "anns", &[("owner", "ann")]).await.unwrap();
+    ec2.launch(1, 1, "others", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    server
+        .create_user("ann", "ann-password", Role::Member)
+        .await;
+    server
+        .create_user("vic", "vic-password", Role::Viewer)
+        .await;
+    let a = resource_id(&server, "kind=instance&q=anns-0").await;
+    let b = resource_id(&server, "kind=instance&q=anns-1").await;
+    let c = resource_id(&server, "kind=instance&q=others-0").await;
+    let checkbox = |id: i64| format!("name=\"id\" value=\"{id}\"");
+
+    // ann's rows have checkboxes; the one she may not operate has none.
+    let ann = login(&server, "ann", "ann-password").await;
+    let (_, page) = get(&ann, &server, "/instances").await;
+    assert!(
+        page.contains(&checkbox(a)) && page.contains(&checkbox(b)),
+        "{page}"
+    );
+    assert!(!page.contains(&checkbox(c)));
+    assert!(page.contains("action=\"/bulk\""));
+    let token = csrf(&page);
+
+    // Posting all three: each row acted on by itself, reported by itself.
+    let (status, _, body) = post(
+        &ann,
+        &server,
+        "/bulk",
+        &[
+            ("csrf", &token),
+            ("action", "stop"),
+            ("back", "/instances"),
+            ("id", &a.to_string()),
+            ("id", &b.to_string()),
+            ("id", &c.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("2 of 3 succeeded"), "{body}");
+    assert_eq!(body.matches(">succeeded<").count(), 2, "{body}");
+    assert!(
+        body.contains(">refused<") && body.contains("forbidden"),
+        "{body}"
+    );
+    assert!(body.contains("anns-0") && body.contains("anns-1"));
+    assert!(body.contains(&format!("resource {c}")));
+    assert_eq!(state_of(&server, a).await, "stopped");
+    assert_eq!(state_of(&server, b).await, "stopped");
+    assert_eq!(state_of(&server, c).await, "running");
+
+    // Refused as a whole: no rows, terminate, no token.
+    let (status, _, _) = post(
+        &ann,
+        &server,
+        "/bulk",
+        &[("csrf", &token), ("action", "start")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, body) = post(
+        &ann,
+        &server,
+        "/bulk",
+        &[
+            ("csrf", &token),
+            ("action", "terminate"),
+            ("id", &a.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("one instance at a time"), "{body}");
+    let (status, _, _) = post(
+        &ann,
+        &server,
+        "/bulk",
+        &[("action", "start"), ("id", &a.to_string())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(state_of(&server, a).await, "stopped");
+
+    // A viewer gets no checkboxes and no bulk form.
+    let vic = login(&server, "vic", "vic-password").await;
+    let (_, page) = get(&vic, &server, "/instances").await;
+    assert!(
+        page.contains("anns-0")
+            && !page.contains("name=\"id\"")
+            && !page.contains("action=\"/bulk\"")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_page_lists_unowned_resources_and_admins_claim_them() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("pgorph", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(1, 1, "owned", &[("owner", "ann")])
+        .await
+        .unwrap();
+    let strays = ec2.launch(2, 1, "stray", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    server
+        .create_user("ann", "ann-password", Role::Member)
+        .await;
+    let s0 = resource_id(&server, "kind=instance&q=stray-0").await;
+    let s1 = resource_id(&server, "kind=instance&q=stray-1").await;
+
+    let admin = login(&server, "admin", ADMIN_PASSWORD).await;
+    let (_, home) = get(&admin, &server, "/").await;
+    assert!(
+        home.contains("href=\"/orphans\">Orphaned<"),
+        "dashboard figure"
+    );
+    let (status, page) = get(&admin, &server, "/orphans").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("stray-0") && page.contains("stray-1"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("owned-0"),
+        "an owned instance is not an orphan"
+    );
+    assert!(page.contains(&format!("name=\"id\" value=\"{s0}\"")));
+    let token = csrf(&page);
+    // Narrowing down keeps is:orphan.
+    let (_, page) = get(&admin, &server, "/orphans?q=stray-1").await;
+    assert!(page.contains("stray-1") && !page.contains("stray-0") && !page.contains("owned-0"));
+
+    // Claim one for ann: the tag is written, the row leaves the page.
+    let (status, _, body) = post(
+        &admin,
+        &server,
+        "/orphans/claim",
+        &[("csrf", &token), ("owner", "ann"), ("id", &s0.to_string())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("1 of 1 succeeded"), "{body}");
+    let tags = ec2.instance_tags(&strays[0]).await.unwrap();
+    assert_eq!(tags.get("skyhold:owner").map(String::as_str), Some("ann"));
+    let (_, page) = get(&admin, &server, "/orphans").await;
+    assert!(
+        !page.contains("stray-0") && page.contains("stray-1"),
+        "{page}"
+    );
+    // Without an owner: refused as a whole.
+    let (status, _, _) = post(
+        &admin,
+        &server,
+        "/orphans/claim",
+        &[("csrf", &token), ("id", &s1.to_string())],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // A member sees the orphans, cannot claim them.
+    let ann = login(&server, "ann", "ann-password").await;
+    let (status, page) = get(&ann, &server, "/orphans").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("stray-1") && !page.contains("name=\"id\""),
+        "{page}"
+    );
+    let (status, _, body) = post(
+        &ann,
+        &server,
+        "/orphans/claim",
+        &[
+            ("csrf", &csrf(&page)),
+            ("owner", "ann"),
+            ("id", &s1.to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("0 of 1 succeeded") && body.contains("forbidden"),
+        "{body}"
+    );
+    assert_eq!(
+        server.get(&format!("/api/v1/resources/{s1}")).await["owner"],
+        ""
+    );
     server.stop().await;
 }
