@@ -6,6 +6,7 @@ mod action_pages;
 mod admin_pages;
 mod api;
 mod api_access;
+mod audit_page;
 mod forms;
 mod openapi;
 mod pages;
@@ -74,6 +75,7 @@ pub fn router(app: AppState) -> Router {
         .merge(admin_pages::routes())
         .merge(permissions::routes())
         .merge(action_pages::routes())
+        .merge(audit_page::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor));
 

@@ -1,7 +1,7 @@
 //! The pages of acting safely as a browser uses them (session cookie, CSRF
 //! token from the page, plain form posts, no JavaScript): Users, Profile,
-//! Groups, the detail page's actions and permissions, bulk actions and the
-//! Orphans page, against moto through the SDK.
+//! Groups, the detail page's actions and permissions, bulk actions, the
+//! Orphans page and the Audit page, against moto through the SDK.
 
 use crate::harness::*;
 use crate::pages::{extract, post_form, text};
@@ -1153,5 +1153,145 @@ async fn orphans_page_lists_unowned_resources_and_admins_claim_them() {
         server.get(&format!("/api/v1/resources/{s1}")).await["owner"],
         ""
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_page_filters_pages_verifies_and_scopes_entries() {
+    let server = TestServer::start(&[]).await;
+    server
+        .create_user("ann", "ann-password", Role::Member)
+        .await;
+    server
+        .create_user("bob", "bob-password", Role::Member)
+        .await;
+    let admin = login(&server, "admin", ADMIN_PASSWORD).await;
+    let ann = login(&server, "ann", "ann-password").await;
+    let bob = login(&server, "bob", "bob-password").await;
+    // Some history: ann changes her email, bob fails a grant, a bad login.
+    let (_, page) = get(&ann, &server, "/profile").await;
+    let (status, _, _) = post(
+        &ann,
+        &server,
+        "/profile/email",
+        &[("csrf", &csrf(&page)), ("email", "ann@example.com")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = get(&bob, &server, "/groups").await;
+    let (status, _, _) = post(
+        &bob,
+        &server,
+        "/groups",
+        &[("csrf", &csrf(&page)), ("name", "bobs")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        server.login_token("ann", "wrong-password").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let (status, page) = get(&admin, &server, "/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    for needle in [
+        "Client IP",
+        "profile.email",
+        "group.manage",
+        "user.create",
+        "s-warn\">denied<",
+        "s-bad\">failed<",
+        "<td>bob</td>",
+    ] {
+        assert!(page.contains(needle), "audit page lacks {needle}: {page}");
+    }
+    assert!(page.contains("href=\"/api/v1/audit/export?format=jsonl\""));
+    assert!(page.contains("href=\"/api/v1/audit/export?format=csv\""));
+    assert!(page.contains("action=\"/audit/verify\""));
+
+    // Filters from the URL.
+    let (_, page) = get(&admin, &server, "/audit?actor=ann&action=profile.").await;
+    assert!(
+        page.contains("profile.email") && page.contains("<td>ann</td>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<td>bob</td>") && !page.contains("user.create"),
+        "{page}"
+    );
+    assert!(page.contains("value=\"ann\""), "the form keeps the filter");
+    let (_, page) = get(&admin, &server, "/audit?outcome=denied").await;
+    assert!(
+        page.contains("group.manage") && !page.contains("s-good\">ok<"),
+        "{page}"
+    );
+    let (_, page) = get(&admin, &server, "/audit?target=user&outcome=failed").await;
+    assert!(
+        page.contains("s-bad\">failed<") && !page.contains("s-warn\">denied<"),
+        "{page}"
+    );
+    let (status, page) = get(&admin, &server, "/audit?outcome=maybe").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("outcome") && page.contains("use ok, denied or failed"),
+        "{page}"
+    );
+    let (status, _) = get(&admin, &server, "/audit?since=yesterday-ish").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Paging: newest first, "Older" carries the cursor.
+    let (_, first) = get(&admin, &server, "/audit?limit=2").await;
+    let older = extract(&first, "<a href=\"/audit?").expect("an Older link");
+    let older = format!("/audit?{}", older.replace("&amp;", "&"));
+    assert!(
+        older.contains("cursor=") && older.contains("limit=2"),
+        "{older}"
+    );
+    let seqs = |html: &str| -> Vec<i64> {
+        html.split("<td class=\"mono\">")
+            .skip(1)
+            .filter_map(|s| s.split('<').next()?.parse().ok())
+            .collect()
+    };
+    let (s1, s2) = (seqs(&first), seqs(&get(&admin, &server, &older).await.1));
+    assert_eq!((s1.len(), s2.len()), (2, 2), "{s1:?} {s2:?}");
+    assert!(
+        s1[0] > s1[1] && s1[1] > s2[0] && s2[0] > s2[1],
+        "{s1:?} {s2:?}"
+    );
+
+    // The export link works with the session cookie.
+    let res = admin
+        .get(format!("{}/api/v1/audit/export?format=csv", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().starts_with("seq,time,"));
+
+    // Verify chain.
+    let (status, _, body) =
+        post(&admin, &server, "/audit/verify", &[("csrf", &csrf(&first))]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("The chain is intact"), "{body}");
+    let (status, _, _) = post(&admin, &server, "/audit/verify", &[("csrf", "nope")]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // A member sees only what concerns them: no export, no verify.
+    let (status, page) = get(&ann, &server, "/audit").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("profile.email") && page.contains("<td>ann</td>"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("<td>bob</td>") && !page.contains("<td>admin</td>"),
+        "{page}"
+    );
+    assert!(!page.contains("/api/v1/audit/export") && !page.contains("action=\"/audit/verify\""));
+    let (status, _, _) = post(&ann, &server, "/audit/verify", &[("csrf", &csrf(&page))]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (_, page) = get(&ann, &server, "/audit?actor=bob").await;
+    assert!(!page.contains("<td>bob</td>"), "{page}");
     server.stop().await;
 }
