@@ -2,10 +2,15 @@
 //! mapping, metrics. Handlers are thin: they parse input, call one
 //! application function, and render.
 
+mod action_pages;
+mod admin_pages;
 mod api;
 mod api_access;
+mod audit_page;
+mod forms;
 mod openapi;
 mod pages;
+mod permissions;
 mod services;
 mod ui;
 mod views;
@@ -67,6 +72,10 @@ pub fn router(app: AppState) -> Router {
         .merge(api_access::routes())
         .merge(views::routes())
         .merge(services::routes())
+        .merge(admin_pages::routes())
+        .merge(permissions::routes())
+        .merge(action_pages::routes())
+        .merge(audit_page::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

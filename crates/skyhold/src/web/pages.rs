@@ -5,7 +5,7 @@
 use super::api::parse_query;
 use super::ui::{age, csrf_of, empty, kind_path, page, state_badge, time};
 use super::{status_of, AppState, SESSION_COOKIE};
-use crate::app::Actor;
+use crate::app::{Action, Actor, Object};
 use crate::error::AppError;
 use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::StatusCode;
@@ -741,6 +741,17 @@ async fn list(
         && q.states.is_empty()
         && q.types.is_empty());
     let cols = kind.map_or_else(search_columns, columns);
+    // Bulk actions: a checkbox on each row the actor may operate.
+    let pick: Vec<bool> = page_data
+        .items
+        .iter()
+        .map(|r| super::action_pages::bulk_selectable(&app, &actor, r))
+        .collect();
+    let bulk = search_error.is_none() && pick.iter().any(|p| *p);
+    let here = match raw.as_deref() {
+        Some(r) if !r.is_empty() => format!("{path}?{r}"),
+        _ => path.to_owned(),
+    };
     let states: &[&str] = kind.map_or(&[], states_of);
     let sort_href = |key: SortKey| {
         let desc = q.sort == key && !q.descending;
@@ -797,6 +808,7 @@ async fn list(
         } @else {
             table.grid {
                 thead { tr {
+                    @if bulk { th.pick { input type="checkbox" form="bulk" data-select-all aria-label="Select all rows"; } }
                     @for c in &cols {
                         th { @match c.sort {
                             Some(k) => { a href=(sort_href(k)) { (c.label) @if q.sort == k { (if q.descending { " ▾" } else { " ▴" }) } } }
@@ -805,11 +817,18 @@ async fn list(
                     }
                 } }
                 tbody {
-                    @for r in &page_data.items {
+                    @for (r, p) in page_data.items.iter().zip(&pick) {
                         tr class=[r.deleted_at.is_some().then_some("deleted")] {
+                            @if bulk { td.pick { @if *p { input type="checkbox" name="id" value=(r.id.0) form="bulk" aria-label="Select this row"; } } }
                             @for c in &cols { td { (c.render(r, now)) } }
                         }
                     }
+                }
+            }
+            @if bulk {
+                form #bulk method="post" action="/bulk" data-confirm="Apply this action to every selected instance?" {
+                    input type="hidden" name="csrf" value=(csrf_of(&actor));
+                    (super::action_pages::bulk_bar(&here))
                 }
             }
         }
@@ -913,17 +932,52 @@ fn rules_table(title: &str, rules: Option<&Value>) -> Markup {
     }
 }
 
+/// What the detail page shows after a form: the action just asked for
+/// (`action`, its row id) or the code it was refused with (`refused`), and
+/// a permission change (`done`). Anything else is ignored.
+#[derive(Default)]
+struct DetailQuery {
+    action: Option<String>,
+    refused: Option<String>,
+    done: Option<String>,
+}
+
+impl DetailQuery {
+    fn parse(raw: Option<&str>) -> Self {
+        let mut q = DetailQuery::default();
+        for (k, v) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let slot = match k.as_ref() {
+                "action" => &mut q.action,
+                "refused" => &mut q.refused,
+                "done" => &mut q.done,
+                _ => continue,
+            };
+            slot.get_or_insert_with(|| v.into_owned());
+        }
+        q
+    }
+}
+
 async fn detail(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> PageResult {
     let id: i64 = id
         .parse()
         .map_err(|_| AppError::bad_parameter("id", format!("not a resource id: {id:?}")))?;
+    let after = DetailQuery::parse(raw.as_deref());
     let d = app.resource(&actor, ResourceId(id)).await?;
     let r = &d.resource;
     let o = &r.observed;
+    let (recent, _) = app.actions(&actor, Some(r.id), None, None, 20).await?;
+    let grants = if app.allows(&actor, Action::ViewGrants, Object::Resource(r)) {
+        let object = format!("resource:{}", r.id.0);
+        Some(app.grants(&actor, Some(&object), None).await?)
+    } else {
+        None
+    };
     let title = if o.name.is_empty() {
         o.provider_id.clone()
     } else {
@@ -938,9 +992,12 @@ async fn detail(
     let body = html! {
         p.dim { a href=(kind_path(o.kind)) { (o.kind.label()) } " / " (o.provider_id) }
         h1 { (title) " " @if !o.state.is_empty() { (state_badge(&o.state)) } }
+        (super::forms::notice(after.done.as_deref(), super::permissions::NOTICES))
         form.filters method="post" action=(format!("/resources/{}/refresh", r.id.0)) {
             input type="hidden" name="csrf" value=(csrf_of(&actor));
             button type="submit" title="Read this resource again from the provider now" { "Refresh" }
+            a href="#actions" { "Actions" }
+            @if grants.is_some() { a href="#permissions" { "Permissions" } }
         }
         @if let Some(t) = r.deleted_at { div.error { "This resource is gone: tombstoned at " (time(Some(t))) "." } }
         dl.facts {
@@ -949,10 +1006,22 @@ async fn detail(
             dt { "Kind" } dd { (o.kind.as_str()) }
             dt { "Provider ID" } dd.mono { (o.provider_id) }
             dt { "Type" } dd { (empty(&o.rtype)) }
-            dt { "Owner" } dd { (empty(&o.owner)) }
+            dt { "Owner" } dd { (empty(&o.owner)) " " (super::action_pages::owner_form(&app, &actor, r)) }
             @if o.kind == ResourceKind::Instance { dt { "Age" } dd { (age(o.created_at, now_millis())) } }
             dt { "First seen" } dd { (time(Some(r.first_seen))) }
             dt { "Last seen" } dd { (time(Some(r.last_seen))) }
+        }
+        h2 #actions { "Actions" }
+        (super::action_pages::panel(&app, &actor, r, &recent,
+            after.action.as_deref().and_then(|a| a.parse().ok()), after.refused.as_deref()))
+        @if let Some(grants) = &grants {
+            h2 #permissions { "Permissions (" (grants.len()) ")" }
+            (super::permissions::section(&actor, &format!("resource:{}", r.id.0), grants,
+                app.allows(&actor, Action::ChangeGrants, Object::Resource(r)),
+                &format!("/resources/{}#permissions", r.id.0)))
+            @if app.allows(&actor, Action::ViewGrants, Object::Account(&r.account)) {
+                p { a href={"/accounts/" (r.account) "/permissions"} { "Permissions on the account " (r.account) } " apply to it too." }
+            }
         }
         h2 { "Attributes" }
         dl.facts {
@@ -1059,6 +1128,9 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
                 &href("/instances", &[("q", format!("stopped>{}d", d.stopped_days))]),
                 html! { (d.stopped_long) }))
             (figure("Alarms in ALARM", "/alarms?state=alarm", html! { (d.alarms_in_alarm) }))
+            (figure("Orphaned", "/orphans", html! {
+                @if d.orphans >= crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (d.orphans) }
+            }))
         }
         h2 { "Instances" }
         div.cards {

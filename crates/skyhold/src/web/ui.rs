@@ -1,7 +1,7 @@
 //! Page furniture: layout, navigation, small formatting helpers, and the
 //! embedded stylesheet and script (no build step).
 
-use crate::app::{Actor, AuthVia};
+use crate::app::{decide, Action, Actor, AuthVia, Decision, Object, Policy};
 use axum::http::header;
 use axum::response::IntoResponse;
 use maud::{html, Markup, DOCTYPE};
@@ -80,6 +80,12 @@ fn by_service(kinds: &[ResourceKind]) -> Vec<(&'static str, Vec<ResourceKind>)> 
     groups
 }
 
+/// Whether the navigation offers a page decided by role alone (users, the
+/// audit log): `decide` on no object, which needs no policy.
+fn may(actor: &Actor, action: Action) -> bool {
+    decide(&Policy::default(), actor, action, Object::None) == Decision::Allow
+}
+
 pub fn csrf_of(actor: &Actor) -> &str {
     match &actor.via {
         AuthVia::Session { csrf, .. } => csrf,
@@ -129,12 +135,21 @@ pub fn page(
                             a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
                             a href="/views" class=[(active == "views").then_some("on")] { "Views" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
+                            details.menu {
+                                summary class=[matches!(active, "orphans" | "groups" | "users" | "audit").then_some("on")] { "Access" }
+                                div {
+                                    a href="/orphans" class=[(active == "orphans").then_some("on")] { "Orphans" }
+                                    @if may(a, Action::ViewGroups) { a href="/groups" class=[(active == "groups").then_some("on")] { "Groups" } }
+                                    @if may(a, Action::ViewUsers) { a href="/users" class=[(active == "users").then_some("on")] { "Users" } }
+                                    @if may(a, Action::ViewAudit) { a href="/audit" class=[(active == "audit").then_some("on")] { "Audit log" } }
+                                }
+                            }
                         }
                         form.quick method="get" action="/search" role="search" {
                             input type="search" name="q" placeholder="Search everything" aria-label="Search everything";
                         }
                         div.who {
-                            span { (a.username) " " span.role { "(" (a.role.as_str()) ")" } }
+                            a href="/profile" title="Your profile" class=[(active == "profile").then_some("on")] { (a.username) " " span.role { "(" (a.role.as_str()) ")" } }
                             form method="post" action="/logout" {
                                 input type="hidden" name="csrf" value=(csrf_of(a));
                                 button.link type="submit" { "Log out" }
@@ -238,9 +253,36 @@ details.menu > div { position:absolute; top:22px; left:-8px; z-index:20; backgro
 form.inline { display:inline-flex; gap:6px; align-items:center; margin:0; } .saveview { margin:8px 0; }
 .crumbs { margin:6px 0 10px; } .crumbs a { margin-right:2px; }
 pre.json { background:#fff; border:1px solid var(--line); border-radius:6px; padding:8px; overflow:auto; font-size:12px; }
+button.danger { background:#fff; color:var(--bad); border-color:#f0a8a8; cursor:pointer; } button.link.danger { border:0; background:none; padding:0 2px; }
+.actions { display:flex; flex-wrap:wrap; gap:8px; align-items:center; margin:8px 0; }
+.rowforms { display:flex; flex-wrap:wrap; gap:6px 12px; } .member { display:inline-flex; align-items:center; gap:2px; margin-right:10px; }
+form.panel { display:flex; flex-wrap:wrap; gap:8px; align-items:center; background:#fff; border:1px solid var(--line); padding:8px; border-radius:6px; margin-bottom:10px; }
+.bulkbar { margin-top:8px; } td.pick, th.pick { width:24px; }
 "#;
 
 const JS: &str = r#"
+// Forms that change something ask first when they carry data-confirm (the
+// server asks on a page of its own without JavaScript; answering here skips
+// that step). A data-select-all checkbox ticks every row of its form.
+document.addEventListener('DOMContentLoaded', function () {
+  document.addEventListener('submit', function (e) {
+    var f = e.target;
+    if (!f.hasAttribute || !f.hasAttribute('data-confirm')) { return; }
+    if (!window.confirm(f.getAttribute('data-confirm'))) { e.preventDefault(); return; }
+    if (!f.querySelector('input[name=confirmed]')) {
+      var c = document.createElement('input');
+      c.type = 'hidden'; c.name = 'confirmed'; c.value = '1';
+      f.appendChild(c);
+    }
+  });
+  document.addEventListener('change', function (e) {
+    var all = e.target;
+    if (!all.hasAttribute || !all.hasAttribute('data-select-all') || !all.form) { return; }
+    Array.prototype.forEach.call(all.form.elements, function (b) {
+      if (b.type === 'checkbox' && b.name === 'id') { b.checked = all.checked; }
+    });
+  });
+});
 // Small conveniences; every page works without them.
 document.addEventListener('DOMContentLoaded', function () {
   var form = document.querySelector('form.filters');

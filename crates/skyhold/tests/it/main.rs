@@ -16,6 +16,7 @@ mod inventory;
 mod leases;
 mod ondemand;
 mod pages;
+mod pages_access;
 mod proxy;
 mod refresh;
 mod regions;
