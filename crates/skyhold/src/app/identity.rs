@@ -80,7 +80,7 @@ fn validate_password(p: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn validate_email(e: &str) -> Result<String, AppError> {
+pub(crate) fn validate_email(e: &str) -> Result<String, AppError> {
     let e = e.trim();
     if e.is_empty() {
         return Ok(String::new());
@@ -272,7 +272,6 @@ impl App {
             .await
     }
 
-    #[allow(dead_code)] // used by proxy and OIDC sign-in (next step)
     /// Creates a user first seen through a trusted proxy header or an OIDC
     /// login (`auto_create`), with an unusable password.
     pub(crate) async fn auto_create_user(

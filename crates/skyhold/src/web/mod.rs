@@ -4,6 +4,7 @@
 
 mod api;
 mod api_access;
+mod oidc;
 mod openapi;
 mod pages;
 mod services;
@@ -56,6 +57,8 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { metrics_handle().render() }))
         .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/auth/oidc/login", get(oidc::begin))
+        .route("/auth/oidc/callback", get(oidc::callback))
         .route("/static/app.css", get(ui::css))
         .route("/static/app.js", get(ui::js))
         .route("/favicon.ico", get(ui::favicon))
