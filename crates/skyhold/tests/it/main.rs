@@ -13,6 +13,7 @@ mod cli;
 mod failing_kind;
 mod inventory;
 mod leases;
+mod oidc;
 mod ondemand;
 mod pages;
 mod proxy;
