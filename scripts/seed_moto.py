@@ -54,7 +54,8 @@ from botocore.exceptions import ClientError
 BASE_ACCESS_KEY = "testing"
 BASE_SECRET_KEY = "testing"
 
-OWNERS = ["alice", "bob", "carol", "dave", "erin"]
+# "ann" and "group:dev" are the demo's users (scripts/demo creates them).
+OWNERS = ["ann", "group:dev", "alice", "bob", "carol", "dave"]
 ENVS = ["prod", "staging", "dev"]
 ENV_WEIGHTS = [0.45, 0.25, 0.30]
 KEY_PAIRS = ["alice-laptop", "ci-deploy"]

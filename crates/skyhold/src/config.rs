@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 use skyhold_aws::{AwsAccount, Credentials};
-use skyhold_core::{ids::validate_region, AccountName, ResourceKind, Secret};
+use skyhold_core::{ids::validate_region, AccountName, ResourceKind, Role, Secret};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -40,6 +40,9 @@ pub struct Config {
     pub stopped_days: u32,
     /// Tag keys read for a resource's owner after `skyhold:owner`, in order.
     pub owner_tag_keys: Vec<String>,
+    /// The URL people reach skyhold at (`https://sky.example.com`, no
+    /// trailing slash): the base of the OIDC redirect URI.
+    pub public_url: Option<String>,
     pub auth: AuthConfig,
     /// Where the audit log's head (seq, hash, time) is written every
     /// `audit_anchor_interval`, so a rewrite of the whole table is
@@ -68,6 +71,8 @@ pub struct AuthConfig {
     pub local: bool,
     /// `[auth.proxy]`: identity from a trusted reverse proxy's header.
     pub proxy: Option<ProxyAuth>,
+    /// `[auth.oidc]`: sign-in through an OpenID Connect provider.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -75,6 +80,7 @@ impl Default for AuthConfig {
         AuthConfig {
             local: true,
             proxy: None,
+            oidc: None,
         }
     }
 }
@@ -104,11 +110,41 @@ impl ProxyAuth {
     }
 }
 
+/// The path of the OIDC redirect URI (the callback route).
+pub const OIDC_CALLBACK_PATH: &str = "/auth/oidc/callback";
+
+/// `[auth.oidc]`: one OpenID Connect provider (authorization code flow
+/// with PKCE, a confidential client).
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    /// The issuer exactly as the provider names it (discovery reads
+    /// `{issuer}/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Always contains `openid`.
+    pub scopes: Vec<String>,
+    /// The ID token claim listing the user's groups (e.g. `groups`).
+    pub groups_claim: Option<String>,
+    /// Group (claim value) → role; the strongest matching role wins.
+    pub role_mapping: BTreeMap<String, Role>,
+    /// The role when no mapping matches (default viewer).
+    pub default_role: Role,
+    /// Create unknown users at their first sign-in (default false).
+    pub auto_create: bool,
+    /// The redirect URI registered at the provider; None: `public_url` +
+    /// the callback path, else the request's Host.
+    pub redirect_url: Option<String>,
+    /// The login button's text.
+    pub display_name: String,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawAuth {
     local: Option<bool>,
     proxy: Option<RawProxy>,
+    oidc: Option<RawOidc>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +218,23 @@ fn parse_proxy(p: RawProxy) -> Result<ProxyAuth, (&'static str, String)> {
         default_role,
         sync_groups: p.sync_groups,
     })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOidc {
+    issuer: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<Secret>,
+    client_secret_env: Option<String>,
+    scopes: Option<Vec<String>>,
+    groups_claim: Option<String>,
+    #[serde(default)]
+    role_mapping: BTreeMap<String, String>,
+    default_role: Option<String>,
+    auto_create: Option<bool>,
+    redirect_url: Option<String>,
+    display_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +326,7 @@ struct RawConfig {
     history_retention: Option<String>,
     stopped_days: Option<u32>,
     owner_tag_keys: Option<Vec<String>>,
+    public_url: Option<String>,
     auth: Option<RawAuth>,
     audit_anchor: Option<String>,
     audit_anchor_interval: Option<String>,
@@ -370,6 +424,43 @@ impl Locator<'_> {
         None
     }
 
+    /// The line of `key` inside the `[table]` section (its header line when
+    /// `key` is empty).
+    fn line_in_table(&self, table: &str, key: &str) -> Option<usize> {
+        let mut inside = false;
+        for (i, line) in self.src.lines().enumerate() {
+            let t = line.trim();
+            if t.starts_with('[') {
+                inside = t.trim_matches(|c| c == '[' || c == ']').trim() == table;
+                if inside && key.is_empty() {
+                    return Some(i + 1);
+                }
+                continue;
+            }
+            if inside {
+                if let Some((k, _)) = t.split_once('=') {
+                    if k.trim() == key {
+                        return Some(i + 1);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// An error about `key` of `[auth.oidc]`.
+    fn oidc_err(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            path: self.path.map(Path::to_path_buf),
+            line: self
+                .line_in_table("auth.oidc", key)
+                .or_else(|| self.line_in_table("auth.oidc", ""))
+                .or_else(|| self.line_in_table("auth", "oidc")),
+            key: Some(format!("auth.oidc.{key}")),
+            message: message.into(),
+        }
+    }
+
     fn err(&self, account: Option<usize>, key: &str, message: impl Into<String>) -> ConfigError {
         let full_key = match account {
             Some(i) => format!("accounts[{i}].{key}"),
@@ -389,6 +480,192 @@ impl Locator<'_> {
 fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s)
         .map_err(|e| format!("{e} (expected a duration such as \"5m\" or \"90s\")"))
+}
+
+/// An http(s) URL without query or fragment, returned without a trailing
+/// slash.
+fn parse_public_url(v: &str) -> Result<String, String> {
+    match url::Url::parse(v) {
+        Ok(u)
+            if matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.query().is_none()
+                && u.fragment().is_none() =>
+        {
+            Ok(v.trim_end_matches('/').to_owned())
+        }
+        _ => Err(format!(
+            "{:?} is not an http(s) URL such as \"https://sky.example.com\"",
+            skyhold_core::clip(v, 100)
+        )),
+    }
+}
+
+fn role_names() -> String {
+    Role::ALL.map(|r| r.as_str()).join(", ")
+}
+
+fn parse_oidc(
+    loc: &Locator<'_>,
+    o: RawOidc,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<OidcConfig, ConfigError> {
+    let issuer = o
+        .issuer
+        .ok_or_else(|| loc.oidc_err("issuer", "is required (the provider's issuer URL)"))?;
+    let issuer_ok = url::Url::parse(&issuer).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https")
+            && u.host_str().is_some()
+            && u.query().is_none()
+            && u.fragment().is_none()
+    });
+    if !issuer_ok {
+        return Err(loc.oidc_err(
+            "issuer",
+            format!(
+                "{:?} is not an http(s) URL such as \"https://login.example.com/realms/main\"",
+                skyhold_core::clip(&issuer, 100)
+            ),
+        ));
+    }
+    let client_id = o
+        .client_id
+        .ok_or_else(|| loc.oidc_err("client_id", "is required"))?;
+    if client_id.is_empty() || client_id.len() > 256 || client_id.chars().any(char::is_control) {
+        return Err(loc.oidc_err("client_id", "must be 1-256 characters"));
+    }
+    let client_secret = match (o.client_secret, o.client_secret_env) {
+        (Some(_), Some(_)) => {
+            return Err(loc.oidc_err(
+                "client_secret_env",
+                "give client_secret or client_secret_env, not both",
+            ))
+        }
+        (Some(s), None) => s,
+        (None, Some(var)) => match env(&var) {
+            Some(v) if !v.is_empty() => Secret::new(v),
+            _ => {
+                return Err(loc.oidc_err(
+                    "client_secret_env",
+                    format!("environment variable {var} is not set"),
+                ))
+            }
+        },
+        (None, None) => {
+            return Err(loc.oidc_err(
+                "client_secret",
+                "is required (or client_secret_env, the name of a variable holding it)",
+            ))
+        }
+    };
+    if client_secret.expose().is_empty() {
+        return Err(loc.oidc_err("client_secret", "must not be empty"));
+    }
+    let mut scopes: Vec<String> = Vec::new();
+    let wanted = o
+        .scopes
+        .unwrap_or_else(|| ["openid", "email", "profile"].map(str::to_owned).to_vec());
+    for sc in wanted {
+        if sc.is_empty()
+            || sc.len() > 100
+            || !sc
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+        {
+            return Err(loc.oidc_err(
+                "scopes",
+                format!("{:?} is not a scope", skyhold_core::clip(&sc, 40)),
+            ));
+        }
+        if !scopes.contains(&sc) {
+            scopes.push(sc);
+        }
+    }
+    if !scopes.iter().any(|s| s == "openid") {
+        return Err(loc.oidc_err("scopes", "must include \"openid\""));
+    }
+    let groups_claim = match o.groups_claim {
+        None => None,
+        Some(c) if !c.is_empty() && c.len() <= 100 && !c.chars().any(char::is_control) => Some(c),
+        Some(_) => return Err(loc.oidc_err("groups_claim", "must be 1-100 characters")),
+    };
+    let mut role_mapping = BTreeMap::new();
+    for (group, role) in o.role_mapping {
+        let r = Role::parse(&role).ok_or_else(|| {
+            loc.oidc_err(
+                "role_mapping",
+                format!(
+                    "{group:?} = {:?}: not a role; use one of {}",
+                    skyhold_core::clip(&role, 40),
+                    role_names()
+                ),
+            )
+        })?;
+        if group.is_empty() {
+            return Err(loc.oidc_err("role_mapping", "a group name must not be empty"));
+        }
+        role_mapping.insert(group, r);
+    }
+    if !role_mapping.is_empty() && groups_claim.is_none() {
+        return Err(loc.oidc_err(
+            "role_mapping",
+            "needs groups_claim (the claim whose values are mapped)",
+        ));
+    }
+    let default_role = match o.default_role {
+        None => Role::Viewer,
+        Some(r) => Role::parse(&r).ok_or_else(|| {
+            loc.oidc_err(
+                "default_role",
+                format!(
+                    "{:?} is not a role; use one of {}",
+                    skyhold_core::clip(&r, 40),
+                    role_names()
+                ),
+            )
+        })?,
+    };
+    let redirect_url = match o.redirect_url {
+        None => None,
+        Some(u) => {
+            let ok = url::Url::parse(&u).is_ok_and(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host_str().is_some()
+                    && p.path().ends_with(OIDC_CALLBACK_PATH)
+                    && p.query().is_none()
+                    && p.fragment().is_none()
+            });
+            if !ok {
+                return Err(loc.oidc_err(
+                    "redirect_url",
+                    format!(
+                        "{:?} is not an http(s) URL ending in {OIDC_CALLBACK_PATH}",
+                        skyhold_core::clip(&u, 100)
+                    ),
+                ));
+            }
+            Some(u)
+        }
+    };
+    let display_name = o
+        .display_name
+        .unwrap_or_else(|| "Sign in with OIDC".to_owned());
+    let n = display_name.chars().count();
+    if !(1..=100).contains(&n) || display_name.chars().any(char::is_control) {
+        return Err(loc.oidc_err("display_name", "must be 1-100 characters"));
+    }
+    Ok(OidcConfig {
+        issuer,
+        client_id,
+        client_secret,
+        scopes,
+        groups_claim,
+        role_mapping,
+        default_role,
+        auto_create: o.auto_create.unwrap_or(false),
+        redirect_url,
+        display_name,
+    })
 }
 
 impl Config {
@@ -562,6 +839,27 @@ impl Config {
         let secure_cookies = match env("SKYHOLD_SECURE_COOKIES") {
             Some(v) => matches!(v.as_str(), "1" | "true" | "yes"),
             None => raw.secure_cookies.unwrap_or(false),
+        };
+        let public_url_src = env("SKYHOLD_PUBLIC_URL")
+            .map(|v| (v, true))
+            .or(raw.public_url.map(|v| (v, false)));
+        let public_url = match public_url_src {
+            None => None,
+            Some((v, from_env)) => Some(parse_public_url(&v).map_err(|m| {
+                if from_env {
+                    env_err("SKYHOLD_PUBLIC_URL", m)
+                } else {
+                    loc.err(None, "public_url", m)
+                }
+            })?),
+        };
+        let (auth_local, raw_oidc, raw_proxy) = match raw.auth {
+            Some(a) => (a.local.unwrap_or(true), a.oidc, a.proxy),
+            None => (true, None, None),
+        };
+        let oidc = match raw_oidc {
+            None => None,
+            Some(o) => Some(parse_oidc(&loc, o, env)?),
         };
 
         let mut names = HashSet::new();
@@ -831,12 +1129,14 @@ impl Config {
             audit_anchor,
             audit_anchor_interval,
             action_timeout,
+            public_url,
             auth: AuthConfig {
-                local: raw.auth.as_ref().and_then(|a| a.local).unwrap_or(true),
-                proxy: match raw.auth.and_then(|a| a.proxy) {
+                local: auth_local,
+                proxy: match raw_proxy {
                     None => None,
                     Some(p) => Some(parse_proxy(p).map_err(|(key, m)| loc.err(None, key, m))?),
                 },
+                oidc,
             },
             accounts,
         })
@@ -1079,6 +1379,93 @@ secret_access_key = "hush"
             team.interval_for(ResourceKind::DnsRecord, c.sync_interval),
             Duration::from_secs(3600)
         );
+    }
+
+    #[test]
+    fn oidc_settings_are_checked() {
+        let base = "[auth.oidc]\nissuer = \"https://id.example.com\"\nclient_id = \"sky\"\n";
+        let c = parse(&format!("{base}client_secret = \"hush\"\n")).unwrap();
+        let o = c.auth.oidc.as_ref().unwrap();
+        assert_eq!(o.scopes, ["openid", "email", "profile"]);
+        assert_eq!(o.default_role, Role::Viewer);
+        assert!(!o.auto_create && o.groups_claim.is_none() && o.redirect_url.is_none());
+        assert_eq!(o.display_name, "Sign in with OIDC");
+        assert!(!format!("{c:?}").contains("hush"), "secret in Debug output");
+
+        let env = |k: &str| (k == "OIDC_SECRET").then(|| "from-env".to_owned());
+        let c = Config::parse(
+            None,
+            &format!(
+                "public_url = \"https://sky.example.com/\"\n{base}client_secret_env = \"OIDC_SECRET\"\n\
+                 groups_claim = \"groups\"\nrole_mapping = {{ ops = \"member\", root = \"admin\" }}\n\
+                 default_role = \"auditor\"\nauto_create = true\nscopes = [\"openid\", \"groups\"]\n"
+            ),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(c.public_url.as_deref(), Some("https://sky.example.com"));
+        let o = c.auth.oidc.unwrap();
+        assert_eq!(o.client_secret.expose(), "from-env");
+        assert_eq!(o.role_mapping.get("root"), Some(&Role::Admin));
+        assert_eq!(o.default_role, Role::Auditor);
+
+        let cases: &[(&str, &str)] = &[
+            ("", "auth.oidc.client_secret"),
+            (
+                "client_secret = \"a\"\nclient_secret_env = \"B\"\n",
+                "auth.oidc.client_secret_env",
+            ),
+            (
+                "client_secret_env = \"UNSET\"\n",
+                "auth.oidc.client_secret_env",
+            ),
+            (
+                "client_secret = \"a\"\nscopes = [\"email\"]\n",
+                "auth.oidc.scopes",
+            ),
+            (
+                "client_secret = \"a\"\nrole_mapping = { ops = \"member\" }\n",
+                "auth.oidc.role_mapping",
+            ),
+            (
+                "client_secret = \"a\"\ngroups_claim = \"g\"\nrole_mapping = { ops = \"boss\" }\n",
+                "auth.oidc.role_mapping",
+            ),
+            (
+                "client_secret = \"a\"\ndefault_role = \"root\"\n",
+                "auth.oidc.default_role",
+            ),
+            (
+                "client_secret = \"a\"\nredirect_url = \"https://sky.example.com/cb\"\n",
+                "auth.oidc.redirect_url",
+            ),
+            (
+                "client_secret = \"a\"\ndisplay_name = \"\"\n",
+                "auth.oidc.display_name",
+            ),
+        ];
+        for (extra, key) in cases {
+            let e = parse(&format!("{base}{extra}")).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(*key), "{extra}: {e}");
+            assert!(e.line.is_some(), "{e}");
+        }
+        let e = parse("[auth.oidc]\nclient_id = \"sky\"\nclient_secret = \"a\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(1), Some("auth.oidc.issuer"))
+        );
+        let e = parse("[auth.oidc]\nissuer = \"id.example.com\"\nclient_id = \"sky\"\nclient_secret = \"a\"\n").unwrap_err();
+        assert_eq!(
+            (e.line, e.key.as_deref()),
+            (Some(2), Some("auth.oidc.issuer"))
+        );
+        let e = parse(&format!(
+            "{base}client_secret = \"a\"\ngroup_claim = \"g\"\n"
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("group_claim"), "{e}");
+        let e = parse("public_url = \"sky.example.com\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("public_url"));
     }
 
     #[test]

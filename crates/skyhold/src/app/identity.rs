@@ -80,7 +80,7 @@ fn validate_password(p: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn validate_email(e: &str) -> Result<String, AppError> {
+pub(crate) fn validate_email(e: &str) -> Result<String, AppError> {
     let e = e.trim();
     if e.is_empty() {
         return Ok(String::new());

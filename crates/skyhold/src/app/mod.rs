@@ -6,6 +6,7 @@
 //! - `access`: who is asking (`Actor`), what they ask (`Action`) on which
 //!   `Object`, and the one check (`decide`, applied by `App::authorize`);
 //! - `identity`: users, logins, sessions, API tokens, profiles;
+//! - `oidc`: sign-in through an OpenID Connect provider;
 //! - `grants`: groups, members and grants;
 //! - `actions`: the action pipeline (power actions, owner changes);
 //! - `audit`: recording, reading, exporting and verifying the audit log;
@@ -21,6 +22,7 @@ mod audit;
 mod grants;
 mod identity;
 mod inventory;
+mod oidc;
 mod ondemand;
 mod relations;
 mod views;
@@ -33,6 +35,7 @@ pub use actions::Op;
 pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
+pub use oidc::{Oidc, OidcCallback, OidcStart};
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;
@@ -54,6 +57,7 @@ pub struct App {
     pub sync: Arc<SyncEngine>,
     limiter: LoginLimiter,
     policy: Policy,
+    oidc: Option<Oidc>,
 }
 
 impl App {
@@ -61,6 +65,11 @@ impl App {
         Self {
             store,
             policy: Policy::from_config(&config),
+            oidc: config
+                .auth
+                .oidc
+                .as_ref()
+                .map(|o| Oidc::new(o, config.public_url.as_deref(), config.secure_cookies)),
             config,
             sync,
             limiter: LoginLimiter::new(),

@@ -8,6 +8,7 @@ mod api;
 mod api_access;
 mod audit_page;
 mod forms;
+mod oidc;
 mod openapi;
 mod pages;
 mod permissions;
@@ -61,6 +62,8 @@ pub fn router(app: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(|| async { metrics_handle().render() }))
         .route("/login", get(pages::login_form).post(pages::login_submit))
+        .route("/auth/oidc/login", get(oidc::begin))
+        .route("/auth/oidc/callback", get(oidc::callback))
         .route("/static/app.css", get(ui::css))
         .route("/static/app.js", get(ui::js))
         .route("/favicon.ico", get(ui::favicon))

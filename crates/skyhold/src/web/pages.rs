@@ -139,21 +139,46 @@ pub async fn login_form(
         csrf.clone(),
         app.config.secure_cookies,
     ));
+    let next = safe_next(q.next.as_deref());
+    // With [auth.oidc]: a button to the provider; with local = false, only it.
+    let oidc = app.oidc().map(|o| {
+        let q = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("next", &next)
+            .finish();
+        (o.display_name().to_owned(), format!("/auth/oidc/login?{q}"))
+    });
+    let oidc_button = html! {
+        @if let Some((label, href)) = &oidc {
+            p.oidc { a.button.primary #oidc-login href=(href) { (label) } }
+        }
+    };
     let body = page(
         "Log in",
         None,
         "",
         html! {
-            form.login method="post" action="/login" {
-                h1 { "skyhold" }
-                @if let Some(e) = &q.error { div.error { (e) } }
-                input type="hidden" name="csrf" value=(csrf);
-                input type="hidden" name="next" value=(safe_next(q.next.as_deref()));
-                label for="username" { "User name" }
-                input #username name="username" autocomplete="username" required autofocus;
-                label for="password" { "Password" }
-                input #password name="password" type="password" autocomplete="current-password" required;
-                button.primary type="submit" { "Log in" }
+            @if app.config.auth.local {
+                form.login method="post" action="/login" {
+                    h1 { "skyhold" }
+                    @if let Some(e) = &q.error { div.error { (e) } }
+                    input type="hidden" name="csrf" value=(csrf);
+                    input type="hidden" name="next" value=(next);
+                    label for="username" { "User name" }
+                    input #username name="username" autocomplete="username" required autofocus;
+                    label for="password" { "Password" }
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                    button.primary type="submit" { "Log in" }
+                    (oidc_button)
+                }
+            } @else {
+                div.login {
+                    h1 { "skyhold" }
+                    @if let Some(e) = &q.error { div.error { (e) } }
+                    (oidc_button)
+                    @if oidc.is_none() {
+                        p { "Password login is turned off ([auth] local = false) and no other way to sign in is configured." }
+                    }
+                }
             }
         },
     );

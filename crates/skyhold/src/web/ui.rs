@@ -246,6 +246,8 @@ dl.facts dt { color:var(--dim); } dl.facts dd { margin:0; word-break: break-word
 .ok { background:#dafbe1; border:1px solid #aceebb; padding:8px 10px; border-radius:6px; margin-bottom:10px; }
 .login { max-width:340px; margin:80px auto; background:#fff; border:1px solid var(--line); border-radius:8px; padding:22px; }
 .login label { display:block; margin:10px 0 4px; } .login input { width:100%; } .login button { margin-top:14px; width:100%; }
+a.button { display:block; box-sizing:border-box; text-align:center; padding:5px 7px; border:1px solid var(--acc); border-radius:4px; text-decoration:none; }
+a.button.primary { background:var(--acc); color:#fff; } .login p.oidc { margin:14px 0 0; }
 details.menu { position:relative; } details.menu summary { cursor:pointer; color:#c4cad6; list-style:none; }
 details.menu summary::-webkit-details-marker { display:none; } details.menu summary::after { content:" ▾"; font-size:10px; }
 details.menu summary.on { color:#fff; font-weight:600; }

@@ -87,6 +87,100 @@ impl Drop for Moto {
     }
 }
 
+/// An OpenID Connect provider (oidc-provider-mock, through
+/// `scripts/oidc_child.py`) on a loopback port. Like [`Moto`], it exits when
+/// its stdin closes, so it never outlives the test process.
+pub struct OidcProvider {
+    /// The issuer, `http://127.0.0.1:PORT` (the provider names itself after
+    /// the Host it is asked with).
+    pub issuer: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl OidcProvider {
+    /// Starts a provider on `port` (0: a free one) and waits until it
+    /// answers its discovery document (10 s at most).
+    pub fn start(port: u16) -> OidcProvider {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.exists(),
+            "no {}: run ./scripts/test (it creates the venv)",
+            python.display()
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("scripts/oidc_child.py"))
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the OIDC provider");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the provider's port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+            panic!("the OIDC provider did not print a port: {line:?} (is oidc-provider-mock in .venv? run ./scripts/ensure-venv)")
+        });
+        let provider = OidcProvider {
+            issuer: format!("http://127.0.0.1:{port}"),
+            stdin: child.stdin.take(),
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let request = format!(
+            "GET /.well-known/openid-configuration HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n"
+        );
+        loop {
+            let answered = std::net::TcpStream::connect(("127.0.0.1", port))
+                .and_then(|mut s| {
+                    s.write_all(request.as_bytes())?;
+                    let mut head = String::new();
+                    BufReader::new(s).read_line(&mut head)?;
+                    Ok(head.contains(" 200 "))
+                })
+                .unwrap_or(false);
+            if answered {
+                return provider;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the OIDC provider on port {port} did not answer within 10 s"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Sets the claims the provider puts in `sub`'s ID token (claims such
+    /// as `aud`, `exp` or `nonce` replace the provider's own).
+    pub async fn set_user(&self, sub: &str, claims: Value) {
+        let r = reqwest::Client::new()
+            .put(format!("{}/users/{sub}", self.issuer))
+            .json(&claims)
+            .send()
+            .await
+            .expect("set the provider's user");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "PUT /users/{sub}");
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The OIDC provider shared by every test of this process (tests use
+/// distinct subjects, so they never see each other's users).
+pub fn shared_oidc() -> &'static OidcProvider {
+    static OIDC: OnceLock<OidcProvider> = OnceLock::new();
+    OIDC.get_or_init(|| OidcProvider::start(0))
+}
+
 /// The moto server shared by every test of this process.
 pub fn shared_moto() -> &'static str {
     static MOTO: OnceLock<Mutex<Moto>> = OnceLock::new();
@@ -526,23 +620,35 @@ impl TestServer {
         accounts: &[AccountSpec],
         edit: impl Fn(String) -> String,
     ) -> TestServer {
-        TestServer::start_full(accounts, edit, "").await
+        TestServer::boot(accounts, edit, "", true).await
     }
 
-    /// Starts with `tables` (TOML tables such as `[auth.proxy]`) written
-    /// after the top-level keys and before the accounts.
+    /// Starts with `tables` (TOML such as `[auth.proxy]`) written after the
+    /// top-level keys and before the accounts.
     pub async fn start_with(accounts: &[AccountSpec], tables: &str) -> TestServer {
-        TestServer::start_full(accounts, |t| t, tables).await
+        TestServer::boot(accounts, |t| t, tables, true).await
     }
 
-    async fn start_full(
+    /// Like [`TestServer::start`], with `extra` TOML after the top-level
+    /// keys (more keys, then tables such as `[auth.oidc]`). Without
+    /// `admin_token` (password logins off) `token` is empty.
+    pub async fn start_with_toml(
+        accounts: &[AccountSpec],
+        extra: &str,
+        admin_token: bool,
+    ) -> TestServer {
+        TestServer::boot(accounts, |t| t, extra, admin_token).await
+    }
+
+    async fn boot(
         accounts: &[AccountSpec],
         edit: impl Fn(String) -> String,
-        tables: &str,
+        extra: &str,
+        admin_token: bool,
     ) -> TestServer {
         let db = TestDb::new().await;
         let mut toml = format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n{tables}\n",
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n{extra}\n",
             db.url
         );
         for a in accounts {
@@ -560,17 +666,21 @@ impl TestServer {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        let r = http
-            .post(format!("{url}/api/v1/auth/token"))
-            .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-            .send()
-            .await
-            .expect("token request");
-        assert_eq!(r.status(), StatusCode::CREATED);
-        let token = r.json::<Value>().await.expect("json")["token"]
-            .as_str()
-            .expect("token")
-            .to_owned();
+        let token = if admin_token {
+            let r = http
+                .post(format!("{url}/api/v1/auth/token"))
+                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .expect("token request");
+            assert_eq!(r.status(), StatusCode::CREATED);
+            r.json::<Value>().await.expect("json")["token"]
+                .as_str()
+                .expect("token")
+                .to_owned()
+        } else {
+            String::new()
+        };
         TestServer {
             url,
             token,
