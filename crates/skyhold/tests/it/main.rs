@@ -14,6 +14,7 @@ mod failing_kind;
 mod hardening;
 mod inventory;
 mod leases;
+mod matrix;
 mod oidc;
 mod ondemand;
 mod pages;
