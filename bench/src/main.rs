@@ -5,9 +5,12 @@
 //! (b) queries: 100,000 resources seeded straight into the store (20
 //!     account/regions), then p50/p99 server time of the resources API and
 //!     the Instances page for the target queries, on SQLite and PostgreSQL;
-//! (c) memory: the server's resident set after (b).
+//! (c) memory: the server's resident set after (b);
+//! (d)-(f) permissions, actions and the audit log (`access.rs`).
 //!
 //! Run with `bench/run` (release build). Results are printed as Markdown.
+
+mod access;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -70,6 +73,21 @@ async fn main() -> Result<()> {
     if only.as_deref().is_none_or(|o| o == "query") {
         for b in &backends {
             query_bench(b, resources, requests).await?;
+        }
+    }
+    if only.as_deref().is_none_or(|o| o == "access") {
+        for b in &backends {
+            access::access_bench(b, resources, requests).await?;
+        }
+    }
+    if only.as_deref().is_none_or(|o| o == "actions") {
+        for b in &backends {
+            access::action_bench(b, 300).await?;
+        }
+    }
+    if only.as_deref().is_none_or(|o| o == "audit") {
+        for b in &backends {
+            access::audit_bench(b, 10).await?;
         }
     }
     Ok(())
@@ -542,6 +560,11 @@ impl Drop for Server {
 }
 
 fn spawn_server(db_url: &str, dir: &Path) -> Result<Server> {
+    spawn_server_with(db_url, dir, &[])
+}
+
+/// The server, with `restricted` accounts marked `restricted = true`.
+fn spawn_server_with(db_url: &str, dir: &Path, restricted: &[&str]) -> Result<Server> {
     let exe = std::env::current_exe()?.with_file_name("skyhold");
     if !exe.exists() {
         bail!(
@@ -556,6 +579,9 @@ fn spawn_server(db_url: &str, dir: &Path) -> Result<Server> {
         config.push_str(&format!(
             "[[accounts]]\nname = \"{a}\"\nregions = {REGIONS:?}\nendpoint_url = \"http://127.0.0.1:9\"\naccess_key_id = \"x\"\nsecret_access_key = \"y\"\n"
         ));
+        if restricted.contains(&a.as_str()) {
+            config.push_str("restricted = true\n");
+        }
     }
     let path = dir.join("bench.toml");
     std::fs::write(&path, config)?;

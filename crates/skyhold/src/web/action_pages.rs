@@ -6,8 +6,8 @@
 //! CSRF token; `App::act` decides and audits, `App::allows` only chooses
 //! the buttons.
 
+use super::common::{PageError, PageResult};
 use super::forms::{csrf_field, failed, href, local_path, Fields};
-use super::pages::{PageError, PageResult};
 use super::ui::{empty, page, state_badge, time};
 use super::AppState;
 use crate::app::{Action, Actor, App, Object, Op};

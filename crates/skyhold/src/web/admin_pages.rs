@@ -4,8 +4,8 @@
 //! one `App` function; the check happens there. `App::allows` only chooses
 //! which forms to show.
 
+use super::common::{PageError, PageResult};
 use super::forms::{confirm_page, csrf_field, done, failed, notice, Fields};
-use super::pages::{PageError, PageResult};
 use super::ui::{empty, page, time};
 use super::AppState;
 use crate::app::{Action, Actor, Object, UserChange};

@@ -1,6 +1,7 @@
 //! JSON API handlers under `/api/v1`. Each parses its input, calls one
 //! application function and serializes the result.
 
+use super::common::parse_query;
 use super::AppState;
 use crate::app::{Actor, AuthVia};
 use crate::error::AppError;
@@ -14,7 +15,7 @@ use axum::{Extension, Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use skyhold_core::{rfc3339, Resource, ResourceId, ResourceQuery, TokenId};
+use skyhold_core::{rfc3339, Resource, ResourceId, TokenId};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -144,16 +145,6 @@ async fn revoke_token(
     let id = id_param(&id, "token", TokenId)?;
     app.revoke_token(&actor, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-pub fn parse_query(raw: Option<&str>) -> Result<ResourceQuery, AppError> {
-    let raw = raw.unwrap_or("");
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw.as_bytes())
-        .into_owned()
-        .collect();
-    Ok(ResourceQuery::from_pairs(
-        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )?)
 }
 
 async fn list_resources(
@@ -417,7 +408,7 @@ async fn bucket_objects(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    query: Result<Query<super::services::ObjectsQuery>, QueryRejection>,
+    query: Result<Query<super::common::ObjectsQuery>, QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let (_, page) = app
@@ -443,7 +434,7 @@ async fn object_url(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    query: Result<Query<super::services::KeyQuery>, QueryRejection>,
+    query: Result<Query<super::common::KeyQuery>, QueryRejection>,
 ) -> Result<Json<Value>, AppError> {
     let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let url = app

@@ -5,8 +5,8 @@
 //! Members and viewers see what `App::audit_entries` gives them: the
 //! entries about them and what they manage.
 
+use super::common::{PageError, PageResult};
 use super::forms::{csrf_field, href, Fields};
-use super::pages::{PageError, PageResult};
 use super::ui::{empty, page, time};
 use super::AppState;
 use crate::app::{Action, Actor, AuditFilter, Object};

@@ -5,7 +5,7 @@
 //! the page a refused form leads to, and notices chosen by a code in the
 //! URL (fixed texts, never text taken from the URL).
 
-use super::pages::{check_csrf, PageError};
+use super::common::{check_csrf, PageError};
 use super::status_of;
 use super::ui::{csrf_of, page};
 use crate::app::{Actor, App};

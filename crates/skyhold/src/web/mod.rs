@@ -7,6 +7,7 @@ mod admin_pages;
 mod api;
 mod api_access;
 mod audit_page;
+mod common;
 mod forms;
 mod oidc;
 mod openapi;
@@ -136,7 +137,7 @@ async fn not_found(req: Request) -> Response {
     if is_api(req.uri().path()) {
         AppError::NotFound(msg).into_response()
     } else {
-        pages::PageError(AppError::NotFound(msg)).into_response()
+        common::PageError(AppError::NotFound(msg)).into_response()
     }
 }
 
@@ -352,7 +353,7 @@ async fn require_actor(
         next.run(req).await
     };
     if let Some(token) = new_cookie {
-        let c = pages::cookie(SESSION_COOKIE, token, app.config.secure_cookies);
+        let c = common::cookie(SESSION_COOKIE, token, app.config.secure_cookies);
         if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
             res.headers_mut().append(header::SET_COOKIE, v);
         }

@@ -3,7 +3,7 @@
 //! redirect URI. The pending login lives in a signed, HttpOnly cookie
 //! scoped to `/auth/oidc`; the checks are in `app::oidc`.
 
-use super::pages::{cookie, safe_next};
+use super::common::{cookie, safe_next};
 use super::ui::page;
 use super::{request_ctx, status_of, AppState, SESSION_COOKIE};
 use crate::app::OidcCallback;

@@ -2,7 +2,7 @@
 //! view can be bookmarked; forms that change anything are POSTs carrying the
 //! session's CSRF token.
 
-use super::api::parse_query;
+use super::common::{check_csrf, cookie, parse_query, safe_next, PageError, PageResult};
 use super::ui::{age, csrf_of, empty, kind_path, page, state_badge, time};
 use super::{status_of, AppState, SESSION_COOKIE};
 use crate::app::{Action, Actor, Object};
@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form, Router};
-use axum_extra::extract::cookie::{Cookie, SameSite};
+use axum_extra::extract::cookie::Cookie;
 use axum_extra::extract::CookieJar;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -43,83 +43,12 @@ pub fn routes() -> Router<AppState> {
     )
 }
 
-/// An error shown as an HTML page.
-pub struct PageError(pub AppError);
-
-impl From<AppError> for PageError {
-    fn from(e: AppError) -> Self {
-        PageError(e)
-    }
-}
-
-impl IntoResponse for PageError {
-    fn into_response(self) -> Response {
-        let status = status_of(&self.0);
-        if let AppError::Internal(e) = &self.0 {
-            tracing::error!(error = ?e, "internal error");
-        }
-        let body = page(
-            "Error",
-            None,
-            "",
-            html! {
-                h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
-                div.error { (skyhold_core::clip(&self.0.to_string(), 1000)) }
-                p { a href="/" { "Back to the dashboard" } }
-            },
-        );
-        (status, body).into_response()
-    }
-}
-
-pub(super) type PageResult = Result<Markup, PageError>;
-
 // ---------------------------------------------------------------- login
 
 #[derive(Deserialize, Default)]
 pub struct LoginQuery {
     next: Option<String>,
     error: Option<String>,
-}
-
-/// Only same-origin paths are followed after login (no open redirects):
-/// the value is parsed as a URL relative to a placeholder origin and kept
-/// only if it stays on that origin, as a path and query. Control
-/// characters and backslashes (which browsers drop or turn into slashes,
-/// making `/\t/evil.example/` a link to another host) are refused outright.
-pub(super) fn safe_next(next: Option<&str>) -> String {
-    const ORIGIN: &str = "http://skyhold.invalid";
-    let Some(n) = next else { return "/".to_owned() };
-    if !n.starts_with('/')
-        || n.len() > 2000
-        || n.chars()
-            .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
-    {
-        return "/".to_owned();
-    }
-    let Ok(base) = url::Url::parse(ORIGIN) else {
-        return "/".to_owned();
-    };
-    match base.join(n) {
-        Ok(u) if u.origin() == base.origin() && !n.starts_with("//") => {
-            let mut out = u.path().to_owned();
-            if let Some(q) = u.query() {
-                out.push('?');
-                out.push_str(q);
-            }
-            out
-        }
-        _ => "/".to_owned(),
-    }
-}
-
-pub(super) fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((name, value))
-        .path("/")
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .build()
 }
 
 pub async fn login_form(
@@ -243,16 +172,6 @@ pub async fn login_submit(State(app): State<AppState>, jar: CookieJar, req: Requ
 struct CsrfForm {
     csrf: String,
     account: Option<String>,
-}
-
-pub(super) fn check_csrf(actor: &Actor, sent: &str) -> Result<(), PageError> {
-    if crate::auth::ct_eq(csrf_of(actor), sent) && !sent.is_empty() {
-        Ok(())
-    } else {
-        Err(PageError(AppError::Forbidden(
-            "the form's security token is missing or stale; reload the page".into(),
-        )))
-    }
 }
 
 async fn logout(
@@ -1357,38 +1276,4 @@ async fn sync_now(
     app.trigger_sync(&actor, f.account.as_deref(), false)
         .await?;
     Ok(Redirect::to("/sync?started=1"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_local_only() {
-        assert_eq!(
-            safe_next(Some("/instances?state=running")),
-            "/instances?state=running"
-        );
-        assert_eq!(safe_next(Some("//evil.example")), "/");
-        assert_eq!(safe_next(Some("https://evil.example")), "/");
-        assert_eq!(safe_next(None), "/");
-        // What a form decodes `next=/%09/evil.example/` into, and friends:
-        // browsers drop tabs and newlines, leaving `//evil.example/`.
-        for bad in [
-            "/\t/evil.example/",
-            "/\n/evil.example",
-            "/\r\n/x",
-            "/\u{1}x",
-            "/\\evil.example",
-            "/ /x",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
-        }
-        assert_eq!(
-            safe_next(Some("/%09/x")),
-            "/%09/x",
-            "an encoded tab stays encoded"
-        );
-        assert_eq!(safe_next(Some("/a/../b?x=1#frag")), "/b?x=1");
-    }
 }

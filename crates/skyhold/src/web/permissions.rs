@@ -5,8 +5,8 @@
 //! The check is `App::put_grant` / `delete_grant`'s; `App::allows` only
 //! chooses whether to show the forms.
 
+use super::common::{PageError, PageResult};
 use super::forms::{confirm_page, csrf_field, done, failed, local_path, notice, Fields};
-use super::pages::{PageError, PageResult};
 use super::ui::{page, time};
 use super::AppState;
 use crate::app::{Action, Actor, Object};

@@ -3,7 +3,7 @@
 //! on-demand pages behind them: a stack's template download and a bucket's
 //! object browser with presigned downloads.
 
-use super::pages::{PageError, PageResult};
+use super::common::{KeyQuery, ObjectsQuery, PageError, PageResult};
 use super::ui::{page, time};
 use super::AppState;
 use crate::app::Actor;
@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use maud::{html, Markup};
-use serde::Deserialize;
 use serde_json::Value;
 use skyhold_core::{AlarmHistoryItem, Resource, ResourceId, ResourceKind};
 
@@ -171,20 +170,6 @@ async fn template(
         body,
     )
         .into_response())
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ObjectsQuery {
-    #[serde(default)]
-    pub prefix: String,
-    pub token: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyQuery {
-    pub key: String,
 }
 
 fn objects_href(id: ResourceId, prefix: &str, token: Option<&str>) -> String {

@@ -1,7 +1,7 @@
 //! Saved views as pages: the list of the user's named searches, saving one
 //! (from that page or from any list page's "Save as view" form), deleting one.
 
-use super::pages::{check_csrf, PageError, PageResult};
+use super::common::{check_csrf, PageError, PageResult};
 use super::ui::{csrf_of, page, time};
 use super::AppState;
 use crate::app::Actor;
