@@ -264,6 +264,20 @@ impl Store {
         })
     }
 
+    /// Appends several entries in one transaction (one commit for all):
+    /// how the application groups the appends that arrive together.
+    pub async fn append_audit_batch(&self, drafts: &[AuditDraft]) -> Result<Vec<AuditEntry>> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let mut out = Vec::with_capacity(drafts.len());
+            for d in drafts {
+                out.push(append_audit!(tx, d));
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
     /// Entries matching `q`, newest first, at most `q.limit` + 1 (the extra
     /// one tells the caller there is a next page).
     pub async fn list_audit(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {

@@ -114,7 +114,22 @@ impl App {
     /// the error is logged loudly (the request itself already happened or
     /// was refused).
     pub async fn record(&self, draft: &AuditDraft) {
-        if let Err(e) = self.store.append_audit(draft).await {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let queued = self
+            .audit_queue
+            .as_ref()
+            .is_some_and(|q| q.send((draft.clone(), done)).is_ok());
+        let result = if queued {
+            wait.await
+                .unwrap_or_else(|_| Err("the audit writer stopped".to_owned()))
+        } else {
+            self.store
+                .append_audit(draft)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = result {
             tracing::error!(error = %e, action = %draft.action, "could not write the audit log");
         }
     }
@@ -268,6 +283,41 @@ impl App {
         self.record(&d).await;
         Ok(report)
     }
+}
+
+/// A queued entry and where to say it was written.
+pub(crate) type QueuedEntry = (AuditDraft, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Group commit for entries that record no other change: whatever has
+/// queued up while the last transaction committed goes into the next one
+/// (up to 256), so concurrent requests share a commit instead of each
+/// waiting for its own. Order within the chain follows the queue.
+pub(crate) fn spawn_audit_writer(
+    store: skyhold_store::Store,
+) -> Option<tokio::sync::mpsc::UnboundedSender<QueuedEntry>> {
+    let runtime = tokio::runtime::Handle::try_current().ok()?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<QueuedEntry>();
+    runtime.spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 256 {
+                match rx.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let drafts: Vec<AuditDraft> = batch.iter().map(|(d, _)| d.clone()).collect();
+            let result = store
+                .append_audit_batch(&drafts)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            for (_, done) in batch {
+                let _ = done.send(result.clone());
+            }
+        }
+    });
+    Some(tx)
 }
 
 /// Verifies the chain stored in `store` (also used by `skyhold audit

@@ -58,11 +58,15 @@ pub struct App {
     limiter: LoginLimiter,
     policy: Policy,
     oidc: Option<Oidc>,
+    /// The group-commit writer of standalone audit entries (`record`);
+    /// `None` outside a runtime (entries are then appended one by one).
+    audit_queue: Option<tokio::sync::mpsc::UnboundedSender<audit::QueuedEntry>>,
 }
 
 impl App {
     pub fn new(store: Store, config: Arc<Config>, sync: Arc<SyncEngine>) -> Self {
         Self {
+            audit_queue: audit::spawn_audit_writer(store.clone()),
             store,
             policy: Policy::from_config(&config),
             oidc: config
