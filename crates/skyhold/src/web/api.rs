@@ -513,9 +513,21 @@ pub struct EventOut {
     pub region: String,
     pub provider_id: String,
     pub name: String,
-    /// For `changed`: `[{field, from, to}]`.
-    #[schema(value_type = Object)]
+    /// For `changed`: what changed ([] otherwise).
+    #[schema(value_type = Vec<FieldChange>)]
     pub changes: Value,
+}
+
+/// One changed field of a change event.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)] // the schema of the stored `changes` array (skyhold_core::diff)
+pub struct FieldChange {
+    /// `state`, `name`, `tags.KEY`, `attributes.KEY`, …
+    field: String,
+    /// The value before (any JSON value; null when absent).
+    from: Value,
+    /// The value after.
+    to: Value,
 }
 
 pub fn event_out(e: &skyhold_store::ChangeEvent) -> EventOut {
@@ -995,7 +1007,7 @@ pub(super) async fn alarm_history(
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ObjectsParams {
-    /// List below this prefix ('' for the top).
+    /// List below this prefix ('' for the top; no control characters).
     #[param(max_length = 1024)]
     pub prefix: Option<String>,
     /// `next_token` of the previous page.
