@@ -296,8 +296,11 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_status() {
 fn run_bounded(cmd: &std::path::Path, args: &[String], limit: Duration) -> std::process::Output {
     let dir = tempfile::tempdir().expect("tempdir");
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    // In the temp dir: schemathesis and hypothesis keep caches in the
+    // working directory.
     let mut child = Command::new(cmd)
         .args(args)
+        .current_dir(dir.path())
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out_path).expect("stdout file"))
