@@ -117,13 +117,32 @@ impl App {
         if prefix.len() > 1024 {
             return Err(AppError::bad_parameter("prefix", "at most 1024 bytes"));
         }
+        // The listing echoes the prefix in XML, which cannot carry control
+        // characters (S3 would need EncodingType=url; moto fails).
+        if prefix.chars().any(char::is_control) {
+            return Err(AppError::bad_parameter("prefix", "no control characters"));
+        }
         if token.is_some_and(|t| t.len() > 4096) {
             return Err(AppError::bad_parameter("token", "use next_token as given"));
         }
         let (r, provider) = self.browsable(actor, id).await?;
         let page = provider
             .list_objects(&r.region, &r.observed.provider_id, prefix, token)
-            .await?;
+            .await
+            .map_err(|e| match (token, e.kind) {
+                // The token is the caller's input, passed through: S3
+                // refuses one it did not issue (InvalidArgument; moto fails
+                // with a 500). That is a bad parameter, not a provider
+                // failure; throttling, denial and unreachability stay theirs.
+                (Some(_), skyhold_core::ProviderErrorKind::Other) => AppError::bad_parameter(
+                    "token",
+                    format!(
+                        "not accepted by the provider (use next_token as given): {}",
+                        skyhold_core::clip(&e.message, 200)
+                    ),
+                ),
+                _ => e.into(),
+            })?;
         Ok((r, page))
     }
 

@@ -28,7 +28,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -179,11 +178,12 @@ async fn json_errors(req: Request, next: Next) -> Response {
         .await
         .unwrap_or_default();
     let message = skyhold_core::clip(String::from_utf8_lossy(&text).trim(), 300);
-    let mut out = (
-        status,
-        Json(json!({"error": {"code": code, "message": if message.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { message }}})),
-    )
-        .into_response();
+    let message = if message.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        message
+    };
+    let mut out = (status, Json(openapi::error_body(code, message))).into_response();
     for (k, v) in parts.headers.iter() {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             out.headers_mut().insert(k.clone(), v.clone());
@@ -483,11 +483,7 @@ impl IntoResponse for AppError {
         // Messages may quote input; they are cut so a huge value is not
         // echoed back whole.
         let message = skyhold_core::clip(&self.to_string(), 1000);
-        let mut res = (
-            status,
-            Json(json!({"error": {"code": self.code(), "message": message}})),
-        )
-            .into_response();
+        let mut res = (status, Json(openapi::error_body(self.code(), message))).into_response();
         decorate(&self, &mut res);
         res
     }

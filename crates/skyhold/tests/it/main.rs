@@ -17,6 +17,7 @@ mod leases;
 mod matrix;
 mod oidc;
 mod ondemand;
+mod openapi;
 mod pages;
 mod pages_access;
 mod proxy;

@@ -154,7 +154,7 @@ fn q(mut r: Row, query: &'static str) -> Row {
 }
 
 /// Every route of the router, from its source: `.route("PATH", get(..).post(..))`.
-fn registered_routes() -> BTreeSet<(String, String)> {
+pub(crate) fn registered_routes() -> BTreeSet<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web");
     let mut out = BTreeSet::new();
     for entry in std::fs::read_dir(&dir).unwrap() {

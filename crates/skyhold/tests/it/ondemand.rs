@@ -208,6 +208,12 @@ async fn templates_alarm_history_and_bucket_objects() {
             StatusCode::BAD_REQUEST,
             "bad_request",
         ),
+        // A token the provider did not issue is the caller's mistake.
+        (
+            format!("/api/v1/resources/{open}/objects?token=not-a-token"),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
     ] {
         let (s, v) = server.request(Method::GET, &path, t, None).await;
         assert_eq!(s, status, "{path}: {v}");
