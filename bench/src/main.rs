@@ -672,6 +672,8 @@ struct Probe {
     server: Vec<f64>,
     client: Vec<f64>,
     rows: usize,
+    /// Whose token the requests carry; empty: `measure_all`'s.
+    token: String,
 }
 
 impl Probe {
@@ -685,6 +687,20 @@ impl Probe {
             server: Vec::with_capacity(n),
             client: Vec::with_capacity(n),
             rows: 0,
+            token: String::new(),
+        }
+    }
+
+    fn with_token(mut self, token: &str) -> Self {
+        self.token = token.to_owned();
+        self
+    }
+
+    fn token<'a>(&'a self, default: &'a str) -> &'a str {
+        if self.token.is_empty() {
+            default
+        } else {
+            &self.token
         }
     }
 
@@ -708,7 +724,7 @@ impl Probe {
 async fn measure_all(http: &reqwest::Client, token: &str, probes: &mut [Probe]) -> Result<()> {
     for p in probes.iter_mut() {
         for i in 0..20 {
-            let (_, _, rows) = sample(http, &p.url, token).await?;
+            let (_, _, rows) = sample(http, &p.url, p.token(token)).await?;
             if i == 0 {
                 p.rows = rows;
             }
@@ -717,7 +733,7 @@ async fn measure_all(http: &reqwest::Client, token: &str, probes: &mut [Probe]) 
     let rounds = probes.iter().map(|p| p.n).max().unwrap_or(0);
     for round in 0..rounds {
         for p in probes.iter_mut().filter(|p| round < p.n) {
-            let (server, client, _) = sample(http, &p.url, token).await?;
+            let (server, client, _) = sample(http, &p.url, p.token(token)).await?;
             p.server.push(server);
             p.client.push(client);
         }

@@ -204,7 +204,7 @@ impl Store {
                 }
                 None => {}
             }
-            // A new password ends the user's other sessions too.
+            // A new password ends every session of the user.
             if patch.password_hash.is_some() && patch.disabled != Some(true) {
                 sqlx::query("DELETE FROM sessions WHERE user_id = $1")
                     .bind(id.0).execute(&mut *tx).await?;
@@ -450,26 +450,40 @@ impl Store {
         })
     }
 
-    /// The grants held by `user` directly or through one of `groups`: what
-    /// the authorization check needs about an actor (one indexed query).
-    pub async fn grants_held(&self, user: UserId, groups: &[GroupId]) -> Result<Vec<Grant>> {
-        let mut sql = format!(
-            "SELECT {GRANT_COLS} FROM grants g WHERE (g.subject_kind = 'user' AND g.subject_id = $1)"
-        );
+    /// The grants held by `user` directly or through one of `groups`, as
+    /// (object kind, object key, level): what the authorization check
+    /// needs about an actor on every request. One indexed query that
+    /// returns one row (a JSON array built in SQL): on SQLite every row a
+    /// query returns costs a hop between threads, which for a member with
+    /// a hundred grants was most of the permissions' cost per request
+    /// (measured; docs/PERFORMANCE.md (d)).
+    pub async fn grants_held(
+        &self,
+        user: UserId,
+        groups: &[GroupId],
+    ) -> Result<Vec<(String, String, String)>> {
+        let mut filter = String::from("(subject_kind = 'user' AND subject_id = $1)");
         if !groups.is_empty() {
             let ids: Vec<String> = groups.iter().map(|g| g.0.to_string()).collect();
-            sql.push_str(&format!(
-                " OR (g.subject_kind = 'group' AND g.subject_id IN ({}))",
+            filter.push_str(&format!(
+                " OR (subject_kind = 'group' AND subject_id IN ({}))",
                 ids.join(", ")
             ));
         }
-        sql.push_str(" ORDER BY g.id LIMIT 10000");
-        on_pool!(self, p => {
-            let rows = sqlx::query(&sql).bind(user.0).fetch_all(p).await?;
-            rows.iter()
-                .map(|r| grant_from_row(r, r.try_get("subject_name")?, r.try_get("object_name")?))
-                .collect()
-        })
+        let inner = format!(
+            "SELECT object_kind, object_key, level FROM grants WHERE {filter} ORDER BY id LIMIT 10000"
+        );
+        let sql = if self.is_sqlite() {
+            format!("SELECT json_group_array(json_array(object_kind, object_key, level)) FROM ({inner}) g")
+        } else {
+            format!(
+                "SELECT COALESCE(json_agg(json_build_array(object_kind, object_key, level))::text, '[]') FROM ({inner}) g"
+            )
+        };
+        let text: String = on_pool!(self, p => {
+            sqlx::query_scalar(&sql).bind(user.0).fetch_one(p).await?
+        });
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("held grants: {e}")))
     }
 
     pub async fn add_ssh_key(

@@ -110,6 +110,8 @@ const REGION_RETRY: Duration = Duration::from_secs(60);
 const THROTTLE_BACKOFF: Duration = Duration::from_secs(30);
 /// Logged job runs are kept this long.
 const RUN_LOG_RETENTION: Duration = Duration::from_secs(7 * 86_400);
+/// API idempotency keys (and the responses they replay) are kept this long.
+pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(86_400);
 /// A run (or background period) that wrote this many resource rows
 /// refreshes the planner's statistics.
 const ANALYZE_AFTER_WRITES: u64 = 1000;
@@ -320,6 +322,10 @@ impl SyncEngine {
         let runs_horizon = now.saturating_sub(RUN_LOG_RETENTION.as_millis() as i64);
         if let Err(e) = store.prune_runs(runs_horizon).await {
             tracing::warn!(error = %e, "pruning the sync run log");
+        }
+        let keys_horizon = now.saturating_sub(IDEMPOTENCY_RETENTION.as_millis() as i64);
+        if let Err(e) = store.prune_idempotency(keys_horizon).await {
+            tracing::warn!(error = %e, "pruning idempotency keys");
         }
         if let Ok(counts) = store.count_by(None, skyhold_store::CountBy::Kind).await {
             for k in ResourceKind::ALL {

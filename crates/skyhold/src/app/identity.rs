@@ -176,11 +176,11 @@ impl App {
             .grants_held(u.id, &ids)
             .await?
             .into_iter()
-            .filter_map(|g| {
+            .filter_map(|(object_kind, object_key, level)| {
                 Some(Held {
-                    level: Level::parse(&g.level).ok()?,
-                    object_kind: g.object_kind,
-                    object_key: g.object_key,
+                    level: Level::parse(&level).ok()?,
+                    object_kind,
+                    object_key,
                 })
             })
             .collect();
@@ -528,7 +528,7 @@ impl App {
     }
 
     /// Changes the actor's own password; the current one must be given.
-    /// Other sessions of the user end.
+    /// Every session of the user ends (the caller logs in again); API tokens stay.
     pub async fn change_own_password(
         &self,
         actor: &Actor,

@@ -266,7 +266,7 @@ pub struct PasswordChange {
     post,
     path = "/api/v1/me/password",
     tag = "profile",
-    summary = "Change your password (the current one must be given); your other sessions end",
+    summary = "Change your password (the current one must be given); all your sessions end (tokens stay)",
     params(IdempotencyKey),
     request_body = PasswordChange,
     responses(
