@@ -61,6 +61,9 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Free-text word sets lately probed, rare or common (see
+    /// `resources::WordVerdicts`).
+    word_verdicts: std::sync::Arc<resources::WordVerdicts>,
 }
 
 /// Runs `$body` with `$p` bound to the backend's pool, once per backend.
@@ -119,7 +122,10 @@ impl Store {
                 redact_url(url)
             )));
         };
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            word_verdicts: Default::default(),
+        })
     }
 
     /// "sqlite" or "postgres".

@@ -770,3 +770,50 @@ async fn a_crash_during_the_provider_call_settles_on_restart_without_a_second_ca
     assert_eq!(ec2.instance_state(&ids[0]).await.unwrap(), "running");
     let (_, _) = (t2, second);
 }
+
+/// The store's idempotency keys: a fresh claim, a replay once completed, a
+/// conflict for another body, a running claim taken over only when stale,
+/// and pruning by age (the background housekeeping keeps a day).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_keys_replay_conflict_take_over_and_prune() {
+    use skyhold_core::UserId;
+    use skyhold_store::{IdempotencyClaim, Store};
+    let db = TestDb::new().await;
+    let s = Store::connect(&db.url).await.expect("store");
+    let (u, stale) = (UserId(1), 1_000);
+    let claim = |key: &'static str, hash: &'static str, now: i64| {
+        let s = s.clone();
+        async move { s.claim_idempotency(u, key, hash, now, stale).await.unwrap() }
+    };
+    assert_eq!(claim("k1", "h", 100).await, IdempotencyClaim::Fresh);
+    assert_eq!(claim("k1", "h", 200).await, IdempotencyClaim::InProgress);
+    assert_eq!(claim("k1", "other", 200).await, IdempotencyClaim::Mismatch);
+    // Another user's key of the same name is theirs.
+    assert_eq!(
+        s.claim_idempotency(UserId(2), "k1", "h", 200, stale)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Fresh
+    );
+    s.complete_idempotency(u, "k1", 202, "{\"id\":1}")
+        .await
+        .unwrap();
+    assert_eq!(
+        claim("k1", "h", 300).await,
+        IdempotencyClaim::Replay {
+            status: 202,
+            body: "{\"id\":1}".into()
+        }
+    );
+    // A claim whose request died is taken over after `stale_after`, not before.
+    assert_eq!(claim("k2", "h", 100).await, IdempotencyClaim::Fresh);
+    assert_eq!(claim("k2", "h", 1_100).await, IdempotencyClaim::InProgress);
+    assert_eq!(claim("k2", "h", 1_101).await, IdempotencyClaim::Fresh);
+    // Released keys can be claimed again at once.
+    s.release_idempotency(u, "k2").await.unwrap();
+    assert_eq!(claim("k2", "h", 1_102).await, IdempotencyClaim::Fresh);
+    // Pruning forgets keys created before the horizon, and only those.
+    assert_eq!(s.prune_idempotency(1_000).await.unwrap(), 2);
+    assert_eq!(claim("k1", "other", 1_200).await, IdempotencyClaim::Fresh);
+    assert_eq!(claim("k2", "h", 1_200).await, IdempotencyClaim::InProgress);
+}
