@@ -766,7 +766,7 @@ impl Store {
     /// (the index carries `search`, so a row that does not match costs an
     /// index entry, not a heap fetch). With a visibility filter the
     /// matching entries' rows are tested in name order until the page is
-    /// full (measured: a member's `payments` 19 -> 7 ms p50, docs/
+    /// full (measured: a member's `payments` 19 -> 8 ms p50, docs/
     /// PERFORMANCE.md (d)). `None` when the query does not qualify or the
     /// budget did not fill the page; the general path then answers it (its
     /// keyset continues this one's: same order).

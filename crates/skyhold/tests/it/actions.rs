@@ -416,7 +416,7 @@ async fn restricted_accounts_show_only_to_grant_holders() {
         .with_line("restricted = true");
     let e1 = ec2(moto, &open.account_id, "us-east-1").await;
     let e2 = ec2(moto, &secret.account_id, "us-east-1").await;
-    e1.launch(2, 2, "pub", &[]).await.unwrap();
+    let pubs = e1.launch(2, 2, "pub", &[]).await.unwrap();
     let hidden = e2.launch(2, 2, "priv", &[]).await.unwrap();
     let server = TestServer::start(&[open, secret]).await;
     server.sync().await;
@@ -476,6 +476,39 @@ async fn restricted_accounts_show_only_to_grant_holders() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{g}");
     assert_eq!(count(&list(ann.clone()).await), 3);
+    // Free text too, page by page (a page of one row makes PostgreSQL's
+    // index walk fill its pages with the visibility filter applied).
+    for q in ["kind=instance&q=p", "q=p", "kind=instance&q=priv"] {
+        let mut seen = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = server
+                .request(
+                    Method::GET,
+                    &format!("/api/v1/resources?{q}&limit=1{cursor}"),
+                    Some(&ann),
+                    None,
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{page}");
+            for item in page["items"].as_array().unwrap() {
+                seen.push(item["provider_id"].as_str().unwrap().to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = format!("&cursor={c}"),
+                None => break,
+            }
+        }
+        let want: Vec<&String> = if q.ends_with("priv") {
+            vec![&hidden[0]]
+        } else {
+            vec![&hidden[0], &pubs[0], &pubs[1]]
+        };
+        let mut want: Vec<String> = want.into_iter().cloned().collect();
+        want.sort();
+        seen.sort();
+        assert_eq!(seen, want, "{q}");
+    }
     let (status, _) = server
         .request(
             Method::GET,
