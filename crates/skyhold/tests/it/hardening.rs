@@ -107,7 +107,7 @@ async fn wrong_passwords_elsewhere_do_not_lock_out_the_real_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_labels_come_from_fixed_sets() {
     let server = TestServer::start(&[]).await;
-    let weird = "X".repeat(2000);
+    let weird = "Q".repeat(2000);
     for i in 0..5 {
         let m = Method::from_bytes(format!("{weird}{i}").as_bytes()).unwrap();
         let _ = server
@@ -126,7 +126,7 @@ async fn metrics_labels_come_from_fixed_sets() {
         .await
         .unwrap();
     assert!(
-        !metrics.contains("XXXXXXXX"),
+        !metrics.contains(&"Q".repeat(8)),
         "a client's method became a label"
     );
     assert!(
