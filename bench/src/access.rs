@@ -290,7 +290,7 @@ pub async fn action_bench(backend: &str, actions: usize) -> Result<()> {
         &config,
         move |_| t2.clone() as Arc<dyn Provider>,
     ));
-    let app = App::new(store.clone(), config.clone(), engine.clone());
+    let app = Arc::new(App::new(store.clone(), config.clone(), engine.clone()));
     app.create_user(
         &Actor::system("bench"),
         "member",
@@ -325,7 +325,7 @@ pub async fn action_bench(backend: &str, actions: usize) -> Result<()> {
     }
     own.sort_by(|a, b| a.total_cmp(b));
     println!("## (e) a power action's own overhead — {backend}\n");
-    println!("{actions} reboots of one instance in moto by its owner (a member) through `App::act`: authorize, intent row, running, provider call, outcome with its audit entry, targeted refresh. The provider's calls (RebootInstances, DescribeInstances) are timed by a forwarding wrapper and subtracted.\n");
+    println!("{actions} reboots of one instance in moto by its owner (a member) through `App::act`: authorize, intent row (written as running), provider call, re-read, then outcome, refreshed row and audit entry in one transaction (two commits per action). The provider's calls (RebootInstances, DescribeInstances) are timed by a forwarding wrapper and subtracted.\n");
     println!(
         "skyhold's own time per action: p50 {:.2} ms, p99 {:.2} ms (target p99 < 10 ms)\n",
         percentile(&own, 0.5),

@@ -92,7 +92,9 @@ pub struct AuditEntry {
 pub const FIELD_MAX_CHARS: usize = 500;
 
 impl AuditDraft {
-    /// Cuts over-long fields, so an entry stays small whatever came in.
+    /// Cuts over-long fields and replaces NUL characters (which
+    /// PostgreSQL's text refuses) with U+FFFD, so an entry stays small and
+    /// storable whatever came in.
     pub fn bounded(mut self) -> Self {
         for f in [
             &mut self.actor,
@@ -106,6 +108,27 @@ impl AuditDraft {
         ] {
             if f.chars().count() > FIELD_MAX_CHARS {
                 *f = crate::clip(f, FIELD_MAX_CHARS);
+            }
+        }
+        for f in [
+            &mut self.actor,
+            &mut self.auth,
+            &mut self.client_ip,
+            &mut self.user_agent,
+            &mut self.request_id,
+            &mut self.idempotency_key,
+            &mut self.action,
+            &mut self.outcome,
+            &mut self.reason,
+            &mut self.target.kind,
+            &mut self.target.id,
+            &mut self.target.provider_id,
+            &mut self.target.account,
+            &mut self.target.region,
+            &mut self.target.name,
+        ] {
+            if f.contains('\0') {
+                *f = f.replace('\0', "\u{FFFD}");
             }
         }
         self
@@ -338,6 +361,23 @@ mod tests {
             v.push(e);
         }
         v.finish(head)
+    }
+
+    #[test]
+    fn bounded_drafts_carry_no_nul_and_no_overlong_field() {
+        let d = AuditDraft {
+            actor: "ev\0il".into(),
+            target: AuditTarget {
+                name: "x\0".into(),
+                ..Default::default()
+            },
+            user_agent: "u".repeat(FIELD_MAX_CHARS + 10),
+            ..Default::default()
+        }
+        .bounded();
+        assert_eq!(d.actor, "ev\u{FFFD}il");
+        assert_eq!(d.target.name, "x\u{FFFD}");
+        assert!(d.user_agent.chars().count() <= FIELD_MAX_CHARS);
     }
 
     #[test]

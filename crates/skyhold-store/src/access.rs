@@ -377,10 +377,14 @@ impl Store {
                         .bind(level).bind(id).execute(&mut *tx).await?;
                     (id, Some(r.text("level")?))
                 }
+                // A concurrent writer may have inserted the same grant since
+                // the SELECT (PostgreSQL): then this one updates it.
                 None => {
                     let id: i64 = sqlx::query_scalar(
                         "INSERT INTO grants (subject_kind, subject_id, object_kind, object_key, level, created_by, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                         ON CONFLICT (subject_kind, subject_id, object_kind, object_key) DO UPDATE SET level = excluded.level \
+                         RETURNING id",
                     )
                     .bind(subject.0).bind(subject.1).bind(object.0).bind(object.1)
                     .bind(level).bind(created_by.map(|u| u.0)).bind(now)
@@ -389,8 +393,16 @@ impl Store {
                     (id, None)
                 }
             };
-            let mut d = with_id(audit, id);
+            // The target is the grant's object; the grant's own id goes
+            // with the new value.
+            let mut d = audit.clone();
             d.old = old_level.as_ref().map(|l| serde_json::json!({"level": l}));
+            match d.new.as_mut() {
+                Some(serde_json::Value::Object(m)) => {
+                    m.insert("grant_id".into(), id.into());
+                }
+                _ => d.new = Some(serde_json::json!({"grant_id": id})),
+            }
             append_audit!(tx, &d);
             tx.commit().await?;
             Ok((GrantId(id), old_level))

@@ -1,11 +1,12 @@
 //! The action pipeline's rows (intent written before the provider call,
-//! outcome after, with its audit entry in the same transaction) and the API's
+//! outcome after, with its refresh and audit entry in the same transaction) and the API's
 //! idempotency keys.
 
 use crate::audit::append_audit;
+use crate::jobs::apply_observed_in;
 use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
 use skyhold_core::audit::{AuditDraft, AuditEntry};
-use skyhold_core::{ActionId, Millis, ResourceId, UserId};
+use skyhold_core::{ActionId, Millis, ObservedResource, ResourceId, UserId};
 use sqlx::Row;
 
 /// One requested action and where it stands.
@@ -62,6 +63,14 @@ pub struct Outcome {
     pub error: String,
 }
 
+/// A targeted refresh to apply with an action's outcome: the resource and
+/// what a fresh read of it showed (`None`: it is gone).
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh<'a> {
+    pub resource: ResourceId,
+    pub observed: Option<&'a ObservedResource>,
+}
+
 /// What a request under an idempotency key should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
@@ -107,15 +116,17 @@ fn action_from_row(r: &impl ReadRow) -> Result<ActionRow> {
 }
 
 impl Store {
-    /// Records the intent (state `pending`). `Conflict` when an action with
-    /// this idempotency key exists already (the caller then reads it).
+    /// Records the intent just before the provider call, as `running` (the
+    /// call follows at once, so no separate `pending` → `running` write).
+    /// `Conflict` when an action with this idempotency key exists already
+    /// (the caller then reads it).
     pub async fn create_action(&self, a: &NewAction<'_>, now: Millis) -> Result<ActionRow> {
         on_pool!(self, p => {
             let row = sqlx::query(&format!(
                 "INSERT INTO actions (kind, resource_id, account, region, resource_kind, provider_id, resource_name, \
                  requested_by, requested_by_name, on_behalf_of, params, idempotency_key, state, provider_request_id, \
-                 error_code, error, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', '', '', '', $13) \
+                 error_code, error, created_at, started_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'running', '', '', '', $13, $13) \
                  RETURNING {COLS}"
             ))
             .bind(a.kind)
@@ -138,27 +149,19 @@ impl Store {
         })
     }
 
-    /// `pending` → `running`, just before the provider call. `Ok(false)`
-    /// when the row was not pending (another worker took it).
-    pub async fn start_action(&self, id: ActionId, now: Millis) -> Result<bool> {
-        on_pool!(self, p => {
-            let r = sqlx::query("UPDATE actions SET state = 'running', started_at = $1 WHERE id = $2 AND state = 'pending'")
-                .bind(now)
-                .bind(id.0)
-                .execute(p)
-                .await?;
-            Ok(r.rows_affected() == 1)
-        })
-    }
-
-    /// Settles an unsettled action (`succeeded` or `failed`) and appends its
-    /// audit entry, in one transaction. `NotFound` if it was settled already.
+    /// Settles an unsettled action (`succeeded` or `failed`), applies the
+    /// targeted refresh `refresh` when given (as
+    /// [`Store::apply_observed`] would) and appends the audit entry, all in
+    /// one transaction. `NotFound` if the action was settled already. A
+    /// refresh that does not fit (the row is missing, or the observation is
+    /// of another resource) is skipped, never at the cost of the outcome.
     pub async fn finish_action(
         &self,
         id: ActionId,
         outcome: &Outcome,
         now: Millis,
         audit: &AuditDraft,
+        refresh: Option<Refresh<'_>>,
     ) -> Result<(ActionRow, AuditEntry)> {
         on_pool!(self, p => {
             let mut tx = p.begin_write().await?;
@@ -176,6 +179,16 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
             let a = action_from_row(&row)?;
+            if let Some(r) = refresh {
+                match apply_observed_in!(tx, r.resource, r.observed, now) {
+                    Ok(_) => {}
+                    Err(e @ (StoreError::NotFound | StoreError::Corrupt(_))) => {
+                        tracing::warn!(resource = %r.resource, error = %e, "refresh after an action skipped");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            // Last, so the audit head is locked for the shortest time.
             let e = append_audit!(tx, audit);
             tx.commit().await?;
             Ok((a, e))

@@ -158,9 +158,13 @@ fn filters(q: &AuditQuery, sql: &mut String) -> Vec<Bind> {
     }
     if let Some(a) = &q.action {
         if let Some(prefix) = a.strip_suffix('.') {
+            let escaped = prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
             push(
-                "action LIKE ?",
-                Bind::Text(format!("{}.%", prefix.replace(['%', '_'], ""))),
+                "action LIKE ? ESCAPE '\\'",
+                Bind::Text(format!("{escaped}.%")),
                 &mut binds,
             );
         } else {

@@ -8,9 +8,100 @@
 //! atomic upsert that only succeeds when no row exists, the row has
 //! expired, or the caller already holds it.
 
-use crate::{on_pool, ReadRow, Result, Store, StoreError};
+use crate::{on_pool, ReadRow, Result, Store};
 use skyhold_core::{Millis, ObservedResource, ResourceId};
 use sqlx::Row;
+
+/// The body of [`Store::apply_observed`] inside the caller's transaction
+/// `$tx` (so an action's outcome and its refresh commit together). Evaluates
+/// to `Result<bool>`: whether it wrote; `NotFound` when the row is missing,
+/// `Corrupt` when the observation is of another resource (nothing written
+/// in either case).
+macro_rules! apply_observed_in {
+    ($tx:expr, $id:expr, $observed:expr, $now:expr) => {
+        'apply: {
+            let id: skyhold_core::ResourceId = $id;
+            let observed: Option<&skyhold_core::ObservedResource> = $observed;
+            let now: skyhold_core::Millis = $now;
+            let row = match sqlx::query(crate::resources::SELECT_RESOURCE_BY_ID_WITH_FINGERPRINT)
+                .bind(id.0)
+                .fetch_optional(&mut *$tx)
+                .await
+            {
+                Ok(Some(row)) => row,
+                Ok(None) => break 'apply Err(crate::StoreError::NotFound),
+                Err(e) => break 'apply Err(e.into()),
+            };
+            let old = match crate::resources::resource_from_row(&row) {
+                Ok(old) => old,
+                Err(e) => break 'apply Err(e),
+            };
+            let kind = old.observed.kind;
+            let (event, changes) = match observed {
+                None if old.deleted_at.is_some() => break 'apply Ok(false),
+                None => {
+                    if let Err(e) = sqlx::query("UPDATE resources SET deleted_at = $1 WHERE id = $2")
+                        .bind(now)
+                        .bind(id.0)
+                        .execute(&mut *$tx)
+                        .await
+                    {
+                        break 'apply Err(e.into());
+                    }
+                    ("disappeared", Vec::new())
+                }
+                Some(o) => {
+                    if o.kind != kind || o.provider_id != old.observed.provider_id {
+                        break 'apply Err(crate::StoreError::Corrupt(format!(
+                            "refresh of {} {} returned {} {}",
+                            kind, old.observed.provider_id, o.kind, o.provider_id
+                        )));
+                    }
+                    let gone = crate::resources::is_terminal(kind, &o.state);
+                    let deleted = if gone { Some(old.deleted_at.unwrap_or(now)) } else { None };
+                    let fp = o.fingerprint();
+                    let old_fp: String = match sqlx::Row::try_get(&row, "fingerprint") {
+                        Ok(f) => f,
+                        Err(e) => break 'apply Err(e.into()),
+                    };
+                    if old_fp == fp && old.deleted_at == deleted {
+                        break 'apply Ok(false);
+                    }
+                    let event = match (old.deleted_at.is_some(), deleted.is_some()) {
+                        (true, false) => "reappeared",
+                        (false, true) => "disappeared",
+                        _ => "changed",
+                    };
+                    if let Err(e) = crate::resources::rewrite_row!(&mut *$tx, o, fp, now, deleted, id.0).await {
+                        break 'apply Err(e.into());
+                    }
+                    (event, skyhold_core::diff(&old.observed, o))
+                }
+            };
+            let name = observed.map_or(old.observed.name.as_str(), |o| o.name.as_str());
+            match sqlx::query(
+                "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id.0)
+            .bind(old.account.as_str())
+            .bind(&old.region)
+            .bind(kind.as_str())
+            .bind(&old.observed.provider_id)
+            .bind(name)
+            .bind(now)
+            .bind(event)
+            .bind(serde_json::to_string(&changes).unwrap_or_else(|_| "[]".into()))
+            .execute(&mut *$tx)
+            .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => Err(e.into()),
+            }
+        }
+    };
+}
+pub(crate) use apply_observed_in;
 
 /// The answer to a lease request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -379,68 +470,11 @@ impl Store {
     ) -> Result<bool> {
         on_pool!(self, p => {
             let mut tx = crate::BeginWrite::begin_write(p).await?;
-            let row = sqlx::query(&format!("{} WHERE r.id = $1", crate::resources::SELECT_RESOURCE))
-                .bind(id.0)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or(StoreError::NotFound)?;
-            let old = crate::resources::resource_from_row(&row)?;
-            let kind = old.observed.kind;
-            let (event, changes) = match observed {
-                None if old.deleted_at.is_some() => return Ok(false),
-                None => {
-                    sqlx::query("UPDATE resources SET deleted_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(id.0)
-                        .execute(&mut *tx)
-                        .await?;
-                    ("disappeared", Vec::new())
-                }
-                Some(o) => {
-                    if o.kind != kind || o.provider_id != old.observed.provider_id {
-                        return Err(StoreError::Corrupt(format!(
-                            "refresh of {} {} returned {} {}",
-                            kind, old.observed.provider_id, o.kind, o.provider_id
-                        )));
-                    }
-                    let gone = crate::resources::is_terminal(kind, &o.state);
-                    let deleted = if gone { Some(old.deleted_at.unwrap_or(now)) } else { None };
-                    let fp = o.fingerprint();
-                    let old_fp: String = sqlx::query_scalar("SELECT fingerprint FROM resources WHERE id = $1")
-                        .bind(id.0)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    if old_fp == fp && old.deleted_at == deleted {
-                        return Ok(false);
-                    }
-                    let event = match (old.deleted_at.is_some(), deleted.is_some()) {
-                        (true, false) => "reappeared",
-                        (false, true) => "disappeared",
-                        _ => "changed",
-                    };
-                    crate::resources::rewrite_row!(&mut *tx, o, fp, now, deleted, id.0)
-                    .await?;
-                    (event, skyhold_core::diff(&old.observed, o))
-                }
-            };
-            let name = observed.map_or(old.observed.name.as_str(), |o| o.name.as_str());
-            sqlx::query(
-                "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(id.0)
-            .bind(old.account.as_str())
-            .bind(&old.region)
-            .bind(kind.as_str())
-            .bind(&old.observed.provider_id)
-            .bind(name)
-            .bind(now)
-            .bind(event)
-            .bind(serde_json::to_string(&changes).unwrap_or_else(|_| "[]".into()))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(true)
+            let wrote = apply_observed_in!(tx, id, observed, now)?;
+            if wrote {
+                tx.commit().await?;
+            }
+            Ok(wrote)
         })
     }
 }

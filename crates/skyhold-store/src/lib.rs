@@ -17,7 +17,7 @@ mod users;
 mod views;
 
 pub use access::{Grant, GrantFilter, Group, NewUser, SshKey, UserPatch};
-pub use actions::{ActionRow, IdempotencyClaim, NewAction, Outcome};
+pub use actions::{ActionRow, IdempotencyClaim, NewAction, Outcome, Refresh};
 pub use audit::{AuditQuery, AuditScope};
 pub use events::{ChangeEvent, EventQuery};
 pub use jobs::{
@@ -42,11 +42,27 @@ pub enum StoreError {
     #[error("invalid database url: {0}")]
     BadUrl(String),
     #[error("database error: {0}")]
-    Backend(#[from] sqlx::Error),
+    Backend(sqlx::Error),
+    /// A value the database cannot store as it is (PostgreSQL's text
+    /// refuses NUL characters): the caller's input, so a 400.
+    #[error("{0}")]
+    Invalid(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            // character_not_in_repertoire: a NUL in a text value.
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                StoreError::Invalid("text must not contain NUL characters".into())
+            }
+            _ => StoreError::Backend(e),
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -203,7 +219,7 @@ fn map_unique(e: sqlx::Error, what: &str) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(what.to_owned())
         }
-        _ => StoreError::Backend(e),
+        _ => e.into(),
     }
 }
 

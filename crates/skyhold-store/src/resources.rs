@@ -155,6 +155,14 @@ pub(crate) use rewrite_row;
 
 pub(crate) const SELECT_RESOURCE: &str = concat!(columns!(), " FROM resources r", join_status!());
 
+/// One row and its fingerprint (for a targeted refresh); binds the id.
+pub(crate) const SELECT_RESOURCE_BY_ID_WITH_FINGERPRINT: &str = concat!(
+    columns!(),
+    ", r.fingerprint FROM resources r",
+    join_status!(),
+    " WHERE r.id = $1"
+);
+
 /// SQLite, few free-text matches: start from the FTS matches (CROSS JOIN
 /// fixes the join order) and sort them. The MATCH text is the first bind.
 const SELECT_RESOURCE_FROM_FTS: &str = concat!(

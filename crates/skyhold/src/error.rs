@@ -93,6 +93,7 @@ impl From<skyhold_store::StoreError> for AppError {
             skyhold_store::StoreError::Conflict(what) => {
                 AppError::Conflict(format!("{what} already exists"))
             }
+            skyhold_store::StoreError::Invalid(what) => AppError::BadRequest(what),
             other => AppError::Internal(other.into()),
         }
     }

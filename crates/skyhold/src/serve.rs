@@ -85,9 +85,11 @@ pub async fn start(
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Actions a crashed process left unsettled: re-read and settled, never
-    // repeated. Younger ones may still be running in another replica; they
-    // are settled once past the provider-call timeout.
-    let settle_after = (app.config.action_timeout.as_millis() as i64) + 5_000;
+    // repeated. Younger ones may still be running here or in another
+    // replica (a call and its re-read each take at most the action
+    // timeout), so only older ones are settled, now and then every
+    // `settle_after` for as long as the server runs.
+    let settle_after = (app.config.action_timeout.as_millis() as i64) * 2 + 5_000;
     match app.settle_actions(settle_after).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),
@@ -96,9 +98,14 @@ pub async fn start(
     {
         let app = app.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(std::time::Duration::from_millis(settle_after as u64)).await;
-            if let Err(e) = app.settle_actions(settle_after).await {
-                tracing::warn!(error = %e, "settling actions left by a crash");
+            let every = std::time::Duration::from_millis(settle_after as u64);
+            loop {
+                tokio::time::sleep(every).await;
+                match app.settle_actions(settle_after).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),
+                    Err(e) => tracing::warn!(error = %e, "settling actions left by a crash"),
+                }
             }
         });
     }

@@ -1,8 +1,8 @@
 //! The action pipeline, the one path of every state change on a resource:
-//! authorize → intent recorded (`actions` row, `pending`) → `running` →
-//! provider call with the action's idempotency key → outcome recorded with
-//! its audit entry (one transaction) → targeted refresh of the touched
-//! resource. Actions left unsettled by a crash are re-read and settled,
+//! authorize → intent recorded (`actions` row, `running`) → provider call
+//! with the action's idempotency key → targeted re-read of the touched
+//! resource → outcome, refreshed row and audit entry recorded in one
+//! transaction. Actions left unsettled by a crash are re-read and settled,
 //! never repeated ([`App::settle_actions`]).
 
 use super::access::{resource_target, Action, Actor, Object};
@@ -12,9 +12,11 @@ use crate::error::AppError;
 use skyhold_core::access::{owner_subject, OWNER_TAG};
 use skyhold_core::audit::{self, AuditDraft};
 use skyhold_core::{
-    now_millis, ActionId, Millis, PowerAction, Resource, ResourceId, ResourceKind, Subject, UserId,
+    now_millis, ActionId, Millis, ObservedResource, PowerAction, Resource, ResourceId,
+    ResourceKind, Subject, UserId,
 };
-use skyhold_store::{ActionRow, NewAction, Outcome, StoreError};
+use skyhold_store::{ActionRow, NewAction, Outcome, Refresh, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What to do to a resource.
@@ -64,7 +66,7 @@ impl App {
     /// id) for terminate. Under the same idempotency key the first action
     /// is returned and nothing is repeated.
     pub async fn act(
-        &self,
+        self: &Arc<Self>,
         actor: &Actor,
         id: ResourceId,
         op: Op,
@@ -84,22 +86,44 @@ impl App {
             self.record(&d).await;
             return Err(e);
         }
-        // One key per (user, Idempotency-Key): a retry finds the first
-        // action instead of calling the provider again.
+        // One key per (user, Idempotency-Key, resource, operation): a retry
+        // finds the first action instead of calling the provider again,
+        // and one key sent with a bulk request still acts on every row. A
+        // fresh random key cannot have a prior action: it is not looked up.
         let key = if actor.ctx.idempotency_key.is_empty() {
             auth::random_token("act-", 16)
         } else {
-            format!(
-                "u{}:{}",
+            let key = format!(
+                "u{}:{}:r{}:{}",
                 actor.user_id,
-                auth::sha256_hex(&actor.ctx.idempotency_key)
-            )
+                auth::sha256_hex(&actor.ctx.idempotency_key),
+                r.id,
+                op.kind()
+            );
+            if let Some(prior) = self.store.action_by_key(&key).await? {
+                return Ok(prior);
+            }
+            key
         };
-        if let Some(prior) = self.store.action_by_key(&key).await? {
-            return Ok(prior);
-        }
+        // From here the pipeline runs in a task of its own: a client that
+        // hangs up must not cut it between the call and its outcome.
+        let (app, actor, op) = (Arc::clone(self), actor.clone(), op.clone());
+        tokio::spawn(async move { app.record_and_run(&actor, &r, &op, &key).await })
+            .await
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("the action's task failed: {e}")))?
+    }
+
+    /// Intent row (`running`) under `key`, then [`App::run_action`]. The
+    /// same key racing us here finds the other request's row.
+    async fn record_and_run(
+        &self,
+        actor: &Actor,
+        r: &Resource,
+        op: &Op,
+        key: &str,
+    ) -> Result<ActionRow, AppError> {
         let params = op.params();
-        let on_behalf_of = match &op {
+        let on_behalf_of = match op {
             Op::SetOwner(o) => o.clone(),
             Op::Power(_) => String::new(),
         };
@@ -118,24 +142,23 @@ impl App {
                     requested_by_name: &actor.username,
                     on_behalf_of: &on_behalf_of,
                     params: &params,
-                    idempotency_key: &key,
+                    idempotency_key: key,
                 },
                 now_millis(),
             )
             .await
         {
             Ok(row) => row,
-            // The same key raced us here: the other request's row wins.
             Err(StoreError::Conflict(_)) => {
                 return self
                     .store
-                    .action_by_key(&key)
+                    .action_by_key(key)
                     .await?
                     .ok_or_else(|| AppError::Conflict("action vanished".into()));
             }
             Err(e) => return Err(e.into()),
         };
-        self.run_action(actor, &r, row, &op).await
+        self.run_action(actor, r, row, op).await
     }
 
     /// Refuses what the provider would refuse anyway, or what needs more
@@ -183,8 +206,10 @@ impl App {
                         "name a user or group:NAME",
                     ))
                 }
+                // Exact names only: an id here would be written to the tag
+                // as it is and name nobody.
                 Some(Subject::User(u)) => {
-                    self.find_user(&u).await.map_err(|_| {
+                    self.store.user_by_name(&u).await?.ok_or_else(|| {
                         AppError::bad_parameter(
                             "owner",
                             format!("no user named {:?}", skyhold_core::clip(&u, 64)),
@@ -192,7 +217,7 @@ impl App {
                     })?;
                 }
                 Some(Subject::Group(g)) => {
-                    self.find_group(&g).await.map_err(|_| {
+                    self.group_by_name(&g).await.map_err(|_| {
                         AppError::bad_parameter(
                             "owner",
                             format!("no group named {:?}", skyhold_core::clip(&g, 64)),
@@ -204,8 +229,8 @@ impl App {
         Ok(())
     }
 
-    /// `pending` → `running` → provider call → outcome (with its audit
-    /// entry) → targeted refresh.
+    /// Provider call → targeted re-read (after a success) → outcome,
+    /// refreshed row and audit entry in one transaction.
     async fn run_action(
         &self,
         actor: &Actor,
@@ -216,9 +241,6 @@ impl App {
         let provider = self.sync.provider(&r.account).ok_or_else(|| {
             AppError::Conflict(format!("account {} is not configured any more", r.account))
         })?;
-        if !self.store.start_action(row.id, now_millis()).await? {
-            return Ok(self.store.action(row.id).await?);
-        }
         let o = &r.observed;
         let call = async {
             match op {
@@ -281,21 +303,37 @@ impl App {
                 }
             }
         };
+        // Targeted refresh: the new state (or owner) is visible at once,
+        // committed with the outcome.
+        let fresh = match &result {
+            Ok(_) => match tokio::time::timeout(timeout, self.observe(r)).await {
+                Ok(Ok(fresh)) => Some(fresh),
+                Ok(Err(e)) => {
+                    tracing::warn!(resource = %r.id, error = %e, "refresh after an action failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::warn!(resource = %r.id, "refresh after an action timed out");
+                    None
+                }
+            },
+            Err(_) => None,
+        };
+        let refresh = fresh.as_ref().map(|f| Refresh {
+            resource: r.id,
+            observed: f.as_ref(),
+        });
         let (settled, _) = self
             .store
-            .finish_action(row.id, &outcome, now_millis(), &d)
+            .finish_action(row.id, &outcome, now_millis(), &d, refresh)
             .await?;
         result?;
-        // Targeted refresh: the new state (or owner) is visible at once.
-        if let Err(e) = self.reread(r).await {
-            tracing::warn!(resource = %r.id, error = %e, "refresh after an action failed");
-        }
         Ok(settled)
     }
 
-    /// Reads one resource afresh from its provider and stores the result
-    /// (no authorization: callers have decided already).
-    pub(crate) async fn reread(&self, r: &Resource) -> Result<Resource, AppError> {
+    /// Reads one resource afresh from its provider (`None`: it is gone),
+    /// with its owner taken from its tags.
+    async fn observe(&self, r: &Resource) -> Result<Option<ObservedResource>, AppError> {
         let provider = self.sync.provider(&r.account).ok_or_else(|| {
             AppError::Conflict(format!("account {} is not configured any more", r.account))
         })?;
@@ -307,6 +345,13 @@ impl App {
         if let Some(f) = fresh.as_mut() {
             f.owner = skyhold_core::access::owner_from_tags(&f.tags, &self.config.owner_tag_keys);
         }
+        Ok(fresh)
+    }
+
+    /// Reads one resource afresh from its provider and stores the result
+    /// (no authorization: callers have decided already).
+    pub(crate) async fn reread(&self, r: &Resource) -> Result<Resource, AppError> {
+        let fresh = self.observe(r).await?;
         self.store
             .apply_observed(r.id, fresh.as_ref(), now_millis())
             .await
@@ -514,7 +559,7 @@ impl App {
             };
             match self
                 .store
-                .finish_action(a.id, &outcome, now_millis(), &d)
+                .finish_action(a.id, &outcome, now_millis(), &d, None)
                 .await
             {
                 Ok(_) => n += 1,

@@ -307,13 +307,22 @@ pub(crate) fn spawn_audit_writer(
                 }
             }
             let drafts: Vec<AuditDraft> = batch.iter().map(|(d, _)| d.clone()).collect();
-            let result = store
-                .append_audit_batch(&drafts)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            for (_, done) in batch {
-                let _ = done.send(result.clone());
+            if store.append_audit_batch(&drafts).await.is_ok() {
+                for (_, done) in batch {
+                    let _ = done.send(Ok(()));
+                }
+                continue;
+            }
+            // The batch rolled back as a whole: one entry that cannot be
+            // stored must not take the others with it, so each is tried
+            // on its own.
+            for (d, done) in batch {
+                let result = store
+                    .append_audit_batch(std::slice::from_ref(&d))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string());
+                let _ = done.send(result);
             }
         }
     });

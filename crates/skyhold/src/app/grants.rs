@@ -65,14 +65,43 @@ impl App {
         Ok(self.store.list_groups().await?)
     }
 
+    /// The group named `name_or_id`, else the group with that id: a name
+    /// always wins, so a group named "12" is never mistaken for group 12.
     pub async fn find_group(&self, name_or_id: &str) -> Result<Group, AppError> {
-        let groups = self.store.list_groups().await?;
+        let mut groups = self.store.list_groups().await?;
         let by_id = name_or_id.parse::<i64>().ok();
-        groups
+        let at = groups
+            .iter()
+            .position(|g| g.name == name_or_id)
+            .or_else(|| by_id.and_then(|n| groups.iter().position(|g| g.id.0 == n)));
+        match at {
+            Some(i) => Ok(groups.swap_remove(i)),
+            None => Err(AppError::NotFound(format!(
+                "group {:?}",
+                skyhold_core::clip(name_or_id, 80)
+            ))),
+        }
+    }
+
+    /// The group with exactly this id.
+    pub async fn group_by_id(&self, id: GroupId) -> Result<Group, AppError> {
+        self.store
+            .list_groups()
+            .await?
             .into_iter()
-            .find(|g| g.name == name_or_id || Some(g.id.0) == by_id)
+            .find(|g| g.id == id)
+            .ok_or_else(|| AppError::NotFound(format!("group {id}")))
+    }
+
+    /// The group with exactly this name (never an id).
+    pub async fn group_by_name(&self, name: &str) -> Result<Group, AppError> {
+        self.store
+            .list_groups()
+            .await?
+            .into_iter()
+            .find(|g| g.name == name)
             .ok_or_else(|| {
-                AppError::NotFound(format!("group {:?}", skyhold_core::clip(name_or_id, 80)))
+                AppError::NotFound(format!("group {:?}", skyhold_core::clip(name, 80)))
             })
     }
 
@@ -84,13 +113,13 @@ impl App {
             .map_err(|m| AppError::bad_parameter("name", m))?;
         let d = actor.audit("group.create", group_target(None, name));
         self.store.create_group(name, now_millis(), &d).await?;
-        self.find_group(name).await
+        self.group_by_name(name).await
     }
 
     pub async fn delete_group(&self, actor: &Actor, id: GroupId) -> Result<(), AppError> {
         self.authorize(actor, Action::ManageGroups, Object::Group(id))
             .await?;
-        let g = self.find_group(&id.to_string()).await?;
+        let g = self.group_by_id(id).await?;
         let mut d = actor.audit("group.delete", group_target(Some(id), &g.name));
         d.old = Some(serde_json::json!({"members": g.members}));
         self.store.delete_group(id, &d).await.map_err(|e| match e {
@@ -108,12 +137,12 @@ impl App {
     ) -> Result<Group, AppError> {
         self.authorize(actor, Action::ManageMembers, Object::Group(group))
             .await?;
-        let g = self.find_group(&group.to_string()).await?;
+        let g = self.group_by_id(group).await?;
         let u = self.find_user(username).await?;
         let mut d = actor.audit("group.member.add", group_target(Some(g.id), &g.name));
         d.new = Some(serde_json::json!({"member": u.username}));
         self.store.add_member(g.id, u.id, &d).await?;
-        self.find_group(&group.to_string()).await
+        self.group_by_id(group).await
     }
 
     pub async fn remove_member(
@@ -124,7 +153,7 @@ impl App {
     ) -> Result<Group, AppError> {
         self.authorize(actor, Action::ManageMembers, Object::Group(group))
             .await?;
-        let g = self.find_group(&group.to_string()).await?;
+        let g = self.group_by_id(group).await?;
         let u = self.find_user(username).await?;
         let mut d = actor.audit("group.member.remove", group_target(Some(g.id), &g.name));
         d.old = Some(serde_json::json!({"member": u.username}));
@@ -137,7 +166,7 @@ impl App {
                 }
                 o => o.into(),
             })?;
-        self.find_group(&group.to_string()).await
+        self.group_by_id(group).await
     }
 
     async fn resolve_object(&self, o: &ObjectRef) -> Result<Resolved, AppError> {

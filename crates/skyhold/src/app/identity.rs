@@ -665,7 +665,9 @@ impl App {
             tracing::info!(user = ?skyhold_core::clip(username, 100), client, "login rate-limited");
             return Err(AppError::RateLimited(wait));
         }
-        let user = if self.config.auth.local {
+        // A name with control characters names nobody (and PostgreSQL
+        // would refuse a NUL in it): a failed login like any unknown name.
+        let user = if self.config.auth.local && !username.chars().any(char::is_control) {
             self.store.user_by_name(username).await?
         } else {
             None

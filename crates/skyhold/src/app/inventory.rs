@@ -88,6 +88,21 @@ impl App {
             .await?)
     }
 
+    /// The resource as it is after the actor's own action on it, or `None`
+    /// when that action (giving it away) left it out of their sight; not a
+    /// refusal, so nothing is audited.
+    pub async fn resource_after_action(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<Option<Resource>, AppError> {
+        let r = self.store.get_resource(id).await.map_err(|e| match e {
+            skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            other => other.into(),
+        })?;
+        Ok(self.can_see(actor, &r).then_some(r))
+    }
+
     pub async fn resource(
         &self,
         actor: &Actor,

@@ -884,12 +884,13 @@ pub struct OwnerBody {
     owner: String,
 }
 
-/// The set-owner action, with the resource as it is afterwards.
+/// The set-owner action, with the resource as it is afterwards (`null`
+/// when the new owner's resource is no longer visible to the caller).
 #[derive(Serialize, ToSchema)]
 pub struct OwnerSet {
     #[serde(flatten)]
     pub action: ActionOutNoResource,
-    pub resource: ResourceOut,
+    pub resource: Option<ResourceOut>,
 }
 
 /// An action without its resource (see `OwnerSet`).
@@ -940,7 +941,7 @@ pub(super) async fn set_owner(
     let a = app
         .act(&actor, id, Op::SetOwner(b.owner.trim().to_owned()), None)
         .await?;
-    let r = app.resource(&actor, id).await?.resource;
+    let r = app.resource_after_action(&actor, id).await?;
     let a = action_out(&a);
     Ok(Json(OwnerSet {
         action: ActionOutNoResource {
@@ -956,7 +957,7 @@ pub(super) async fn set_owner(
             started_at: a.started_at,
             finished_at: a.finished_at,
         },
-        resource: resource_out(&r, app.permission(&actor, &r)),
+        resource: r.map(|r| resource_out(&r, app.permission(&actor, &r))),
     }))
 }
 

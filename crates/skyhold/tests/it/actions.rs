@@ -850,3 +850,151 @@ async fn idempotency_keys_replay_conflict_take_over_and_prune() {
     assert_eq!(claim("k1", "other", 1_200).await, IdempotencyClaim::Fresh);
     assert_eq!(claim("k2", "h", 1_200).await, IdempotencyClaim::InProgress);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_hangs_up_does_not_cut_the_action() {
+    let moto = shared_moto();
+    let proxy = crate::proxy::FaultProxy::start(moto).await;
+    let spec =
+        AccountSpec::new("hangup", &proxy.endpoint, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(1, 1, "hangup", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let id = find(&server.all("kind=instance").await, &ids[0])["id"]
+        .as_i64()
+        .unwrap();
+    // The provider takes its time; the client gives up long before.
+    proxy.set(
+        "Action=StopInstances",
+        crate::proxy::Fault::Delay(Duration::from_secs(2)),
+    );
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let res = impatient
+        .post(format!("{}/api/v1/resources/{id}/actions", server.url))
+        .bearer_auth(&server.token)
+        .json(&json!({"action": "stop"}))
+        .send()
+        .await;
+    assert!(res.is_err(), "the client hung up first: {res:?}");
+    // The pipeline goes on without it: the admin's own action settles as
+    // succeeded (not a recovery pass, which runs minutes later), once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, v) = server
+            .request(
+                Method::GET,
+                &format!("/api/v1/actions?resource={id}"),
+                Some(&server.token),
+                None,
+            )
+            .await;
+        let a = &v["items"][0];
+        if a["state"] == "succeeded" {
+            break;
+        }
+        assert!(
+            a.is_null() || a["state"] == "running",
+            "the action ended otherwise: {v}"
+        );
+        assert!(Instant::now() < deadline, "the action was cut: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(proxy.count("Action=StopInstances"), 1);
+    let (_, log) = server
+        .request(
+            Method::GET,
+            "/api/v1/audit?action=resource.stop",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    let entry = &log["items"][0];
+    assert_eq!(entry["actor"], "admin", "{log}");
+    assert_eq!(entry["outcome"], "ok", "{log}");
+    assert_ne!(
+        ec2.instance_state(&ids[0]).await.unwrap(),
+        "running",
+        "stopped in the cloud"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_are_names_and_giving_a_resource_away_answers_without_it() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("vault", moto, &["us-east-1"])
+        .with_kinds(&["instance"])
+        .with_line("restricted = true");
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let ids = ec2.launch(1, 1, "given", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let ann = server.user_token("ann", Role::Member).await;
+    let bob = server.user_token("bob", Role::Member).await;
+    let id = find(&server.all("kind=instance").await, &ids[0])["id"]
+        .as_i64()
+        .unwrap();
+    let owner = |token: String, owner: String| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/resources/{id}/owner"),
+                    &token,
+                    json!({"owner": owner}),
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, v) = owner(server.token.clone(), "ann".into()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    // An id is not a name: the tag would name nobody.
+    let users = server.get("/api/v1/users").await;
+    let bob_id = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "bob")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (status, e) = owner(ann.clone(), bob_id.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(e["error"]["code"], "invalid_parameter", "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("'owner'"),
+        "{e}"
+    );
+    // ann gives it to bob: in a restricted account she no longer sees it,
+    // so the answer carries the action and no resource (not a 404).
+    let (status, v) = owner(ann.clone(), "bob".into()).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert!(v["resource"].is_null(), "{v}");
+    let (status, _) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/resources/{id}"),
+            Some(&ann),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, r) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/resources/{id}"),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["owner"], "bob", "{r}");
+    server.stop().await;
+}

@@ -409,3 +409,102 @@ async fn two_processes_append_one_unbroken_chain() {
     assert!(v["checked"].as_i64().unwrap() >= 100 + 2, "{v}");
     drop((a, b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_in_a_login_are_refused_and_recorded_safely() {
+    let server = TestServer::start(&[]).await;
+    let http = reqwest::Client::builder()
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    // Past the rate limit too, where the attempt is recorded before any
+    // lookup (PostgreSQL refuses a NUL in text: the entry must not fail,
+    // nor take the entries queued with it).
+    let mut limited = false;
+    for _ in 0..12 {
+        let res = http
+            .post(format!("{}/api/v1/auth/token", server.url))
+            .json(&json!({"username": "ad\u{0}min", "password": "not the password"}))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        assert!(
+            matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+            ),
+            "{status}: {}",
+            res.text().await.unwrap()
+        );
+        limited |= status == StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "the attempts reached the rate limit");
+    let (_, log) = server
+        .request(
+            Method::GET,
+            "/api/v1/audit?action=login&limit=100",
+            Some(&server.token),
+            None,
+        )
+        .await;
+    let items = log["items"].as_array().unwrap();
+    let ours: Vec<&Value> = items
+        .iter()
+        .filter(|e| e["client_ip"] == "127.0.0.3")
+        .collect();
+    assert_eq!(ours.len(), 12, "every attempt is recorded: {log}");
+    assert!(
+        ours.iter().all(|e| e["actor"] == "ad\u{FFFD}min"),
+        "{log}"
+    );
+    assert!(
+        ours.iter()
+            .any(|e| e["reason"].as_str().unwrap().starts_with("rate_limited")),
+        "{log}"
+    );
+    let v = verify(&server).await;
+    assert_eq!(v["ok"], true, "{v}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_prefix_filters_match_underscores_literally() {
+    let server = TestServer::start(&[]).await;
+    let ann = server.user_token("ann", Role::Member).await;
+    let key = {
+        use base64::Engine;
+        let mut blob = Vec::new();
+        blob.extend_from_slice(&11u32.to_be_bytes());
+        blob.extend_from_slice(b"ssh-ed25519");
+        blob.extend_from_slice(&32u32.to_be_bytes());
+        blob.extend_from_slice(&[7u8; 32]);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+        format!("ssh-ed25519 {b64} ann@laptop")
+    };
+    let (status, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/me/ssh-keys",
+            &ann,
+            json!({"name": "laptop", "public_key": key}),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    let count = |q: &'static str| {
+        let server = &server;
+        async move {
+            let (status, v) = server
+                .request(Method::GET, q, Some(&server.token), None)
+                .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["items"].as_array().unwrap().len()
+        }
+    };
+    assert_eq!(count("/api/v1/audit?action=profile.ssh_key.").await, 1);
+    // `_` is not a wildcard: "sshXkey" matches nothing.
+    assert_eq!(count("/api/v1/audit?action=profile.sshXkey.").await, 0);
+    assert_eq!(count("/api/v1/audit?action=profile.%25.").await, 0);
+    server.stop().await;
+}

@@ -5,7 +5,7 @@
 
 use crate::harness::*;
 use crate::pages::{extract, post_form, text};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use skyhold_core::Role;
 
@@ -450,6 +450,65 @@ async fn profile_changes_email_ssh_keys_and_password() {
     );
     let again = login(&server, "ann", "ann-password-2").await;
     assert_eq!(get(&again, &server, "/profile").await.0, StatusCode::OK);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_named_like_another_groups_id_is_never_taken_for_it() {
+    let server = TestServer::start(&[]).await;
+    server
+        .create_user("bob", "bob-password", Role::Member)
+        .await;
+    let create = |name: String| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    Method::POST,
+                    "/api/v1/groups",
+                    &server.token,
+                    serde_json::json!({"name": name}),
+                    None,
+                )
+                .await
+        }
+    };
+    let (status, dev) = create("zdev".into()).await;
+    assert_eq!(status, StatusCode::CREATED, "{dev}");
+    let dev_id = dev["id"].as_i64().unwrap();
+    // "1…" sorts before "zdev": a lookup by name-or-id that took the first
+    // match would find this group for zdev's id.
+    let (status, numeric) = create(dev_id.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{numeric}");
+    assert_eq!(numeric["name"], dev_id.to_string(), "{numeric}");
+    assert_ne!(numeric["id"], dev["id"]);
+    // The page route takes zdev's id; the member lands in zdev.
+    let admin = login(&server, "admin", ADMIN_PASSWORD).await;
+    let (_, page) = get(&admin, &server, "/groups").await;
+    let (status, _, _) = post(
+        &admin,
+        &server,
+        &format!("/groups/{dev_id}/members"),
+        &[("csrf", &csrf(&page)), ("username", "bob")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let groups = server.get("/api/v1/groups").await;
+    let members = |name: &str| {
+        groups["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["name"] == name)
+            .unwrap()["members"]
+            .clone()
+    };
+    assert_eq!(members("zdev"), serde_json::json!(["bob"]), "{groups}");
+    assert_eq!(
+        members(&dev_id.to_string()),
+        serde_json::json!([]),
+        "{groups}"
+    );
     server.stop().await;
 }
 
@@ -1016,6 +1075,7 @@ async fn bulk_stop_reports_every_row() {
     assert_eq!(state_of(&server, b).await, "stopped");
     assert_eq!(state_of(&server, c).await, "running");
 
+
     // Refused as a whole: no rows, terminate, no token.
     let (status, _, _) = post(
         &ann,
@@ -1056,6 +1116,27 @@ async fn bulk_stop_reports_every_row() {
             && !page.contains("name=\"id\"")
             && !page.contains("action=\"/bulk\"")
     );
+
+    // One Idempotency-Key on a bulk request still acts on every row.
+    let (sa, sb) = (a.to_string(), b.to_string());
+    let res = ann
+        .post(format!("{}/bulk", server.url))
+        .header("Idempotency-Key", "bulk-start-1")
+        .form(&[
+            ("csrf", token.as_str()),
+            ("action", "start"),
+            ("back", "/instances"),
+            ("id", sa.as_str()),
+            ("id", sb.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.text().await.unwrap();
+    assert!(body.contains("2 of 2 succeeded"), "{body}");
+    assert_ne!(state_of(&server, a).await, "stopped");
+    assert_ne!(state_of(&server, b).await, "stopped");
     server.stop().await;
 }
 
