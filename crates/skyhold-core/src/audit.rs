@@ -377,7 +377,9 @@ mod tests {
         .bounded();
         assert_eq!(d.actor, "ev\u{FFFD}il");
         assert_eq!(d.target.name, "x\u{FFFD}");
-        assert!(d.user_agent.chars().count() <= FIELD_MAX_CHARS);
+        // Cut to FIELD_MAX_CHARS, then an ellipsis.
+        assert_eq!(d.user_agent.chars().count(), FIELD_MAX_CHARS + 1);
+        assert!(d.user_agent.ends_with('…'));
     }
 
     #[test]

@@ -100,9 +100,7 @@ impl App {
             .await?
             .into_iter()
             .find(|g| g.name == name)
-            .ok_or_else(|| {
-                AppError::NotFound(format!("group {:?}", skyhold_core::clip(name, 80)))
-            })
+            .ok_or_else(|| AppError::NotFound(format!("group {:?}", skyhold_core::clip(name, 80))))
     }
 
     pub async fn create_group(&self, actor: &Actor, name: &str) -> Result<Group, AppError> {

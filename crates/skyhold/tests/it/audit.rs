@@ -454,10 +454,7 @@ async fn nul_characters_in_a_login_are_refused_and_recorded_safely() {
         .filter(|e| e["client_ip"] == "127.0.0.3")
         .collect();
     assert_eq!(ours.len(), 12, "every attempt is recorded: {log}");
-    assert!(
-        ours.iter().all(|e| e["actor"] == "ad\u{FFFD}min"),
-        "{log}"
-    );
+    assert!(ours.iter().all(|e| e["actor"] == "ad\u{FFFD}min"), "{log}");
     assert!(
         ours.iter()
             .any(|e| e["reason"].as_str().unwrap().starts_with("rate_limited")),

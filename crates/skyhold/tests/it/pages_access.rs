@@ -1075,7 +1075,6 @@ async fn bulk_stop_reports_every_row() {
     assert_eq!(state_of(&server, b).await, "stopped");
     assert_eq!(state_of(&server, c).await, "running");
 
-
     // Refused as a whole: no rows, terminate, no token.
     let (status, _, _) = post(
         &ann,
