@@ -95,8 +95,8 @@ impl fmt::Display for Subject {
     }
 }
 
-/// What a grant is on. Blueprints and clusters join here later, through the
-/// same table and the same check.
+/// What a grant is on. Clusters join here later, through the same table and
+/// the same check.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ObjectRef {
     /// Every resource of the account.
@@ -106,13 +106,15 @@ pub enum ObjectRef {
     Group(String),
     /// `manage` on a user: may act on that user's behalf.
     User(String),
+    /// `view` shows a blueprint, `operate` launches from it (name or id).
+    Blueprint(String),
 }
 
 impl ObjectRef {
     pub fn parse(s: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "object {:?}: use account:NAME, resource:ID, group:NAME or user:NAME",
+                "object {:?}: use account:NAME, resource:ID, group:NAME, user:NAME or blueprint:NAME",
                 crate::clip(s, 80)
             )
         };
@@ -132,17 +134,21 @@ impl ObjectRef {
                 }),
             "group" => validate_principal_name("group", key).map(|()| ObjectRef::Group(key.into())),
             "user" => validate_principal_name("user", key).map(|()| ObjectRef::User(key.into())),
+            "blueprint" => {
+                validate_principal_name("blueprint", key).map(|()| ObjectRef::Blueprint(key.into()))
+            }
             _ => Err(bad()),
         }
     }
 
-    /// The stored kind (`account`, `resource`, `group`, `user`).
+    /// The stored kind (`account`, `resource`, `group`, `user`, `blueprint`).
     pub fn kind(&self) -> &'static str {
         match self {
             ObjectRef::Account(_) => "account",
             ObjectRef::Resource(_) => "resource",
             ObjectRef::Group(_) => "group",
             ObjectRef::User(_) => "user",
+            ObjectRef::Blueprint(_) => "blueprint",
         }
     }
 
@@ -151,7 +157,7 @@ impl ObjectRef {
         match self {
             ObjectRef::Account(a) => a.to_string(),
             ObjectRef::Resource(id) => id.to_string(),
-            ObjectRef::Group(n) | ObjectRef::User(n) => n.clone(),
+            ObjectRef::Group(n) | ObjectRef::User(n) | ObjectRef::Blueprint(n) => n.clone(),
         }
     }
 

@@ -51,6 +51,14 @@ int_id!(
     /// One SSH public key of a user.
     SshKeyId
 );
+int_id!(
+    /// A launch preset (its versions share the id).
+    BlueprintId
+);
+int_id!(
+    /// Quota held for a launch until it settles (or expires).
+    ReservationId
+);
 
 /// The configured name of an account: 1–64 characters of `[a-z0-9_-]`,
 /// starting with a letter or digit.

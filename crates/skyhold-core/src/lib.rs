@@ -4,16 +4,19 @@
 
 pub mod access;
 pub mod audit;
+pub mod blueprint;
 pub mod ids;
 pub mod instance_types;
 pub mod provider;
 pub mod query;
+pub mod quota;
 pub mod resource;
 pub mod search;
 
 pub use access::{Level, ObjectRef, Subject};
 pub use ids::{
-    AccountName, ActionId, GrantId, GroupId, ResourceId, SshKeyId, TokenId, UserId, ViewId,
+    AccountName, ActionId, BlueprintId, GrantId, GroupId, ReservationId, ResourceId, SshKeyId,
+    TokenId, UserId, ViewId,
 };
 pub use provider::{
     ActReceipt, AlarmHistoryItem, BucketObject, ObjectPage, PowerAction, Provider, ProviderError,

@@ -620,8 +620,9 @@ fn parse_age(tok: &Token<'_>, rest: &[Ch], now_ms: Millis) -> Result<TermKind, S
     })
 }
 
-/// `7d` → milliseconds. Integer amounts only; units s, m, h, d, w.
-fn parse_duration(v: &str) -> Result<i64, String> {
+/// `7d` → milliseconds. Integer amounts only; units s, m, h, d, w. Also
+/// the TTLs of blueprints and launches.
+pub fn parse_duration(v: &str) -> Result<i64, String> {
     if v.is_empty() {
         return Err("missing duration (e.g. age>7d; units s, m, h, d or w)".to_owned());
     }

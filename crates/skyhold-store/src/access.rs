@@ -80,6 +80,7 @@ const GRANT_COLS: &str = "g.id, g.subject_kind, g.subject_id, g.object_kind, g.o
          ELSE (SELECT name FROM groups WHERE id = g.subject_id) END AS subject_name, \
     CASE WHEN g.object_kind = 'user' THEN (SELECT username FROM users WHERE CAST(id AS TEXT) = g.object_key) \
          WHEN g.object_kind = 'group' THEN (SELECT name FROM groups WHERE CAST(id AS TEXT) = g.object_key) \
+         WHEN g.object_kind = 'blueprint' THEN (SELECT name FROM blueprints WHERE CAST(id AS TEXT) = g.object_key) \
          ELSE g.object_key END AS object_name";
 
 fn grant_from_row(

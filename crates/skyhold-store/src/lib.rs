@@ -10,8 +10,10 @@
 mod access;
 mod actions;
 mod audit;
+mod blueprints;
 mod events;
 mod jobs;
+mod quotas;
 mod resources;
 mod users;
 mod views;
@@ -19,10 +21,12 @@ mod views;
 pub use access::{Grant, GrantFilter, Group, NewUser, SshKey, UserPatch};
 pub use actions::{ActionRow, IdempotencyClaim, NewAction, Outcome, Refresh};
 pub use audit::{AuditQuery, AuditScope};
+pub use blueprints::BlueprintRow;
 pub use events::{ChangeEvent, EventQuery};
 pub use jobs::{
     JobOutcome, JobState, LeaseOutcome, SyncRun, REGIONS_STATUS_KIND, REGIONS_STATUS_REGION,
 };
+pub use quotas::{QuotaRow, QuotaScope};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};
 pub use views::{SavedView, SummaryRow};

@@ -49,6 +49,12 @@ pub enum AppError {
     IdempotencyConflict(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A blueprint field that does not pass (the API adds `field`).
+    #[error("invalid blueprint: {field}: {message}")]
+    InvalidBlueprint { field: String, message: String },
+    /// A launch that does not fit a quota (the API adds `quota`).
+    #[error("{0}")]
+    QuotaExceeded(Box<skyhold_core::quota::Exceeded>),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -74,7 +80,18 @@ impl AppError {
             AppError::ConfirmationRequired(_) => "confirmation_required",
             AppError::IdempotencyConflict(_) => "idempotency_conflict",
             AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::InvalidBlueprint { .. } => "invalid_blueprint",
+            AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The field a refusal is about, where it names one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            AppError::InvalidBlueprint { field, .. } => Some(field),
+            AppError::BadParameter { parameter, .. } => Some(parameter),
+            _ => None,
         }
     }
 
@@ -120,6 +137,15 @@ impl From<skyhold_core::ProviderError> for AppError {
             K::NotFound => AppError::NotFound(m),
             K::Unreachable => AppError::Provider(format!("endpoint unreachable: {m}")),
             K::Other => AppError::Provider(m),
+        }
+    }
+}
+
+impl From<skyhold_core::blueprint::FieldError> for AppError {
+    fn from(e: skyhold_core::blueprint::FieldError) -> Self {
+        AppError::InvalidBlueprint {
+            field: e.field,
+            message: e.message,
         }
     }
 }

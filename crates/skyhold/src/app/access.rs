@@ -11,8 +11,8 @@ use crate::error::AppError;
 use skyhold_core::access::owner_subject;
 use skyhold_core::audit::{self, AuditDraft, AuditTarget};
 use skyhold_core::{
-    now_millis, AccountName, GroupId, Level, Resource, ResourceId, Role, Subject, TokenId, UserId,
-    Visibility,
+    now_millis, AccountName, BlueprintId, GroupId, Level, Resource, ResourceId, Role, Subject,
+    TokenId, UserId, Visibility,
 };
 use std::collections::HashSet;
 
@@ -187,6 +187,18 @@ pub enum Action {
     /// Export or verify the whole log.
     ExportAudit,
     ViewActions,
+    /// List the blueprints one may see (each filtered by `ViewBlueprint`).
+    ViewBlueprints,
+    /// One blueprint (view on it).
+    ViewBlueprint,
+    /// Create, edit and delete blueprints (admins).
+    ManageBlueprints,
+    /// Launch from a blueprint (operate on it).
+    LaunchFrom,
+    /// See every quota (admins and auditors; everyone sees their own).
+    ViewQuotas,
+    /// Set and remove quotas and defaults (admins).
+    ManageQuotas,
 }
 
 impl Action {
@@ -219,6 +231,12 @@ impl Action {
             Action::ViewAudit => "audit.read",
             Action::ExportAudit => "audit.export",
             Action::ViewActions => "action.list",
+            Action::ViewBlueprints => "blueprint.list",
+            Action::ViewBlueprint => "blueprint.read",
+            Action::ManageBlueprints => "blueprint.manage",
+            Action::LaunchFrom => "blueprint.launch",
+            Action::ViewQuotas => "quota.list",
+            Action::ManageQuotas => "quota.manage",
         }
     }
 }
@@ -232,6 +250,7 @@ pub enum Object<'a> {
     Resource(&'a Resource),
     Group(GroupId),
     User(UserId),
+    Blueprint(BlueprintId),
 }
 
 /// What the configuration says about visibility: the restricted accounts.
@@ -302,6 +321,11 @@ pub fn level_on(policy: &Policy, actor: &Actor, object: Object<'_>) -> Option<Le
                 .max(own)
                 .max(Some(Level::View))
         }
+        // Blueprints show only to grant holders (and auditors, who read
+        // everything).
+        Object::Blueprint(b) => actor
+            .held("blueprint", &b.to_string())
+            .max((actor.role == Role::Auditor).then_some(Level::View)),
     };
     match actor.role {
         Role::Viewer | Role::Auditor => found.map(|l| l.min(Level::View)),
@@ -314,10 +338,12 @@ pub fn level_on(policy: &Policy, actor: &Actor, object: Object<'_>) -> Option<Le
 fn required(action: Action) -> Option<Level> {
     use Action as A;
     match action {
-        A::ViewResource | A::BrowseObjects => Some(Level::View),
-        A::RefreshResource | A::StartResource | A::StopResource | A::RebootResource => {
-            Some(Level::Operate)
-        }
+        A::ViewResource | A::BrowseObjects | A::ViewBlueprint => Some(Level::View),
+        A::RefreshResource
+        | A::StartResource
+        | A::StopResource
+        | A::RebootResource
+        | A::LaunchFrom => Some(Level::Operate),
         A::TerminateResource
         | A::SetOwner
         | A::ActFor
@@ -346,6 +372,13 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
             ))
         }
     };
+    // Managing a blueprint one cannot even see does not reveal it.
+    if action == A::ManageBlueprints
+        && matches!(object, Object::Blueprint(_))
+        && level_on(policy, actor, object).is_none()
+    {
+        return Decision::Hide;
+    }
     match action {
         A::ViewInventory
         | A::ViewAccounts
@@ -355,9 +388,14 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
         | A::ManageOwnProfile
         | A::ViewGroups
         | A::ViewAudit
-        | A::ViewActions => return by_role(true),
-        A::TriggerSync | A::ManageUsers | A::ManageGroups => return by_role(false),
-        A::ViewUsers | A::ExportAudit => return by_role(role == Role::Auditor),
+        | A::ViewActions
+        | A::ViewBlueprints => return by_role(true),
+        A::TriggerSync
+        | A::ManageUsers
+        | A::ManageGroups
+        | A::ManageBlueprints
+        | A::ManageQuotas => return by_role(false),
+        A::ViewUsers | A::ExportAudit | A::ViewQuotas => return by_role(role == Role::Auditor),
         _ => {}
     }
     // Auditors read every object's grants.
@@ -449,6 +487,11 @@ pub fn object_target(object: Object<'_>) -> AuditTarget {
             id: u.to_string(),
             ..Default::default()
         },
+        Object::Blueprint(b) => AuditTarget {
+            kind: "blueprint".into(),
+            id: b.to_string(),
+            ..Default::default()
+        },
     }
 }
 
@@ -483,6 +526,7 @@ impl App {
                     Object::Account(a) => format!("account {a}"),
                     Object::Group(g) => format!("group {g}"),
                     Object::User(u) => format!("user {u}"),
+                    Object::Blueprint(b) => format!("blueprint {b}"),
                     Object::None => "object".into(),
                 }))
             }
@@ -640,6 +684,53 @@ mod tests {
         );
         assert!(matches!(stop(&au, &hidden), Decision::Deny(_)));
         assert_eq!(stop(&actor(Role::Admin), &hidden), Decision::Allow);
+    }
+
+    #[test]
+    fn blueprints_show_to_grant_holders_and_launch_with_operate() {
+        let p = policy();
+        let b = Object::Blueprint(BlueprintId(7));
+        let m = actor(Role::Member);
+        let d = |a: &Actor, action| decide(&p, a, action, b);
+        assert_eq!(d(&m, Action::ViewBlueprint), Decision::Hide);
+        let mut viewer_grant = m.clone();
+        viewer_grant.grants.push(Held {
+            object_kind: "blueprint".into(),
+            object_key: "7".into(),
+            level: Level::View,
+        });
+        assert_eq!(d(&viewer_grant, Action::ViewBlueprint), Decision::Allow);
+        assert!(matches!(
+            d(&viewer_grant, Action::LaunchFrom),
+            Decision::Deny(_)
+        ));
+        let mut launcher = m.clone();
+        launcher.grants.push(Held {
+            object_kind: "blueprint".into(),
+            object_key: "7".into(),
+            level: Level::Operate,
+        });
+        assert_eq!(d(&launcher, Action::LaunchFrom), Decision::Allow);
+        // Managing blueprints and quotas is for admins; auditors read.
+        assert!(matches!(
+            d(&launcher, Action::ManageBlueprints),
+            Decision::Deny(_)
+        ));
+        assert_eq!(d(&m, Action::ManageBlueprints), Decision::Hide);
+        let au = actor(Role::Auditor);
+        assert_eq!(d(&au, Action::ViewBlueprint), Decision::Allow);
+        assert!(matches!(d(&au, Action::LaunchFrom), Decision::Deny(_)));
+        for role in Role::ALL {
+            let a = actor(role);
+            let g = |action| decide(&p, &a, action, Object::None) == Decision::Allow;
+            assert!(g(Action::ViewBlueprints), "{role:?}");
+            assert_eq!(g(Action::ManageQuotas), role == Role::Admin, "{role:?}");
+            assert_eq!(
+                g(Action::ViewQuotas),
+                matches!(role, Role::Admin | Role::Auditor),
+                "{role:?}"
+            );
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ enum Resolved {
     Resource(Box<Resource>),
     Group(Group),
     User(skyhold_store::User),
+    Blueprint(Box<skyhold_store::BlueprintRow>),
 }
 
 impl Resolved {
@@ -35,6 +36,7 @@ impl Resolved {
             Resolved::Resource(r) => Object::Resource(r),
             Resolved::Group(g) => Object::Group(g.id),
             Resolved::User(u) => Object::User(u.id),
+            Resolved::Blueprint(b) => Object::Blueprint(b.id),
         }
     }
 
@@ -45,6 +47,7 @@ impl Resolved {
             Resolved::Resource(r) => ("resource", r.id.to_string()),
             Resolved::Group(g) => ("group", g.id.to_string()),
             Resolved::User(u) => ("user", u.id.to_string()),
+            Resolved::Blueprint(b) => ("blueprint", b.id.to_string()),
         }
     }
 
@@ -54,6 +57,7 @@ impl Resolved {
             Resolved::Resource(r) => super::access::resource_target(r),
             Resolved::Group(g) => group_target(Some(g.id), &g.name),
             Resolved::User(u) => user_target(Some(u.id), &u.username),
+            Resolved::Blueprint(b) => super::blueprints::blueprint_target(b),
         }
     }
 }
@@ -183,6 +187,7 @@ impl App {
             )),
             ObjectRef::Group(n) => Resolved::Group(self.find_group(n).await?),
             ObjectRef::User(n) => Resolved::User(self.find_user(n).await?),
+            ObjectRef::Blueprint(n) => Resolved::Blueprint(Box::new(self.find_blueprint(n).await?)),
         })
     }
 

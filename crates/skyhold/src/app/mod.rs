@@ -19,11 +19,13 @@
 mod access;
 mod actions;
 mod audit;
+mod blueprints;
 mod grants;
 mod identity;
 mod inventory;
 mod oidc;
 mod ondemand;
+mod quotas;
 mod relations;
 mod views;
 
@@ -33,6 +35,7 @@ pub use access::{
 };
 pub use actions::Op;
 pub use audit::{verify_lines, verify_store, AuditFilter};
+pub use blueprints::parse_ttl;
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
 pub use oidc::{Oidc, OidcCallback, OidcStart};

@@ -6,6 +6,7 @@ mod action_pages;
 mod admin_pages;
 mod api;
 mod api_access;
+mod api_launch;
 mod audit_page;
 mod common;
 mod forms;
@@ -73,6 +74,7 @@ pub fn router(app: AppState) -> Router {
         .merge(pages::routes())
         .merge(api::routes())
         .merge(api_access::routes())
+        .merge(api_launch::routes())
         .merge(views::routes())
         .merge(services::routes())
         .merge(admin_pages::routes())
@@ -483,7 +485,12 @@ impl IntoResponse for AppError {
         // Messages may quote input; they are cut so a huge value is not
         // echoed back whole.
         let message = skyhold_core::clip(&self.to_string(), 1000);
-        let mut res = (status, Json(openapi::error_body(self.code(), message))).into_response();
+        let mut body = openapi::error_body(self.code(), message);
+        body.error.field = self.field().map(str::to_owned);
+        if let AppError::QuotaExceeded(e) = &self {
+            body.error.quota = Some((**e).clone());
+        }
+        let mut res = (status, Json(body)).into_response();
         decorate(&self, &mut res);
         res
     }
@@ -494,12 +501,15 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::Unauthenticated | AppError::InvalidCredentials => StatusCode::UNAUTHORIZED,
         AppError::Forbidden(_) => StatusCode::FORBIDDEN,
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
-        AppError::BadParameter { .. } | AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        AppError::BadParameter { .. }
+        | AppError::BadRequest(_)
+        | AppError::InvalidBlueprint { .. } => StatusCode::BAD_REQUEST,
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Conflict(_)
         | AppError::InvalidState(_)
         | AppError::NotPermitted(_)
-        | AppError::IdempotencyConflict(_) => StatusCode::CONFLICT,
+        | AppError::IdempotencyConflict(_)
+        | AppError::QuotaExceeded(_) => StatusCode::CONFLICT,
         AppError::ConfirmationRequired(_) => StatusCode::BAD_REQUEST,
         AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::ProviderThrottled(_) => StatusCode::SERVICE_UNAVAILABLE,

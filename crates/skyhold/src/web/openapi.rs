@@ -13,7 +13,7 @@
 //! operation here and every operation a route, and a schemathesis run
 //! checks that the server answers no status the document does not list.
 
-use super::{api, api_access};
+use super::{api, api_access, api_launch};
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -83,6 +83,15 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_access::audit,
         api_access::audit_export,
         api_access::audit_verify,
+        api_launch::list_blueprints,
+        api_launch::create_blueprint,
+        api_launch::get_blueprint,
+        api_launch::update_blueprint,
+        api_launch::delete_blueprint,
+        api_launch::list_quotas,
+        api_launch::set_quota,
+        api_launch::delete_quota,
+        api_launch::my_quota,
     ),
     components(responses(ApiError), schemas(ErrorBody)),
     modifiers(&BearerScheme),
@@ -143,6 +152,14 @@ pub struct ErrorDetail {
     pub code: String,
     /// What went wrong, for people (may quote the input, cut to 1,000 characters).
     pub message: String,
+    /// The parameter or field the refusal is about (`invalid_parameter`,
+    /// `invalid_blueprint`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The quota a launch would exceed (`quota_exceeded`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub quota: Option<skyhold_core::quota::Exceeded>,
 }
 
 pub fn error_body(code: &str, message: String) -> ErrorBody {
@@ -150,6 +167,8 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
         error: ErrorDetail {
             code: code.to_owned(),
             message,
+            field: None,
+            quota: None,
         },
     }
 }
@@ -157,7 +176,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
 /// Every stable error code: (code, HTTP status, meaning). The statuses are
 /// `web::status_of`'s (a unit test checks them); the last two come only
 /// from the edge (`json_errors`).
-pub const ERROR_CODES: [(&str, u16, &str); 20] = [
+pub const ERROR_CODES: [(&str, u16, &str); 22] = [
     (
         "bad_request",
         400,
@@ -167,6 +186,11 @@ pub const ERROR_CODES: [(&str, u16, &str); 20] = [
         "invalid_parameter",
         400,
         "a parameter (query, path or body field) is invalid; the message names it",
+    ),
+    (
+        "invalid_blueprint",
+        400,
+        "a blueprint field is invalid; `field` names it",
     ),
     (
         "confirmation_required",
@@ -199,6 +223,11 @@ pub const ERROR_CODES: [(&str, u16, &str); 20] = [
         "not_permitted",
         409,
         "the provider forbids the action on this resource (termination protection)",
+    ),
+    (
+        "quota_exceeded",
+        409,
+        "the launch does not fit a quota; `quota` names its subject, dimension, limit, usage and request",
     ),
     (
         "idempotency_conflict",
@@ -480,6 +509,18 @@ mod tests {
             AppError::ConfirmationRequired(String::new()),
             AppError::IdempotencyConflict(String::new()),
             AppError::PayloadTooLarge(1),
+            AppError::InvalidBlueprint {
+                field: "x".into(),
+                message: String::new(),
+            },
+            AppError::QuotaExceeded(Box::new(skyhold_core::quota::Exceeded {
+                subject: "user:x".into(),
+                source: "user:x".into(),
+                dimension: skyhold_core::quota::Dimension::Instances,
+                limit: 0,
+                usage: 0,
+                request: 1,
+            })),
             AppError::Internal(anyhow::anyhow!("x")),
         ];
         for e in &all {

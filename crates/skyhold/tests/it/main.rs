@@ -21,6 +21,7 @@ mod openapi;
 mod pages;
 mod pages_access;
 mod proxy;
+mod quotas;
 mod refresh;
 mod regions;
 mod replicas;

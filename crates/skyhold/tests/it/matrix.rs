@@ -96,6 +96,21 @@ enum Rule {
     /// Reading an account's or a group's grants: manage on it, or auditor.
     GrantsOfGroup,
     GrantsOfAccount,
+    /// Needs this level on blueprint mx-bp (bob has operate on it; a
+    /// grant to a user, as group dev's members change during the run).
+    OnBlueprint(Level),
+    /// Admins change blueprints; those who cannot see one get a 404.
+    ManageBlueprint,
+}
+
+/// The level `who` has on blueprint mx-bp (None: not visible).
+fn blueprint_level(who: Who) -> Option<Level> {
+    match who {
+        Who::Admin => Some(Level::Manage),
+        Who::Auditor => Some(Level::View),
+        Who::GroupGrant => Some(Level::Operate),
+        _ => None,
+    }
 }
 
 fn expect(rule: Rule, who: Who, r: Option<Res>) -> Expect {
@@ -114,6 +129,15 @@ fn expect(rule: Rule, who: Who, r: Option<Res>) -> Expect {
         Rule::ManageGroup => yes(matches!(who, Who::Admin | Who::GroupManager)),
         Rule::GrantsOfGroup => yes(matches!(who, Who::Admin | Who::GroupManager | Who::Auditor)),
         Rule::GrantsOfAccount => yes(matches!(who, Who::Admin | Who::Auditor)),
+        Rule::OnBlueprint(need) => match blueprint_level(who) {
+            None => Expect::Hidden,
+            Some(have) if have >= need => Expect::Allowed,
+            Some(_) => Expect::Forbidden,
+        },
+        Rule::ManageBlueprint => match blueprint_level(who) {
+            None => Expect::Hidden,
+            Some(_) => yes(who == Who::Admin),
+        },
         Rule::OnResource(need) => match level(who, r.expect("a resource row")) {
             None => Expect::Hidden,
             Some(have) if have >= need => Expect::Allowed,
@@ -362,6 +386,26 @@ fn api_rows() -> Vec<Row> {
         row(M::GET, "/api/v1/audit", Any),
         row(M::GET, "/api/v1/audit/export", AdminAuditor),
         row(M::GET, "/api/v1/audit/verify", AdminAuditor),
+        row(M::GET, "/api/v1/blueprints", Any),
+        with(
+            row(M::POST, "/api/v1/blueprints", Admin),
+            json!({"name": "NEW", "account": "mx-open", "region": "us-east-1",
+                   "image": "ami-12c6146b", "instance_types": ["t3.*"],
+                   "default_type": "t3.micro", "login_user": "ubuntu"}),
+        ),
+        row(M::GET, "/api/v1/blueprints/{id}", OnBlueprint(Level::View)),
+        with(
+            row(M::PATCH, "/api/v1/blueprints/{id}", ManageBlueprint),
+            json!({"description": "edited"}),
+        ),
+        row(M::DELETE, "/api/v1/blueprints/{id}", ManageBlueprint),
+        row(M::GET, "/api/v1/quotas", AdminAuditor),
+        with(
+            row(M::POST, "/api/v1/quotas", Admin),
+            json!({"subject": "default:user", "instances": 50}),
+        ),
+        row(M::DELETE, "/api/v1/quotas/{subject}", Admin),
+        row(M::GET, "/api/v1/me/quota", Any),
         // Last: it revokes the token the request is made with.
         row(M::DELETE, "/api/v1/auth/token", Any),
     ]
@@ -617,6 +661,16 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
             "/api/v1/grants",
             json!({"subject": "user:carl", "object": "group:dev", "level": "manage"}),
         ),
+        (
+            "/api/v1/blueprints",
+            json!({"name": "mx-bp", "account": "mx-open", "region": "us-east-1",
+                   "image": "ami-12c6146b", "instance_types": ["t3.*"],
+                   "default_type": "t3.micro", "login_user": "ubuntu"}),
+        ),
+        (
+            "/api/v1/grants",
+            json!({"subject": "user:bob", "object": "blueprint:mx-bp", "level": "operate"}),
+        ),
     ] {
         let (s, v) = server.send(Method::POST, path, &admin, body, None).await;
         assert!(s.is_success(), "{path}: {v}");
@@ -714,6 +768,49 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
                             )
                             .await;
                     }
+                    // Deleting a blueprint consumes it: a new one each, with
+                    // the same grant; a quota to remove is set first.
+                    let blueprint_ref = if r.method == Method::DELETE
+                        && r.route == "/api/v1/blueprints/{id}"
+                    {
+                        let name = format!("tmpbp{fresh}");
+                        let (s, v) = server
+                            .send(
+                                Method::POST,
+                                "/api/v1/blueprints",
+                                &admin,
+                                json!({"name": name, "account": "mx-open", "region": "us-east-1",
+                                       "image": "ami-12c6146b", "instance_types": ["t3.*"],
+                                       "default_type": "t3.micro", "login_user": "ubuntu"}),
+                                None,
+                            )
+                            .await;
+                        assert!(s.is_success(), "{v}");
+                        let (s, v) = server
+                            .send(
+                                Method::POST,
+                                "/api/v1/grants",
+                                &admin,
+                                json!({"subject": "user:bob", "object": format!("blueprint:{name}"), "level": "operate"}),
+                                None,
+                            )
+                            .await;
+                        assert!(s.is_success(), "{v}");
+                        name
+                    } else {
+                        "mx-bp".to_owned()
+                    };
+                    if r.route == "/api/v1/quotas/{subject}" {
+                        server
+                            .send(
+                                Method::POST,
+                                "/api/v1/quotas",
+                                &admin,
+                                json!({"subject": "default:group", "instances": 9}),
+                                None,
+                            )
+                            .await;
+                    }
                     // The API names groups, the pages use their ids; deleting
                     // one consumes it, so those rows get a new group each.
                     let deletes_group =
@@ -756,6 +853,8 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
                             ),
                         )
                         .replace("/actions/{id}", &format!("/actions/{action_id}"))
+                        .replace("/blueprints/{id}", &format!("/blueprints/{blueprint_ref}"))
+                        .replace("{subject}", "default:group")
                         .replace("/accounts/{name}", "/accounts/mx-open")
                         .replace("{username}", "vic")
                         .replace("{id}", "999999");

@@ -1,0 +1,362 @@
+//! Quotas and their reservations. Usage is counted from the inventory (what
+//! an owner's live instances and volumes take) plus the unexpired
+//! reservations of launches in flight; checking a launch and reserving its
+//! amount happen in one transaction, serialized per quota subject (SQLite:
+//! `BEGIN IMMEDIATE`; PostgreSQL: one advisory lock per subject, taken in
+//! sorted order), so concurrent launches cannot overshoot a limit.
+
+use crate::audit::append_audit;
+use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
+use skyhold_core::audit::AuditDraft;
+use skyhold_core::quota::{self, Amount, Applicable, Exceeded, Limits, QuotaSubject};
+use skyhold_core::{Millis, ReservationId};
+
+/// One stored quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaRow {
+    pub subject: QuotaSubject,
+    pub limits: Limits,
+    pub updated_at: Millis,
+}
+
+/// A quota subject as the check needs it: which subject, the default it
+/// falls back to, and whose resources count as its usage (owner values as
+/// the owner tag holds them: `ann`, `group:dev`).
+#[derive(Debug, Clone)]
+pub struct QuotaScope {
+    pub subject: QuotaSubject,
+    pub fallback: QuotaSubject,
+    pub owners: Vec<String>,
+}
+
+/// Instance states that hold no capacity.
+const IDLE_STATES: &str = "'stopped', 'stopping', 'terminated', 'shutting-down'";
+
+fn limits_from_row(r: &impl ReadRow) -> Result<Limits> {
+    let get = |c: &str| -> Result<Option<u64>> { Ok(r.opt_int(c)?.map(|v| v.max(0) as u64)) };
+    Ok(Limits {
+        instances: get("instances")?,
+        vcpus: get("vcpus")?,
+        memory_gib: get("memory_gib")?,
+        volume_gib: get("volume_gib")?,
+    })
+}
+
+fn opt(v: Option<u64>) -> Option<i64> {
+    v.map(|v| v.min(i64::MAX as u64) as i64)
+}
+
+/// `$first, $first+1, …` for `n` binds.
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Usage and limits of each scope, read inside `$tx` (a transaction or a
+/// pool). Evaluates to `Result<Vec<Applicable>>`.
+macro_rules! applicable_in {
+    ($exec:expr, $scopes:expr, $now:expr) => {{
+        let scopes: &[QuotaScope] = $scopes;
+        let now: Millis = $now;
+        let mut out: Vec<Applicable> = Vec::with_capacity(scopes.len());
+        let mut failed: Option<StoreError> = None;
+        for s in scopes {
+            let mut limits = None;
+            let mut source = s.subject.clone();
+            for (i, key) in [s.subject.key(), s.fallback.key()].iter().enumerate() {
+                let row = sqlx::query(
+                    "SELECT instances, vcpus, memory_gib, volume_gib FROM quotas WHERE subject = $1",
+                )
+                .bind(key.as_str())
+                .fetch_optional(&mut *$exec)
+                .await;
+                match row {
+                    Ok(Some(r)) => {
+                        match limits_from_row(&r) {
+                            Ok(l) => limits = Some(l),
+                            Err(e) => failed = Some(e),
+                        }
+                        if i == 1 {
+                            source = s.fallback.clone();
+                        }
+                        break;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        failed = Some(e.into());
+                        break;
+                    }
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+            let limits = limits.unwrap_or_default();
+            let mut usage = Amount::default();
+            // An unlimited quota needs no counting.
+            if !limits.is_unlimited() && !s.owners.is_empty() {
+                let owners: Vec<String> = s.owners.iter().map(|o| o.to_lowercase()).collect();
+                let sql = format!(
+                    "SELECT kind, rtype, COUNT(*) AS n, CAST(COALESCE(SUM(size_gib), 0) AS BIGINT) AS gib FROM resources \
+                     WHERE deleted_at IS NULL AND ((kind = 'instance' AND state NOT IN ({IDLE_STATES})) OR kind = 'volume') \
+                     AND LOWER(owner) IN ({}) GROUP BY kind, rtype",
+                    placeholders(1, owners.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for o in &owners {
+                    q = q.bind(o);
+                }
+                match q.fetch_all(&mut *$exec).await {
+                    Ok(rows) => {
+                        for r in &rows {
+                            let (kind, rtype, n, gib) = match (
+                                r.text("kind"),
+                                r.text("rtype"),
+                                r.int("n"),
+                                r.int("gib"),
+                            ) {
+                                (Ok(k), Ok(t), Ok(n), Ok(g)) => (k, t, n.max(0) as u64, g.max(0) as u64),
+                                _ => {
+                                    failed = Some(StoreError::Corrupt("quota usage row".into()));
+                                    break;
+                                }
+                            };
+                            if kind == "volume" {
+                                usage.volume_gib += gib;
+                            } else {
+                                // An unknown type counts as an instance; its
+                                // vCPUs and memory cannot be known.
+                                let a = Amount::of_instances(&rtype, n, 0).unwrap_or(Amount {
+                                    instances: n,
+                                    ..Default::default()
+                                });
+                                usage = usage.plus(a);
+                            }
+                        }
+                    }
+                    Err(e) => failed = Some(e.into()),
+                }
+                let sql = format!(
+                    "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS i, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
+                     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m, CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g \
+                     FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN ({})",
+                    placeholders(2, owners.len())
+                );
+                let mut q = sqlx::query(&sql).bind(now);
+                for o in &owners {
+                    q = q.bind(o);
+                }
+                match q.fetch_one(&mut *$exec).await {
+                    Ok(r) => match (r.int("i"), r.int("v"), r.int("m"), r.int("g")) {
+                        (Ok(i), Ok(v), Ok(m), Ok(g)) => {
+                            usage = usage.plus(Amount {
+                                instances: i.max(0) as u64,
+                                vcpus: v.max(0) as u64,
+                                memory_mib: m.max(0) as u64,
+                                volume_gib: g.max(0) as u64,
+                            })
+                        }
+                        _ => failed = Some(StoreError::Corrupt("reservation sum".into())),
+                    },
+                    Err(e) => failed = Some(e.into()),
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+            out.push(Applicable {
+                subject: s.subject.clone(),
+                source,
+                limits,
+                usage,
+            });
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }};
+}
+
+macro_rules! insert_reservation {
+    ($tx:expr, $owner:expr, $a:expr, $now:expr, $expires:expr) => {{
+        let a: Amount = $a;
+        let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+        sqlx::query_scalar::<_, i64>(
+            "INSERT INTO quota_reservations (owner, instances, vcpus, memory_mib, volume_gib, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind($owner)
+        .bind(clamp(a.instances))
+        .bind(clamp(a.vcpus))
+        .bind(clamp(a.memory_mib))
+        .bind(clamp(a.volume_gib))
+        .bind($now)
+        .bind($expires)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err(StoreError::from)
+    }};
+}
+
+impl Store {
+    /// Sets (or replaces) the limits of `subject`, with its audit entry
+    /// (whose old value is filled in here); returns the old limits.
+    pub async fn set_quota(
+        &self,
+        subject: &QuotaSubject,
+        limits: &Limits,
+        by: Option<i64>,
+        now: Millis,
+        audit: &AuditDraft,
+    ) -> Result<Option<Limits>> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let old = sqlx::query("SELECT instances, vcpus, memory_gib, volume_gib FROM quotas WHERE subject = $1")
+                .bind(subject.key())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| limits_from_row(&r))
+                .transpose()?;
+            sqlx::query(
+                "INSERT INTO quotas (subject, instances, vcpus, memory_gib, volume_gib, updated_by, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (subject) DO UPDATE SET \
+                 instances = excluded.instances, vcpus = excluded.vcpus, memory_gib = excluded.memory_gib, \
+                 volume_gib = excluded.volume_gib, updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+            )
+            .bind(subject.key())
+            .bind(opt(limits.instances))
+            .bind(opt(limits.vcpus))
+            .bind(opt(limits.memory_gib))
+            .bind(opt(limits.volume_gib))
+            .bind(by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let mut d = audit.clone();
+            d.old = old.map(|l| serde_json::to_value(l).unwrap_or_default());
+            append_audit!(tx, &d);
+            tx.commit().await?;
+            Ok(old)
+        })
+    }
+
+    /// Removes an override (the default applies again). `NotFound` if none.
+    pub async fn delete_quota(&self, subject: &QuotaSubject, audit: &AuditDraft) -> Result<()> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let r = sqlx::query("DELETE FROM quotas WHERE subject = $1")
+                .bind(subject.key())
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Every stored quota, defaults first, then by subject.
+    pub async fn list_quotas(&self) -> Result<Vec<QuotaRow>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT subject, instances, vcpus, memory_gib, volume_gib, updated_at FROM quotas \
+                 ORDER BY CASE WHEN subject LIKE 'default:%' THEN 0 ELSE 1 END, subject",
+            )
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    let subject = QuotaSubject::parse(&r.text("subject")?)
+                        .map_err(StoreError::Corrupt)?;
+                    Ok(QuotaRow {
+                        subject,
+                        limits: limits_from_row(r)?,
+                        updated_at: r.int("updated_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Limits and usage of each scope as they are now (for the launch form
+    /// and the profile; nothing is held).
+    pub async fn quota_usage(&self, scopes: &[QuotaScope], now: Millis) -> Result<Vec<Applicable>> {
+        on_pool!(self, p => {
+            let mut conn = p.acquire().await?;
+            applicable_in!(conn, scopes, now)
+        })
+    }
+
+    /// Checks `request` against every scope and, if it fits all, reserves
+    /// it for `owner` until `expires_at`, in one transaction serialized per
+    /// subject. `Ok(Err(_))` names the first quota exceeded (nothing held).
+    pub async fn reserve_quota(
+        &self,
+        scopes: &[QuotaScope],
+        request: Amount,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<std::result::Result<(ReservationId, Vec<Applicable>), Exceeded>> {
+        let mut keys: Vec<String> = scopes.iter().map(|s| s.subject.key()).collect();
+        keys.sort();
+        keys.dedup();
+        match &self.pool {
+            crate::Pool::Sqlite(p) => {
+                let mut tx = p.begin_write().await?;
+                let applicable = applicable_in!(tx, scopes, now)?;
+                if let Err(e) = quota::check(&applicable, request) {
+                    return Ok(Err(e));
+                }
+                let id = insert_reservation!(tx, owner, request, now, expires_at)?;
+                tx.commit().await?;
+                Ok(Ok((ReservationId(id), applicable)))
+            }
+            crate::Pool::Postgres(p) => {
+                let mut tx = p.begin_write().await?;
+                for k in &keys {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(format!("skyhold-quota:{k}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let applicable = applicable_in!(tx, scopes, now)?;
+                if let Err(e) = quota::check(&applicable, request) {
+                    return Ok(Err(e));
+                }
+                let id = insert_reservation!(tx, owner, request, now, expires_at)?;
+                tx.commit().await?;
+                Ok(Ok((ReservationId(id), applicable)))
+            }
+        }
+    }
+
+    /// Gives a reservation back (its launch settled, and what it made is in
+    /// the inventory now). `false` if it was gone already.
+    pub async fn release_reservation(&self, id: ReservationId) -> Result<bool> {
+        on_pool!(self, p => {
+            let r = sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
+                .bind(id.0)
+                .execute(p)
+                .await?;
+            Ok(r.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes reservations that expired before `now` (housekeeping; they
+    /// stopped counting when they expired). Returns how many.
+    pub async fn prune_reservations(&self, now: Millis) -> Result<u64> {
+        on_pool!(self, p => {
+            let r = sqlx::query("DELETE FROM quota_reservations WHERE expires_at <= $1")
+                .bind(now)
+                .execute(p)
+                .await?;
+            Ok(r.rows_affected())
+        })
+    }
+}
