@@ -306,16 +306,22 @@ impl Store {
         let mut keys: Vec<String> = scopes.iter().map(|s| s.subject.key()).collect();
         keys.sort();
         keys.dedup();
-        match &self.pool {
-            crate::Pool::Sqlite(p) => {
-                let mut tx = p.begin_write().await?;
-                let applicable = applicable_in!(tx, scopes, now)?;
+        // After the locks: usage, the check, the reservation, one commit.
+        macro_rules! check_and_reserve {
+            ($tx:ident) => {{
+                let applicable = applicable_in!($tx, scopes, now)?;
                 if let Err(e) = quota::check(&applicable, request) {
                     return Ok(Err(e));
                 }
-                let id = insert_reservation!(tx, owner, request, now, expires_at)?;
-                tx.commit().await?;
+                let id = insert_reservation!($tx, owner, request, now, expires_at)?;
+                $tx.commit().await?;
                 Ok(Ok((ReservationId(id), applicable)))
+            }};
+        }
+        match &self.pool {
+            crate::Pool::Sqlite(p) => {
+                let mut tx = p.begin_write().await?;
+                check_and_reserve!(tx)
             }
             crate::Pool::Postgres(p) => {
                 let mut tx = p.begin_write().await?;
@@ -325,13 +331,7 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 }
-                let applicable = applicable_in!(tx, scopes, now)?;
-                if let Err(e) = quota::check(&applicable, request) {
-                    return Ok(Err(e));
-                }
-                let id = insert_reservation!(tx, owner, request, now, expires_at)?;
-                tx.commit().await?;
-                Ok(Ok((ReservationId(id), applicable)))
+                check_and_reserve!(tx)
             }
         }
     }

@@ -191,7 +191,17 @@ async fn json_errors(req: Request, next: Next) -> Response {
             out.headers_mut().insert(k.clone(), v.clone());
         }
     }
+    close_if_unread(status, &mut out);
     out
+}
+
+/// A body refused as too large was not read to its end: the connection
+/// cannot carry another request, so the client is told not to reuse it.
+fn close_if_unread(status: StatusCode, res: &mut Response<Body>) {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
 }
 
 /// Latency histogram and a Server-Timing header on every response.
@@ -521,6 +531,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
 }
 
 fn decorate(e: &AppError, res: &mut Response<Body>) {
+    close_if_unread(status_of(e), res);
     match e {
         AppError::RateLimited(d) => {
             if let Ok(v) = HeaderValue::from_str(&d.as_secs().max(1).to_string()) {

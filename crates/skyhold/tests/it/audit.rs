@@ -469,16 +469,7 @@ async fn nul_characters_in_a_login_are_refused_and_recorded_safely() {
 async fn action_prefix_filters_match_underscores_literally() {
     let server = TestServer::start(&[]).await;
     let ann = server.user_token("ann", Role::Member).await;
-    let key = {
-        use base64::Engine;
-        let mut blob = Vec::new();
-        blob.extend_from_slice(&11u32.to_be_bytes());
-        blob.extend_from_slice(b"ssh-ed25519");
-        blob.extend_from_slice(&32u32.to_be_bytes());
-        blob.extend_from_slice(&[7u8; 32]);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
-        format!("ssh-ed25519 {b64} ann@laptop")
-    };
+    let key = ssh_key("ann@laptop");
     let (status, v) = server
         .send(
             Method::POST,

@@ -224,6 +224,8 @@ async fn api_errors_are_bounded_json() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The rest of the body was never read: the connection is not reused.
+    assert_eq!(res.headers()["connection"], "close");
     let v: Value = res.json().await.expect("JSON 413");
     assert_eq!(v["error"]["code"], "payload_too_large");
     for (method, path) in [

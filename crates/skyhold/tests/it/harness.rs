@@ -690,3 +690,15 @@ impl TestServer {
         }
     }
 }
+
+/// A syntactically valid ed25519 public key line.
+pub fn ssh_key(comment: &str) -> String {
+    use base64::Engine;
+    let mut blob = Vec::new();
+    blob.extend_from_slice(&11u32.to_be_bytes());
+    blob.extend_from_slice(b"ssh-ed25519");
+    blob.extend_from_slice(&32u32.to_be_bytes());
+    blob.extend_from_slice(&[9u8; 32]);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+    format!("ssh-ed25519 {b64} {comment}")
+}

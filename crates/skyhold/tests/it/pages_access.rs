@@ -280,18 +280,6 @@ async fn users_page_creates_changes_and_disables_users() {
     server.stop().await;
 }
 
-/// A syntactically valid ed25519 public key line.
-fn ssh_key(comment: &str) -> String {
-    use base64::Engine;
-    let mut blob = Vec::new();
-    blob.extend_from_slice(&11u32.to_be_bytes());
-    blob.extend_from_slice(b"ssh-ed25519");
-    blob.extend_from_slice(&32u32.to_be_bytes());
-    blob.extend_from_slice(&[9u8; 32]);
-    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
-    format!("ssh-ed25519 {b64} {comment}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_changes_email_ssh_keys_and_password() {
     let server = TestServer::start(&[]).await;
