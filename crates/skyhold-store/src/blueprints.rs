@@ -58,6 +58,22 @@ fn with_version(audit: &AuditDraft, id: i64, version: i64) -> AuditDraft {
     d
 }
 
+/// Writes one version row inside `$tx` (create and update share it).
+macro_rules! insert_version {
+    ($tx:expr, $id:expr, $version:expr, $json:expr, $by:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO blueprint_versions (blueprint_id, version, spec, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind($id)
+        .bind($version)
+        .bind($json)
+        .bind($by)
+        .bind($now)
+        .execute(&mut *$tx)
+        .await?
+    };
+}
+
 impl Store {
     /// Creates a blueprint at version 1. `Conflict` if the name is taken
     /// (by a live or a deleted blueprint).
@@ -79,15 +95,7 @@ impl Store {
             .fetch_one(&mut *tx)
             .await
             .map_err(|e| map_unique(e, &format!("blueprint {}", spec.name)))?;
-            sqlx::query(
-                "INSERT INTO blueprint_versions (blueprint_id, version, spec, created_by, created_at) VALUES ($1, 1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(&json)
-            .bind(by)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_version!(tx, id, 1i64, &json, by, now);
             append_audit!(tx, &with_version(audit, id, 1));
             tx.commit().await?;
             Ok(BlueprintRow {
@@ -139,16 +147,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| map_unique(e, &format!("blueprint {}", spec.name)))?;
-            sqlx::query(
-                "INSERT INTO blueprint_versions (blueprint_id, version, spec, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(id.0)
-            .bind(next)
-            .bind(&json)
-            .bind(by)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            insert_version!(tx, id.0, next, &json, by, now);
             let mut d = with_version(audit, id.0, next);
             d.old = Some(serde_json::json!({ "version": version }));
             append_audit!(tx, &d);

@@ -54,46 +54,40 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Usage and limits of each scope, read inside `$tx` (a transaction or a
-/// pool). Evaluates to `Result<Vec<Applicable>>`.
+/// Usage and limits of each scope, read inside `$exec` (a transaction or
+/// a connection): the limits of every subject and fallback in one query,
+/// then per scope that is limited its owners' live capacity by type and
+/// their unexpired reservations. Evaluates to `Vec<Applicable>` (errors
+/// return from the enclosing function).
 macro_rules! applicable_in {
     ($exec:expr, $scopes:expr, $now:expr) => {{
         let scopes: &[QuotaScope] = $scopes;
         let now: Millis = $now;
+        let mut keys: Vec<String> = scopes
+            .iter()
+            .flat_map(|s| [s.subject.key(), s.fallback.key()])
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let sql = format!(
+            "SELECT subject, instances, vcpus, memory_gib, volume_gib FROM quotas WHERE subject IN ({})",
+            placeholders(1, keys.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for k in &keys {
+            q = q.bind(k);
+        }
+        let mut stored = std::collections::HashMap::new();
+        for r in q.fetch_all(&mut *$exec).await? {
+            stored.insert(r.text("subject")?, limits_from_row(&r)?);
+        }
         let mut out: Vec<Applicable> = Vec::with_capacity(scopes.len());
-        let mut failed: Option<StoreError> = None;
         for s in scopes {
-            let mut limits = None;
-            let mut source = s.subject.clone();
-            for (i, key) in [s.subject.key(), s.fallback.key()].iter().enumerate() {
-                let row = sqlx::query(
-                    "SELECT instances, vcpus, memory_gib, volume_gib FROM quotas WHERE subject = $1",
-                )
-                .bind(key.as_str())
-                .fetch_optional(&mut *$exec)
-                .await;
-                match row {
-                    Ok(Some(r)) => {
-                        match limits_from_row(&r) {
-                            Ok(l) => limits = Some(l),
-                            Err(e) => failed = Some(e),
-                        }
-                        if i == 1 {
-                            source = s.fallback.clone();
-                        }
-                        break;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        failed = Some(e.into());
-                        break;
-                    }
-                }
-            }
-            if failed.is_some() {
-                break;
-            }
-            let limits = limits.unwrap_or_default();
+            let (source, limits) = match (stored.get(&s.subject.key()), stored.get(&s.fallback.key())) {
+                (Some(l), _) => (s.subject.clone(), *l),
+                (None, Some(l)) => (s.fallback.clone(), *l),
+                (None, None) => (s.subject.clone(), Limits::default()),
+            };
             let mut usage = Amount::default();
             // An unlimited quota needs no counting.
             if !limits.is_unlimited() && !s.owners.is_empty() {
@@ -108,35 +102,19 @@ macro_rules! applicable_in {
                 for o in &owners {
                     q = q.bind(o);
                 }
-                match q.fetch_all(&mut *$exec).await {
-                    Ok(rows) => {
-                        for r in &rows {
-                            let (kind, rtype, n, gib) = match (
-                                r.text("kind"),
-                                r.text("rtype"),
-                                r.int("n"),
-                                r.int("gib"),
-                            ) {
-                                (Ok(k), Ok(t), Ok(n), Ok(g)) => (k, t, n.max(0) as u64, g.max(0) as u64),
-                                _ => {
-                                    failed = Some(StoreError::Corrupt("quota usage row".into()));
-                                    break;
-                                }
-                            };
-                            if kind == "volume" {
-                                usage.volume_gib += gib;
-                            } else {
-                                // An unknown type counts as an instance; its
-                                // vCPUs and memory cannot be known.
-                                let a = Amount::of_instances(&rtype, n, 0).unwrap_or(Amount {
-                                    instances: n,
-                                    ..Default::default()
-                                });
-                                usage = usage.plus(a);
-                            }
-                        }
+                for r in q.fetch_all(&mut *$exec).await? {
+                    let (n, gib) = (r.int("n")?.max(0) as u64, r.int("gib")?.max(0) as u64);
+                    if r.text("kind")? == "volume" {
+                        usage.volume_gib += gib;
+                    } else {
+                        // An unknown type counts as an instance; its vCPUs
+                        // and memory cannot be known.
+                        let a = Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
+                            instances: n,
+                            ..Default::default()
+                        });
+                        usage = usage.plus(a);
                     }
-                    Err(e) => failed = Some(e.into()),
                 }
                 let sql = format!(
                     "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS i, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
@@ -148,23 +126,14 @@ macro_rules! applicable_in {
                 for o in &owners {
                     q = q.bind(o);
                 }
-                match q.fetch_one(&mut *$exec).await {
-                    Ok(r) => match (r.int("i"), r.int("v"), r.int("m"), r.int("g")) {
-                        (Ok(i), Ok(v), Ok(m), Ok(g)) => {
-                            usage = usage.plus(Amount {
-                                instances: i.max(0) as u64,
-                                vcpus: v.max(0) as u64,
-                                memory_mib: m.max(0) as u64,
-                                volume_gib: g.max(0) as u64,
-                            })
-                        }
-                        _ => failed = Some(StoreError::Corrupt("reservation sum".into())),
-                    },
-                    Err(e) => failed = Some(e.into()),
-                }
-            }
-            if failed.is_some() {
-                break;
+                let r = q.fetch_one(&mut *$exec).await?;
+                let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
+                usage = usage.plus(Amount {
+                    instances: held("i")?,
+                    vcpus: held("v")?,
+                    memory_mib: held("m")?,
+                    volume_gib: held("g")?,
+                });
             }
             out.push(Applicable {
                 subject: s.subject.clone(),
@@ -173,10 +142,7 @@ macro_rules! applicable_in {
                 usage,
             });
         }
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        out
     }};
 }
 
@@ -288,7 +254,7 @@ impl Store {
     pub async fn quota_usage(&self, scopes: &[QuotaScope], now: Millis) -> Result<Vec<Applicable>> {
         on_pool!(self, p => {
             let mut conn = p.acquire().await?;
-            applicable_in!(conn, scopes, now)
+            Ok(applicable_in!(conn, scopes, now))
         })
     }
 
@@ -309,7 +275,7 @@ impl Store {
         // After the locks: usage, the check, the reservation, one commit.
         macro_rules! check_and_reserve {
             ($tx:ident) => {{
-                let applicable = applicable_in!($tx, scopes, now)?;
+                let applicable = applicable_in!($tx, scopes, now);
                 if let Err(e) = quota::check(&applicable, request) {
                     return Ok(Err(e));
                 }
