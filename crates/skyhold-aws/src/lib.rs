@@ -7,6 +7,7 @@
 //! unreachable endpoint or other.
 
 mod convert;
+mod launch;
 mod services;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -17,8 +18,8 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use skyhold_core::GLOBAL_REGION;
 use skyhold_core::{
-    ActReceipt, AlarmHistoryItem, BucketObject, ObjectPage, ObservedResource, PowerAction,
-    Provider, ProviderError, ProviderErrorKind, ResourceKind, Secret,
+    ActReceipt, AlarmHistoryItem, BucketObject, ImageInfo, ObjectPage, ObservedResource,
+    PowerAction, Provider, ProviderError, ProviderErrorKind, ResourceKind, RunSpec, Secret,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -535,6 +536,31 @@ impl Provider for AwsProvider {
         Ok(ActReceipt {
             request_id: out.request_id().unwrap_or_default().to_owned(),
         })
+    }
+
+    async fn image(
+        &self,
+        region: &str,
+        image: &skyhold_core::blueprint::ImageRef,
+    ) -> Result<Option<ImageInfo>, ProviderError> {
+        launch::image(&*self.clients(region).await, image).await
+    }
+
+    async fn run_instance(
+        &self,
+        region: &str,
+        spec: &RunSpec,
+    ) -> Result<ObservedResource, ProviderError> {
+        launch::run_instance(&*self.clients(region).await, spec).await
+    }
+
+    async fn instances_tagged(
+        &self,
+        region: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ObservedResource>, ProviderError> {
+        launch::instances_tagged(&*self.clients(region).await, key, value).await
     }
 
     async fn describe(

@@ -59,6 +59,10 @@ int_id!(
     /// Quota held for a launch until it settles (or expires).
     ReservationId
 );
+int_id!(
+    /// One launch: a request for servers from a blueprint.
+    LaunchId
+);
 
 /// The configured name of an account: 1–64 characters of `[a-z0-9_-]`,
 /// starting with a letter or digit.

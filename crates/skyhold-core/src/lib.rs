@@ -7,6 +7,7 @@ pub mod audit;
 pub mod blueprint;
 pub mod ids;
 pub mod instance_types;
+pub mod launch;
 pub mod provider;
 pub mod query;
 pub mod quota;
@@ -15,12 +16,12 @@ pub mod search;
 
 pub use access::{Level, ObjectRef, Subject};
 pub use ids::{
-    AccountName, ActionId, BlueprintId, GrantId, GroupId, ReservationId, ResourceId, SshKeyId,
-    TokenId, UserId, ViewId,
+    AccountName, ActionId, BlueprintId, GrantId, GroupId, LaunchId, ReservationId, ResourceId,
+    SshKeyId, TokenId, UserId, ViewId,
 };
 pub use provider::{
-    ActReceipt, AlarmHistoryItem, BucketObject, ObjectPage, PowerAction, Provider, ProviderError,
-    ProviderErrorKind,
+    ActReceipt, AlarmHistoryItem, BucketObject, ImageInfo, ObjectPage, PowerAction, Provider,
+    ProviderError, ProviderErrorKind, RunSpec,
 };
 pub use query::{Cursor, QueryError, ResourceQuery, SortKey, Visibility};
 pub use resource::{

@@ -132,6 +132,36 @@ pub struct ActReceipt {
     pub request_id: String,
 }
 
+/// An image as a launch needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageInfo {
+    pub id: String,
+    pub name: String,
+    /// The device the root volume attaches as (`/dev/xvda`), to size it.
+    pub root_device_name: String,
+    /// The root volume's size in the image, if it says.
+    pub root_volume_gib: Option<u32>,
+    pub created_at: Option<Millis>,
+}
+
+/// One server to start (one RunInstances call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub image_id: String,
+    pub instance_type: String,
+    pub subnet_id: Option<String>,
+    pub security_group_ids: Vec<String>,
+    pub key_name: Option<String>,
+    /// Plain text; the adapter encodes it as the provider wants.
+    pub user_data: String,
+    /// The root device and its size, when the launch sizes it.
+    pub root_volume: Option<(String, u32)>,
+    /// Set on the instance and its volumes as they are created.
+    pub tags: Vec<(String, String)>,
+    /// The provider's idempotency token (derived from the launch).
+    pub client_token: String,
+}
+
 fn unsupported(what: &str) -> ProviderError {
     ProviderError::new(
         ProviderErrorKind::Other,
@@ -220,6 +250,43 @@ pub trait Provider: Send + Sync {
         _tags: &[(String, String)],
     ) -> Result<ActReceipt, ProviderError> {
         Err(unsupported("tagging"))
+    }
+
+    /// The image `image` names: an id, or the newest own image whose name
+    /// matches a pattern (`*` any run of characters). `Ok(None)`: no such
+    /// image.
+    async fn image(
+        &self,
+        _region: &str,
+        _image: &crate::blueprint::ImageRef,
+    ) -> Result<Option<ImageInfo>, ProviderError> {
+        Err(unsupported("images"))
+    }
+
+    /// Starts one instance, tagged as it is created. Returns it as
+    /// observed in the answer.
+    async fn run_instance(
+        &self,
+        _region: &str,
+        _spec: &RunSpec,
+    ) -> Result<ObservedResource, ProviderError> {
+        Err(unsupported("launching"))
+    }
+
+    /// The live (not terminated) instances whose tag `key` is `value`.
+    async fn instances_tagged(
+        &self,
+        region: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<ObservedResource>, ProviderError> {
+        Ok(self
+            .list(region, ResourceKind::Instance)
+            .await?
+            .into_iter()
+            .filter(|r| r.tags.get(key).map(String::as_str) == Some(value))
+            .filter(|r| r.state != "terminated")
+            .collect())
     }
 
     /// A URL that downloads one object for `ttl` without further credentials.

@@ -620,6 +620,23 @@ fn parse_age(tok: &Token<'_>, rest: &[Ch], now_ms: Millis) -> Result<TermKind, S
     })
 }
 
+/// `8h` from milliseconds: the largest unit that divides it (the inverse
+/// of [`parse_duration`] for whole seconds).
+pub fn format_duration(ms: i64) -> String {
+    for (unit, size) in [
+        ("w", 604_800_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+    ] {
+        if ms % size == 0 {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{}s", ms / 1000)
+}
+
 /// `7d` → milliseconds. Integer amounts only; units s, m, h, d, w. Also
 /// the TTLs of blueprints and launches.
 pub fn parse_duration(v: &str) -> Result<i64, String> {

@@ -13,6 +13,7 @@ mod audit;
 mod blueprints;
 mod events;
 mod jobs;
+mod launches;
 mod quotas;
 mod resources;
 mod users;
@@ -26,6 +27,7 @@ pub use events::{ChangeEvent, EventQuery};
 pub use jobs::{
     JobOutcome, JobState, LeaseOutcome, SyncRun, REGIONS_STATUS_KIND, REGIONS_STATUS_REGION,
 };
+pub use launches::{LaunchOutcome, LaunchRow, NewLaunch};
 pub use quotas::{QuotaRow, QuotaScope};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};

@@ -55,6 +55,10 @@ pub enum AppError {
     /// A launch that does not fit a quota (the API adds `quota`).
     #[error("{0}")]
     QuotaExceeded(Box<skyhold_core::quota::Exceeded>),
+    /// A launch would reuse the name of a live server (or of one being
+    /// launched).
+    #[error("{0}")]
+    NameTaken(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -82,6 +86,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::InvalidBlueprint { .. } => "invalid_blueprint",
             AppError::QuotaExceeded(_) => "quota_exceeded",
+            AppError::NameTaken(_) => "name_taken",
             AppError::Internal(_) => "internal",
         }
     }

@@ -90,22 +90,14 @@ pub async fn start(
     // timeout), so only older ones are settled, now and then every
     // `settle_after` for as long as the server runs.
     let settle_after = (app.config.action_timeout.as_millis() as i64) * 2 + 5_000;
-    match app.settle_actions(settle_after).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),
-        Err(e) => tracing::warn!(error = %e, "settling actions left by a crash"),
-    }
+    settle_unsettled(&app, settle_after).await;
     {
         let app = app.clone();
         tokio::spawn(async move {
             let every = std::time::Duration::from_millis(settle_after as u64);
             loop {
                 tokio::time::sleep(every).await;
-                match app.settle_actions(settle_after).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),
-                    Err(e) => tracing::warn!(error = %e, "settling actions left by a crash"),
-                }
+                settle_unsettled(&app, settle_after).await;
             }
         });
     }
@@ -157,4 +149,19 @@ pub async fn start(
         http,
         sync_loop,
     })
+}
+
+/// Settles the actions and launches a crashed process left behind (see
+/// [`App::settle_actions`], [`App::settle_launches`]).
+async fn settle_unsettled(app: &App, settle_after: i64) {
+    match app.settle_actions(settle_after).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "settled actions left by a crash"),
+        Err(e) => tracing::warn!(error = %e, "settling actions left by a crash"),
+    }
+    match app.settle_launches().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(settled = n, "settled launches left by a crash"),
+        Err(e) => tracing::warn!(error = %e, "settling launches left by a crash"),
+    }
 }

@@ -23,6 +23,7 @@ mod blueprints;
 mod grants;
 mod identity;
 mod inventory;
+mod launches;
 mod oidc;
 mod ondemand;
 mod quotas;
@@ -38,6 +39,7 @@ pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use blueprints::parse_ttl;
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
+pub use launches::{Commands, LaunchPreview};
 pub use oidc::{Oidc, OidcCallback, OidcStart};
 
 use crate::auth::LoginLimiter;

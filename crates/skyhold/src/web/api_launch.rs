@@ -55,21 +55,8 @@ fn query(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, A
     Ok(pairs)
 }
 
-/// `8h` from milliseconds (the largest unit that divides it).
 fn ttl_text(ms: Option<i64>) -> Option<String> {
-    let ms = ms?;
-    for (unit, size) in [
-        ("w", 604_800_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-    ] {
-        if ms % size == 0 {
-            return Some(format!("{}{unit}", ms / size));
-        }
-    }
-    Some(format!("{}s", ms / 1000))
+    ms.map(skyhold_core::search::format_duration)
 }
 
 /// One account or region, or a list of allowed ones (the first is the
@@ -472,7 +459,7 @@ pub struct QuotaUsageOut {
     pub remaining: BTreeMap<String, u64>,
 }
 
-fn usage_out(a: &Applicable) -> QuotaUsageOut {
+pub(super) fn usage_out(a: &Applicable) -> QuotaUsageOut {
     let mut usage = BTreeMap::new();
     let mut remaining = BTreeMap::new();
     for d in skyhold_core::quota::Dimension::ALL {

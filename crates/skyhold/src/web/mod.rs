@@ -7,6 +7,7 @@ mod admin_pages;
 mod api;
 mod api_access;
 mod api_launch;
+mod api_launches;
 mod audit_page;
 mod common;
 mod forms;
@@ -75,6 +76,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api::routes())
         .merge(api_access::routes())
         .merge(api_launch::routes())
+        .merge(api_launches::routes())
         .merge(views::routes())
         .merge(services::routes())
         .merge(admin_pages::routes())
@@ -519,7 +521,8 @@ pub fn status_of(e: &AppError) -> StatusCode {
         | AppError::InvalidState(_)
         | AppError::NotPermitted(_)
         | AppError::IdempotencyConflict(_)
-        | AppError::QuotaExceeded(_) => StatusCode::CONFLICT,
+        | AppError::QuotaExceeded(_)
+        | AppError::NameTaken(_) => StatusCode::CONFLICT,
         AppError::ConfirmationRequired(_) => StatusCode::BAD_REQUEST,
         AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::ProviderThrottled(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -13,7 +13,7 @@
 //! operation here and every operation a route, and a schemathesis run
 //! checks that the server answers no status the document does not list.
 
-use super::{api, api_access, api_launch};
+use super::{api, api_access, api_launch, api_launches};
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -92,6 +92,9 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_launch::set_quota,
         api_launch::delete_quota,
         api_launch::my_quota,
+        api_launches::create_launch,
+        api_launches::get_launch,
+        api_launches::list_launches,
     ),
     components(responses(ApiError), schemas(ErrorBody)),
     modifiers(&BearerScheme),
@@ -176,7 +179,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
 /// Every stable error code: (code, HTTP status, meaning). The statuses are
 /// `web::status_of`'s (a unit test checks them); the last two come only
 /// from the edge (`json_errors`).
-pub const ERROR_CODES: [(&str, u16, &str); 22] = [
+pub const ERROR_CODES: [(&str, u16, &str); 23] = [
     (
         "bad_request",
         400,
@@ -228,6 +231,11 @@ pub const ERROR_CODES: [(&str, u16, &str); 22] = [
         "quota_exceeded",
         409,
         "the launch does not fit a quota; `quota` names its subject, dimension, limit, usage and request",
+    ),
+    (
+        "name_taken",
+        409,
+        "a live server (or one being launched) already has this name",
     ),
     (
         "idempotency_conflict",
@@ -521,6 +529,7 @@ mod tests {
                 usage: 0,
                 request: 1,
             })),
+            AppError::NameTaken(String::new()),
             AppError::Internal(anyhow::anyhow!("x")),
         ];
         for e in &all {

@@ -1,0 +1,32 @@
+-- Self-service launch, second part: one row per launch, written before the
+-- first provider call (the intent) and settled with what exists after it.
+-- SQLite dialect; keep in step with migrations/postgres.
+CREATE TABLE launches (
+    id                INTEGER PRIMARY KEY,
+    -- The `skyhold:launch-id` tag on every instance of the launch, from
+    -- which the ClientTokens derive; unique across installations.
+    token             TEXT    NOT NULL UNIQUE,
+    idempotency_key   TEXT    NOT NULL UNIQUE,
+    blueprint_id      BIGINT  NOT NULL,
+    blueprint_name    TEXT    NOT NULL,
+    blueprint_version BIGINT  NOT NULL,
+    account           TEXT    NOT NULL,
+    region            TEXT    NOT NULL,
+    name              TEXT    NOT NULL,
+    instance_type     TEXT    NOT NULL,
+    count             BIGINT  NOT NULL,
+    owner             TEXT    NOT NULL,  -- the owner tag's value: `ann`, `group:dev`
+    requested_by      BIGINT,
+    requested_by_name TEXT    NOT NULL,
+    params            TEXT    NOT NULL,  -- JSON: the plan (servers, image, packages, expiry)
+    state             TEXT    NOT NULL,  -- running | succeeded | partial | failed
+    instances         TEXT    NOT NULL,  -- JSON: what exists, per server
+    error_code        TEXT    NOT NULL,
+    error             TEXT    NOT NULL,
+    reservation_id    BIGINT,
+    created_at        BIGINT  NOT NULL,
+    finished_at       BIGINT
+);
+CREATE INDEX launches_owner ON launches (owner, id);
+CREATE INDEX launches_requested_by ON launches (requested_by, id);
+CREATE INDEX launches_unsettled ON launches (id) WHERE state = 'running';

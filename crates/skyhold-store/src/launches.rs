@@ -1,0 +1,369 @@
+//! Launch rows: the intent written before the first RunInstances, and the
+//! settlement that records what exists, puts the new instances into the
+//! inventory, gives back the launch's quota reservation and appends the
+//! audit entry, in one transaction.
+
+use crate::audit::append_audit;
+use crate::jobs::apply_observed_in;
+use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
+use skyhold_core::audit::AuditDraft;
+use skyhold_core::{
+    AccountName, BlueprintId, LaunchId, Millis, ObservedResource, ReservationId, ResourceId, UserId,
+};
+use sqlx::Row;
+
+/// One launch and where it stands.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LaunchRow {
+    pub id: LaunchId,
+    /// The `skyhold:launch-id` tag value.
+    pub token: String,
+    #[serde(skip)]
+    pub idempotency_key: String,
+    pub blueprint_id: BlueprintId,
+    pub blueprint_name: String,
+    pub blueprint_version: i64,
+    pub account: String,
+    pub region: String,
+    pub name: String,
+    pub instance_type: String,
+    pub count: i64,
+    pub owner: String,
+    pub requested_by: Option<UserId>,
+    pub requested_by_name: String,
+    pub params: serde_json::Value,
+    /// `running`, `succeeded`, `partial`, `failed`.
+    pub state: String,
+    pub instances: serde_json::Value,
+    pub error_code: String,
+    pub error: String,
+    pub reservation_id: Option<ReservationId>,
+    pub created_at: Millis,
+    pub finished_at: Option<Millis>,
+}
+
+/// A launch about to call the provider.
+#[derive(Debug, Clone)]
+pub struct NewLaunch<'a> {
+    pub token: &'a str,
+    pub idempotency_key: &'a str,
+    pub blueprint_id: BlueprintId,
+    pub blueprint_name: &'a str,
+    pub blueprint_version: i64,
+    pub account: &'a str,
+    pub region: &'a str,
+    pub name: &'a str,
+    pub instance_type: &'a str,
+    pub count: i64,
+    pub owner: &'a str,
+    pub requested_by: Option<UserId>,
+    pub requested_by_name: &'a str,
+    pub params: &'a serde_json::Value,
+    pub reservation_id: Option<ReservationId>,
+}
+
+/// How a launch ended.
+#[derive(Debug, Clone)]
+pub struct LaunchOutcome<'a> {
+    /// `succeeded`, `partial` or `failed`.
+    pub state: &'a str,
+    pub instances: &'a serde_json::Value,
+    pub error_code: &'a str,
+    pub error: &'a str,
+}
+
+const COLS: &str = "id, token, idempotency_key, blueprint_id, blueprint_name, blueprint_version, account, \
+    region, name, instance_type, count, owner, requested_by, requested_by_name, params, state, instances, \
+    error_code, error, reservation_id, created_at, finished_at";
+
+fn json(r: &impl ReadRow, col: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(&r.text(col)?)
+        .map_err(|e| StoreError::Corrupt(format!("launch {col}: {e}")))
+}
+
+fn launch_from_row(r: &impl ReadRow) -> Result<LaunchRow> {
+    Ok(LaunchRow {
+        id: LaunchId(r.int("id")?),
+        token: r.text("token")?,
+        idempotency_key: r.text("idempotency_key")?,
+        blueprint_id: BlueprintId(r.int("blueprint_id")?),
+        blueprint_name: r.text("blueprint_name")?,
+        blueprint_version: r.int("blueprint_version")?,
+        account: r.text("account")?,
+        region: r.text("region")?,
+        name: r.text("name")?,
+        instance_type: r.text("instance_type")?,
+        count: r.int("count")?,
+        owner: r.text("owner")?,
+        requested_by: r.opt_int("requested_by")?.map(UserId),
+        requested_by_name: r.text("requested_by_name")?,
+        params: json(r, "params")?,
+        state: r.text("state")?,
+        instances: json(r, "instances")?,
+        error_code: r.text("error_code")?,
+        error: r.text("error")?,
+        reservation_id: r.opt_int("reservation_id")?.map(ReservationId),
+        created_at: r.int("created_at")?,
+        finished_at: r.opt_int("finished_at")?,
+    })
+}
+
+/// Puts one observed instance into the inventory inside `$tx`: rewrites
+/// its row when skyhold knows it already, else inserts it with an
+/// "appeared" event. Evaluates to `Result<ResourceId>`.
+macro_rules! upsert_observed_in {
+    ($tx:expr, $account:expr, $region:expr, $o:expr, $now:expr) => {
+        'upsert: {
+            let (account, region, o, now): (&str, &str, &ObservedResource, Millis) =
+                ($account, $region, $o, $now);
+            let existing: Option<i64> = match sqlx::query_scalar(
+                "SELECT id FROM resources WHERE account = $1 AND region = $2 AND kind = $3 AND provider_id = $4",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(o.kind.as_str())
+            .bind(&o.provider_id)
+            .fetch_optional(&mut *$tx)
+            .await
+            {
+                Ok(v) => v,
+                Err(e) => break 'upsert Err(StoreError::from(e)),
+            };
+            if let Some(id) = existing {
+                break 'upsert apply_observed_in!($tx, ResourceId(id), Some(o), now).map(|_| ResourceId(id));
+            }
+            let deleted = crate::resources::is_terminal(o.kind, &o.state).then_some(now);
+            let id: i64 = match sqlx::query_scalar(
+                "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
+                 private_ip, public_ip, created_at, size_gib, tags, attributes, search, fingerprint, \
+                 first_seen, last_seen, deleted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) \
+                 RETURNING id",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(o.kind.as_str())
+            .bind(&o.provider_id)
+            .bind(&o.name)
+            .bind(&o.state)
+            .bind(&o.rtype)
+            .bind(&o.owner)
+            .bind(&o.private_ip)
+            .bind(&o.public_ip)
+            .bind(o.created_at.unwrap_or(0))
+            .bind(o.size_gib)
+            .bind(serde_json::to_string(&o.tags).unwrap_or_default())
+            .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
+            .bind(o.search_text())
+            .bind(o.fingerprint())
+            .bind(now)
+            .bind(deleted)
+            .fetch_one(&mut *$tx)
+            .await
+            {
+                Ok(id) => id,
+                Err(e) => break 'upsert Err(StoreError::from(e)),
+            };
+            match sqlx::query(
+                "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'appeared', '[]')",
+            )
+            .bind(id)
+            .bind(account)
+            .bind(region)
+            .bind(o.kind.as_str())
+            .bind(&o.provider_id)
+            .bind(&o.name)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await
+            {
+                Ok(_) => Ok(ResourceId(id)),
+                Err(e) => Err(StoreError::from(e)),
+            }
+        }
+    };
+}
+
+impl Store {
+    /// Records a launch as `running` just before its first provider call.
+    /// `Conflict` when a launch with this idempotency key exists (the
+    /// caller then reads it).
+    pub async fn create_launch(&self, l: &NewLaunch<'_>, now: Millis) -> Result<LaunchRow> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!(
+                "INSERT INTO launches (token, idempotency_key, blueprint_id, blueprint_name, blueprint_version, \
+                 account, region, name, instance_type, count, owner, requested_by, requested_by_name, params, \
+                 state, instances, error_code, error, reservation_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'running', '[]', '', '', $15, $16) \
+                 RETURNING {COLS}"
+            ))
+            .bind(l.token)
+            .bind(l.idempotency_key)
+            .bind(l.blueprint_id.0)
+            .bind(l.blueprint_name)
+            .bind(l.blueprint_version)
+            .bind(l.account)
+            .bind(l.region)
+            .bind(l.name)
+            .bind(l.instance_type)
+            .bind(l.count)
+            .bind(l.owner)
+            .bind(l.requested_by.map(|u| u.0))
+            .bind(l.requested_by_name)
+            .bind(l.params.to_string())
+            .bind(l.reservation_id.map(|r| r.0))
+            .bind(now)
+            .fetch_one(p)
+            .await
+            .map_err(|e| crate::map_unique(e, "a launch with this idempotency key"))?;
+            launch_from_row(&row)
+        })
+    }
+
+    /// Settles a running launch: its outcome, the instances that exist put
+    /// into the inventory of (`account`, `region`), its reservation given
+    /// back (what it made counts from the inventory now), and the audit
+    /// entry, in one transaction. Returns the row and the instances'
+    /// resource ids (in `observed`'s order). `NotFound` if it was settled
+    /// already.
+    pub async fn finish_launch(
+        &self,
+        id: LaunchId,
+        outcome: &LaunchOutcome<'_>,
+        account: &AccountName,
+        observed: &[ObservedResource],
+        now: Millis,
+        audit: &AuditDraft,
+    ) -> Result<(LaunchRow, Vec<ResourceId>)> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let row = sqlx::query(&format!(
+                "UPDATE launches SET state = $1, instances = $2, error_code = $3, error = $4, finished_at = $5 \
+                 WHERE id = $6 AND state = 'running' RETURNING {COLS}"
+            ))
+            .bind(outcome.state)
+            .bind(outcome.instances.to_string())
+            .bind(outcome.error_code)
+            .bind(outcome.error)
+            .bind(now)
+            .bind(id.0)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let l = launch_from_row(&row)?;
+            let mut ids = Vec::with_capacity(observed.len());
+            for o in observed {
+                ids.push(upsert_observed_in!(tx, account.as_str(), l.region.as_str(), o, now)?);
+            }
+            if let Some(r) = l.reservation_id {
+                sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
+                    .bind(r.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok((l, ids))
+        })
+    }
+
+    pub async fn launch(&self, id: LaunchId) -> Result<LaunchRow> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!("SELECT {COLS} FROM launches WHERE id = $1"))
+                .bind(id.0)
+                .fetch_optional(p)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            launch_from_row(&row)
+        })
+    }
+
+    pub async fn launch_by_key(&self, key: &str) -> Result<Option<LaunchRow>> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!("SELECT {COLS} FROM launches WHERE idempotency_key = $1"))
+                .bind(key)
+                .fetch_optional(p)
+                .await?;
+            row.as_ref().map(launch_from_row).transpose()
+        })
+    }
+
+    /// Launches, newest first, below `cursor`: of `owner` (the owner tag's
+    /// value) and/or asked for by `requested_by`. At most `limit + 1` rows
+    /// (one more tells that a next page exists).
+    pub async fn list_launches(
+        &self,
+        owner: Option<&str>,
+        requested_by: Option<UserId>,
+        cursor: Option<LaunchId>,
+        limit: i64,
+    ) -> Result<Vec<LaunchRow>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLS} FROM launches WHERE ($1 IS NULL OR owner = $1) \
+                 AND ($2 IS NULL OR requested_by = $2) AND ($3 IS NULL OR id < $3) \
+                 ORDER BY id DESC LIMIT $4"
+            ))
+            .bind(owner)
+            .bind(requested_by.map(|u| u.0))
+            .bind(cursor.map(|c| c.0))
+            .bind(limit + 1)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(launch_from_row).collect()
+        })
+    }
+
+    /// Launches still `running` (a process settles its own; the rest were
+    /// left by one that died).
+    pub async fn unsettled_launches(&self) -> Result<Vec<LaunchRow>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(&format!(
+                "SELECT {COLS} FROM launches WHERE state = 'running' ORDER BY id"
+            ))
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(launch_from_row).collect()
+        })
+    }
+
+    /// Whether a live instance or a running launch already uses one of
+    /// `names` (the Name tag): a launch refuses such names before it calls
+    /// the provider. Returns the first name taken.
+    pub async fn launch_name_taken(&self, names: &[String]) -> Result<Option<String>> {
+        if names.is_empty() {
+            return Ok(None);
+        }
+        on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT name FROM resources WHERE kind = 'instance' AND deleted_at IS NULL \
+                 AND state NOT IN ('terminated', 'shutting-down') AND name IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for n in names {
+                sep.push_bind(n);
+            }
+            qb.push(") LIMIT 1");
+            if let Some(r) = qb.build().fetch_optional(p).await? {
+                return Ok(Some(r.try_get("name")?));
+            }
+            // A running launch of several servers is named by its base
+            // name; its servers' names are in its plan.
+            let rows = sqlx::query("SELECT params FROM launches WHERE state = 'running'")
+                .fetch_all(p)
+                .await?;
+            for r in rows {
+                let params: String = r.try_get("params")?;
+                let v: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
+                let taken = v["servers"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str());
+                for t in taken {
+                    if names.iter().any(|n| n == t) {
+                        return Ok(Some(t.to_owned()));
+                    }
+                }
+            }
+            Ok(None)
+        })
+    }
+}
