@@ -302,6 +302,18 @@ impl Ec2 {
             .to_owned())
     }
 
+    /// An own image of an instance, named `name`; returns its id.
+    pub async fn create_image(&self, instance_id: &str, name: &str) -> Result<String, BoxError> {
+        let out = self
+            .client
+            .create_image()
+            .instance_id(instance_id)
+            .name(name)
+            .send()
+            .await?;
+        Ok(out.image_id().unwrap_or_default().to_owned())
+    }
+
     pub async fn create_key_pair(&self, name: &str) -> Result<(), BoxError> {
         self.client.create_key_pair().key_name(name).send().await?;
         Ok(())

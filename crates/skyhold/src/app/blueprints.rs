@@ -80,15 +80,16 @@ impl App {
         }
     }
 
-    /// Everything about a spec that the configuration can tell (the
-    /// provider's checks of images and subnets come with launching).
-    fn check_blueprint(&self, spec: &BlueprintSpec) -> Result<(), AppError> {
+    /// Everything about a spec that the configuration and the providers
+    /// can tell: its fields, its accounts and regions, and in each of
+    /// those its image and subnets.
+    async fn check_blueprint(&self, spec: &BlueprintSpec) -> Result<(), AppError> {
         spec.validate()?;
+        let image = spec.image_ref()?;
         for a in &spec.accounts {
-            let acct = skyhold_core::AccountName::parse(a)
-                .ok()
-                .and_then(|n| self.config.account(&n));
-            let Some(acct) = acct else {
+            let name = skyhold_core::AccountName::parse(a).ok();
+            let acct = name.as_ref().and_then(|n| self.config.account(n));
+            let (Some(name), Some(acct)) = (name, acct) else {
                 return Err(FieldError::new("account", format!("no account named {a:?}")).into());
             };
             for r in &spec.regions {
@@ -103,6 +104,73 @@ impl App {
                     .into());
                 }
             }
+            let Some(provider) = self.sync.provider(&name) else {
+                continue;
+            };
+            for r in &spec.regions {
+                self.check_in_provider(provider.as_ref(), a, r, spec, &image)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The image `image` names in one account and region, or a field error
+    /// on `image` saying it is not there.
+    pub(super) async fn find_image(
+        &self,
+        provider: &dyn skyhold_core::Provider,
+        account: &str,
+        region: &str,
+        image: &skyhold_core::blueprint::ImageRef,
+    ) -> Result<skyhold_core::ImageInfo, AppError> {
+        use skyhold_core::blueprint::ImageRef;
+        let found = tokio::time::timeout(self.config.action_timeout, provider.image(region, image))
+            .await
+            .map_err(|_| {
+                AppError::Provider(format!("{account}/{region} did not answer in time"))
+            })??;
+        found.ok_or_else(|| {
+            FieldError::new(
+                "image",
+                match image {
+                    ImageRef::Ami(id) => format!("image {id} does not exist in {account}/{region}"),
+                    ImageRef::NewestMatching(p) => {
+                        format!("no own image in {account}/{region} has a name matching {p:?}")
+                    }
+                },
+            )
+            .into()
+        })
+    }
+
+    /// The image and the subnets of a spec, as one account's provider
+    /// shows them in one region.
+    async fn check_in_provider(
+        &self,
+        provider: &dyn skyhold_core::Provider,
+        account: &str,
+        region: &str,
+        spec: &BlueprintSpec,
+        image: &skyhold_core::blueprint::ImageRef,
+    ) -> Result<(), AppError> {
+        self.find_image(provider, account, region, image).await?;
+        let timeout = self.config.action_timeout;
+        let late = || AppError::Provider(format!("{account}/{region} did not answer in time"));
+        for sn in &spec.subnet_ids {
+            let seen = tokio::time::timeout(
+                timeout,
+                provider.describe(region, skyhold_core::ResourceKind::Subnet, sn),
+            )
+            .await
+            .map_err(|_| late())??;
+            if seen.is_none() {
+                return Err(FieldError::new(
+                    "subnet_ids",
+                    format!("subnet {sn} does not exist in {account}/{region}"),
+                )
+                .into());
+            }
         }
         Ok(())
     }
@@ -114,7 +182,7 @@ impl App {
     ) -> Result<BlueprintRow, AppError> {
         self.authorize(actor, Action::ManageBlueprints, Object::None)
             .await?;
-        self.check_blueprint(&spec)?;
+        self.check_blueprint(&spec).await?;
         let mut d = actor.audit(
             "blueprint.create",
             AuditTarget {
@@ -142,7 +210,7 @@ impl App {
         let b = self.find_blueprint(name_or_id).await?;
         self.authorize(actor, Action::ManageBlueprints, Object::Blueprint(b.id))
             .await?;
-        self.check_blueprint(&spec)?;
+        self.check_blueprint(&spec).await?;
         let mut d = actor.audit("blueprint.update", blueprint_target(&b));
         d.new = Some(serde_json::json!({ "spec": spec_summary(&spec) }));
         Ok(self

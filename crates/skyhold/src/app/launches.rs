@@ -14,7 +14,7 @@ use super::App;
 use crate::auth;
 use crate::error::AppError;
 use skyhold_core::audit::{self, AuditTarget};
-use skyhold_core::blueprint::{FieldError, ImageRef};
+use skyhold_core::blueprint::FieldError;
 use skyhold_core::launch::{LaunchInput, Plan, LAUNCH_ID_TAG, LAUNCH_INDEX_TAG};
 use skyhold_core::quota::{self, Amount, Applicable, Exceeded, Limits};
 use skyhold_core::{
@@ -179,7 +179,12 @@ impl App {
             )));
         }
         let image = self
-            .launch_image(provider.as_ref(), &plan.region, &b)
+            .find_image(
+                provider.as_ref(),
+                &plan.account,
+                &plan.region,
+                &b.spec.image_ref()?,
+            )
             .await?;
         let scopes = self.quota_scopes(&owner).await?;
         let request = match plan.amount(image.root_volume_gib) {
@@ -220,36 +225,6 @@ impl App {
             image,
             request,
             scopes,
-        })
-    }
-
-    /// The image a blueprint names, as the provider shows it in `region`.
-    async fn launch_image(
-        &self,
-        provider: &dyn Provider,
-        region: &str,
-        b: &BlueprintRow,
-    ) -> Result<ImageInfo, AppError> {
-        let image_ref = b.spec.image_ref()?;
-        let found = tokio::time::timeout(
-            self.config.action_timeout,
-            provider.image(region, &image_ref),
-        )
-        .await
-        .map_err(|_| {
-            AppError::Provider("the provider did not answer the image lookup in time".into())
-        })?
-        .map_err(AppError::from)?;
-        found.ok_or_else(|| {
-            AppError::from(FieldError::new(
-                "image",
-                match &image_ref {
-                    ImageRef::Ami(id) => format!("image {id} does not exist in {region}"),
-                    ImageRef::NewestMatching(p) => {
-                        format!("no own image in {region} has a name matching {p:?}")
-                    }
-                },
-            ))
         })
     }
 

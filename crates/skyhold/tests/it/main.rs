@@ -13,6 +13,7 @@ mod cli;
 mod failing_kind;
 mod hardening;
 mod inventory;
+mod launches;
 mod leases;
 mod matrix;
 mod oidc;

@@ -14,6 +14,9 @@ pub enum Fault {
     Error { status: u16, body: String },
     /// Forward, but only after this long (a slow provider).
     Delay(Duration),
+    /// Forward at once, but hold the answer this long (the call took
+    /// effect; its answer is late or lost).
+    HoldAnswer(Duration),
 }
 
 /// An EC2-protocol error body.
@@ -145,7 +148,7 @@ async fn serve(
             return Ok(());
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
-        None => {}
+        Some(Fault::HoldAnswer(_)) | None => {}
     }
     // Forward with `Connection: close`, then relay the answer until EOF.
     let mut out: Vec<u8> = Vec::with_capacity(buf.len() + 32);
@@ -160,7 +163,14 @@ async fn serve(
     out.extend_from_slice(&buf[head_end..]);
     let mut up = TcpStream::connect(upstream).await?;
     up.write_all(&out).await?;
-    tokio::io::copy(&mut up, &mut conn).await?;
+    if let Some(Fault::HoldAnswer(d)) = fault {
+        let mut answer = Vec::new();
+        up.read_to_end(&mut answer).await?;
+        tokio::time::sleep(d).await;
+        conn.write_all(&answer).await?;
+    } else {
+        tokio::io::copy(&mut up, &mut conn).await?;
+    }
     conn.shutdown().await?;
     Ok(())
 }

@@ -1,0 +1,770 @@
+//! Launches against moto through the SDK, on the backend under test: tags
+//! on create, quotas that hold under concurrency, on-behalf launches, field
+//! errors that launch and reserve nothing, idempotency, and the recovery of
+//! a launch whose RunInstances answer was lost.
+
+use crate::harness::*;
+use crate::proxy::{Fault, FaultProxy};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use skyhold_aws::testkit::emulator_account;
+use skyhold_aws::AwsProvider;
+use skyhold_core::{ObservedResource, Provider, ResourceKind, Role};
+use std::time::{Duration, Instant};
+
+const REGION: &str = "us-east-1";
+
+fn blueprint(name: &str, account: &str) -> Value {
+    json!({
+        "name": name, "account": account, "region": REGION,
+        "image": "ami-12c6146b", "instance_types": ["t3.*"],
+        "default_type": "t3.micro", "login_user": "ubuntu",
+        "default_ttl": "8h", "max_ttl": "24h",
+        "packages": ["r-base"], "tags": {"team": "lab"},
+        "user_data": "#cloud-config\nhostname: {{name}}\n",
+        "dns_zone": "dev.example.com", "dns_name_pattern": "{{name}}.dev.example.com",
+    })
+}
+
+/// The instances moto holds for an account, read through the SDK.
+async fn moto_instances(spec: &AccountSpec) -> Vec<ObservedResource> {
+    moto_instances_at(&spec.endpoint, &spec.account_id).await
+}
+
+async fn moto_instances_at(endpoint: &str, account_id: &str) -> Vec<ObservedResource> {
+    let p = AwsProvider::new(emulator_account(endpoint, account_id));
+    p.list(REGION, ResourceKind::Instance)
+        .await
+        .expect("list instances")
+        .into_iter()
+        .filter(|i| i.state != "terminated")
+        .collect()
+}
+
+/// A server with account `lab`, blueprint `dev-box` and users `ann`
+/// (operate on it) and `cy` (no grant); returns their tokens.
+async fn setup(endpoint: &str) -> (TestServer, AccountSpec, String, String) {
+    setup_with(endpoint, "").await
+}
+
+/// [`setup`] with more top-level configuration.
+async fn setup_with(endpoint: &str, extra: &str) -> (TestServer, AccountSpec, String, String) {
+    let spec = AccountSpec::new("lab", endpoint, &[REGION]).with_kinds(&["instance"]);
+    let server = TestServer::start_with_toml(std::slice::from_ref(&spec), extra, true).await;
+    let admin = server.token.clone();
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/blueprints",
+            &admin,
+            blueprint("dev-box", "lab"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ann = server.user_token("ann", Role::Member).await;
+    let cy = server.user_token("cy", Role::Member).await;
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &admin,
+            json!({"subject": "user:ann", "object": "blueprint:dev-box", "level": "operate"}),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    (server, spec, ann, cy)
+}
+
+fn tag<'a>(o: &'a ObservedResource, k: &str) -> &'a str {
+    o.tags.get(k).map(String::as_str).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_are_tagged_on_create_and_held_to_quotas() {
+    let (server, spec, ann, cy) = setup(shared_moto()).await;
+    let admin = server.token.clone();
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/quotas",
+            &admin,
+            json!({"subject": "default:user", "instances": 2, "vcpus": 8}),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+
+    // The preview: the plan, the quota it takes and the command lines.
+    let form = json!({"blueprint": "dev-box", "name": "web", "count": 2,
+                      "packages": ["r-base"], "ttl": "12h", "dry_run": true});
+    let (s, p) = server
+        .send(Method::POST, "/api/v1/launches", &ann, form.clone(), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["request"]["instances"], 2, "{p}");
+    assert_eq!(p["request"]["vcpus"], 4, "{p}");
+    assert_eq!(p["quotas"][0]["subject"], "user:ann", "{p}");
+    assert_eq!(p["quotas"][0]["source"], "default:user", "{p}");
+    assert_eq!(p["remaining_after"]["instances"], 0, "{p}");
+    assert!(p["exceeded"].is_null(), "{p}");
+    assert_eq!(p["servers"][1]["name"], "web-2", "{p}");
+    assert_eq!(p["servers"][1]["fqdn"], "web-2.dev.example.com", "{p}");
+    assert_eq!(
+        p["commands"]["skyhold"],
+        "skyhold launch dev-box --name web --type t3.micro --count 2 --package r-base --ttl 12h"
+    );
+    let aws = p["commands"]["aws"].as_array().unwrap();
+    assert_eq!(aws.len(), 2);
+    assert!(
+        aws[0].as_str().unwrap().starts_with(
+            "aws ec2 run-instances --profile lab --region us-east-1 --image-id ami-12c6146b --instance-type t3.micro --count 1"
+        ),
+        "{p}"
+    );
+    let (_, again) = server
+        .send(Method::POST, "/api/v1/launches", &ann, form.clone(), None)
+        .await;
+    assert_eq!(
+        again["commands"], p["commands"],
+        "the same form, the same commands"
+    );
+    assert!(
+        moto_instances(&spec).await.is_empty(),
+        "a dry run launches nothing"
+    );
+
+    // Someone without operate on the blueprint does not see it.
+    let mut launch = form.clone();
+    launch["dry_run"] = json!(false);
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/launches", &cy, launch.clone(), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // The launch: two servers, tagged on create, in the inventory at once.
+    let (s, l) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            launch.clone(),
+            Some("k-1"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    assert_eq!(l["state"], "succeeded", "{l}");
+    assert_eq!(l["owner"], "ann");
+    assert_eq!(l["requested_by"], "ann");
+    assert_eq!(l["instances"].as_array().unwrap().len(), 2, "{l}");
+    assert_eq!(l["instances"][0]["name"], "web-1");
+    assert_eq!(l["instances"][0]["fqdn"], "web-1.dev.example.com");
+    let in_moto = moto_instances(&spec).await;
+    assert_eq!(in_moto.len(), 2);
+    let launch_tag = tag(&in_moto[0], "skyhold:launch-id").to_owned();
+    assert!(launch_tag.starts_with("lch-"), "{launch_tag}");
+    for i in &in_moto {
+        assert_eq!(tag(i, "skyhold:owner"), "ann");
+        assert_eq!(tag(i, "skyhold:creator"), "ann");
+        assert_eq!(tag(i, "skyhold:blueprint"), "dev-box@1");
+        assert_eq!(tag(i, "skyhold:launch-id"), launch_tag);
+        assert_eq!(tag(i, "team"), "lab");
+        let expires = chrono::DateTime::parse_from_rfc3339(tag(i, "skyhold:expires-at"))
+            .expect("expires-at is RFC 3339");
+        let hours = (expires.timestamp_millis() - skyhold_core::now_millis()) / 3_600_000;
+        assert!((11..=12).contains(&hours), "{hours}");
+    }
+    let mut names: Vec<&str> = in_moto.iter().map(|i| tag(i, "Name")).collect();
+    names.sort();
+    assert_eq!(names, ["web-1", "web-2"]);
+    let listed = server.all("kind=instance&q=owner:ann").await;
+    assert_eq!(listed.len(), 2, "in the inventory without a sync");
+
+    // The same Idempotency-Key answers with the first launch.
+    let (s, replay) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            launch.clone(),
+            Some("k-1"),
+        )
+        .await;
+    assert!(s.is_success(), "{replay}");
+    assert_eq!(replay["id"], l["id"]);
+    assert_eq!(moto_instances(&spec).await.len(), 2);
+
+    // A name in use is refused before any call.
+    let mut same = launch.clone();
+    same["count"] = json!(1);
+    same["name"] = json!("web-2");
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/launches", &admin, same, None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "name_taken", "{v}");
+
+    // The quota is full: refused with what it is, nothing launched or held.
+    let mut third = launch.clone();
+    third["name"] = json!("db");
+    third["count"] = json!(1);
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/launches", &ann, third, None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "quota_exceeded", "{v}");
+    let q = &v["error"]["quota"];
+    assert_eq!(q["subject"], "user:ann", "{v}");
+    assert_eq!(q["dimension"], "instances", "{v}");
+    assert_eq!(
+        (
+            q["limit"].as_u64(),
+            q["usage"].as_u64(),
+            q["request"].as_u64()
+        ),
+        (Some(2), Some(2), Some(1)),
+        "{v}"
+    );
+    assert_eq!(moto_instances(&spec).await.len(), 2);
+    let (_, mine) = server
+        .send(Method::GET, "/api/v1/me/quota", &ann, json!(null), None)
+        .await;
+    assert_eq!(
+        mine["items"][0]["usage"]["instances"], 2,
+        "reservations were given back: {mine}"
+    );
+
+    // The launch can be read by its requester, not by others.
+    let path = format!("/api/v1/launches/{}", l["id"]);
+    let (s, got) = server
+        .send(Method::GET, &path, &ann, json!(null), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(got["instances"], l["instances"]);
+    let (s, _) = server
+        .send(Method::GET, &path, &cy, json!(null), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, list) = server
+        .send(
+            Method::GET,
+            "/api/v1/launches?owner=ann",
+            &admin,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+
+    // The audit log records the launch with its instances, and the refusal.
+    let (_, audit) = server
+        .send(
+            Method::GET,
+            "/api/v1/audit?action=launch.",
+            &admin,
+            json!(null),
+            None,
+        )
+        .await;
+    let items = audit["items"].as_array().unwrap();
+    let ok = items
+        .iter()
+        .find(|e| e["outcome"] == "ok")
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(ok["new"]["instances"].as_array().unwrap().len(), 2, "{ok}");
+    assert_eq!(ok["new"]["creator"], "ann");
+    assert!(
+        items.iter().any(|e| e["outcome"] == "denied"
+            && e["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("quota_exceeded")),
+        "{audit}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launching_for_someone_else_needs_manage_on_them() {
+    let (server, spec, _ann, _cy) = setup(shared_moto()).await;
+    let admin = server.token.clone();
+    let staff = server.user_token("staff", Role::Member).await;
+    let stu = server.user_token("stu", Role::Member).await;
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &admin,
+            json!({"subject": "user:staff", "object": "blueprint:dev-box", "level": "operate"}),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let body = json!({"blueprint": "dev-box", "name": "stu-box", "owner": "stu"});
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/launches", &staff, body.clone(), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert!(moto_instances(&spec).await.is_empty());
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &admin,
+            json!({"subject": "user:staff", "object": "user:stu", "level": "manage"}),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let (s, l) = server
+        .send(Method::POST, "/api/v1/launches", &staff, body, None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    assert_eq!(
+        (l["owner"].as_str(), l["requested_by"].as_str()),
+        (Some("stu"), Some("staff"))
+    );
+    let in_moto = moto_instances(&spec).await;
+    assert_eq!(in_moto.len(), 1);
+    assert_eq!(tag(&in_moto[0], "skyhold:owner"), "stu");
+    assert_eq!(tag(&in_moto[0], "skyhold:creator"), "staff");
+    // The owner sees the launch and owns the server.
+    let path = format!("/api/v1/launches/{}", l["id"]);
+    let (s, _) = server
+        .send(Method::GET, &path, &stu, json!(null), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, r) = server
+        .send(
+            Method::GET,
+            "/api/v1/resources?kind=instance",
+            &stu,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(r["items"][0]["permission"], "manage", "{r}");
+    // An unknown owner is a field error.
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &staff,
+            json!({"blueprint": "dev-box", "name": "x1", "owner": "nobody"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], "owner", "{v}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_launch_requests_name_the_field_and_launch_nothing() {
+    let (server, spec, ann, _cy) = setup(shared_moto()).await;
+    let cases = [
+        (json!({"blueprint": "dev-box", "name": ""}), "name"),
+        (json!({"blueprint": "dev-box", "name": "a b"}), "name"),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "count": 0}),
+            "count",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "count": 99}),
+            "count",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "type": "m5.large"}),
+            "type",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "ttl": "3d"}),
+            "ttl",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "ttl": "never"}),
+            "ttl",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "ttl": "soon"}),
+            "ttl",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "packages": ["emacs"]}),
+            "packages",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "region": "eu-west-1"}),
+            "region",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "account": "other"}),
+            "account",
+        ),
+        (
+            json!({"blueprint": "dev-box", "name": "ok", "root_volume_gib": 0}),
+            "root_volume_gib",
+        ),
+        (json!({"blueprint": "", "name": "ok"}), "blueprint"),
+    ];
+    for (body, field) in cases {
+        let (s, v) = server
+            .send(Method::POST, "/api/v1/launches", &ann, body.clone(), None)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_parameter", "{body}: {v}");
+        assert_eq!(v["error"]["field"], field, "{body}: {v}");
+    }
+    for body in [
+        json!({"blueprint": "dev-box", "name": "ok", "colour": "red"}),
+        json!({"blueprint": "dev-box", "name": "ok", "count": "two"}),
+        json!({"blueprint": "dev-box", "name": "ok", "count": -1}),
+        json!("not an object"),
+    ] {
+        let (s, v) = server
+            .send(Method::POST, "/api/v1/launches", &ann, body.clone(), None)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}: {v}");
+    }
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "nope", "name": "ok"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(moto_instances(&spec).await.is_empty(), "nothing launched");
+    let (_, mine) = server
+        .send(Method::GET, "/api/v1/me/quota", &ann, json!(null), None)
+        .await;
+    assert_eq!(
+        mine["items"][0]["usage"]["instances"], 0,
+        "nothing reserved: {mine}"
+    );
+    let (_, list) = server
+        .send(Method::GET, "/api/v1/launches", &ann, json!(null), None)
+        .await;
+    assert_eq!(list["items"], json!([]), "no launch recorded");
+    server.stop().await;
+}
+
+/// A blueprint whose image is gone is refused with the field at fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_image_is_a_blueprint_field_error() {
+    let (server, spec, ann, _cy) = setup(shared_moto()).await;
+    let admin = server.token.clone();
+    let mut b = blueprint("gone", "lab");
+    b["image"] = json!("ami-0000000000000dead");
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/blueprints", &admin, b, None)
+        .await;
+    // Refused at creation, when the provider is asked.
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_blueprint", "{v}");
+    assert_eq!(v["error"]["field"], "image", "{v}");
+    // newest:PATTERN finds the newest own image by name.
+    let ec2 = ec2(shared_moto(), &spec.account_id, REGION).await;
+    let ids = ec2.launch(1, 1, "imgsrc", &[]).await.unwrap();
+    ec2.create_image(&ids[0], "golden-2026-01").await.unwrap();
+    ec2.create_image(&ids[0], "golden-2026-02").await.unwrap();
+    ec2.create_image(&ids[0], "silver-2026-03").await.unwrap();
+    // The newest by creation date, the larger id among equals (moto dates
+    // to the second, so both rules are in play).
+    let p = AwsProvider::new(emulator_account(shared_moto(), &spec.account_id));
+    let newest = p
+        .list(REGION, ResourceKind::Image)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|i| i.name.starts_with("golden-"))
+        .max_by(|a, b| (a.created_at, &a.provider_id).cmp(&(b.created_at, &b.provider_id)))
+        .unwrap();
+    let mut b = blueprint("golden", "lab");
+    b["image"] = json!("newest:golden-*");
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/blueprints", &admin, b, None)
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    server
+        .send(
+            Method::POST,
+            "/api/v1/grants",
+            &admin,
+            json!({"subject": "user:ann", "object": "blueprint:golden", "level": "operate"}),
+            None,
+        )
+        .await;
+    let (s, p) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "golden", "name": "g1", "dry_run": true}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert_eq!(p["image"]["id"], newest.provider_id.as_str(), "{p}");
+    assert_eq!(p["image"]["name"], newest.name.as_str(), "{p}");
+    server.stop().await;
+}
+
+/// RunInstances took effect but its answer came after the action timeout:
+/// the launch finds the instance by its tag instead of calling again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_run_instances_answer_is_adopted_by_tag_not_repeated() {
+    let proxy = FaultProxy::start(shared_moto()).await;
+    let (server, spec, ann, _cy) = setup_with(&proxy.endpoint, "action_timeout = \"2s\"\n").await;
+    proxy.set(
+        "Action=RunInstances",
+        Fault::HoldAnswer(Duration::from_secs(5)),
+    );
+    let (s, l) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "dev-box", "name": "late"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    assert_eq!(l["state"], "succeeded", "{l}");
+    assert_eq!(l["instances"].as_array().map(Vec::len), Some(1), "{l}");
+    assert_eq!(
+        proxy.count("Action=RunInstances"),
+        1,
+        "RunInstances was sent again"
+    );
+    let in_moto = moto_instances(&spec).await;
+    assert_eq!(in_moto.len(), 1);
+    assert_eq!(
+        l["instances"][0]["provider_id"],
+        in_moto[0].provider_id.as_str()
+    );
+    server.stop().await;
+}
+
+/// The server is killed while the proxy holds RunInstances' answer (the
+/// instance exists, skyhold never heard): the restarted server settles
+/// the launch from the launch tag, and nothing is launched twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_run_instances_settles_by_tag_on_restart() {
+    let moto = shared_moto();
+    let proxy = FaultProxy::start(moto).await;
+    let spec = AccountSpec::new("crash", &proxy.endpoint, &[REGION]).with_kinds(&["instance"]);
+    let db = TestDb::new().await;
+    let config = db.dir.path().join("launch-crash.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\naction_timeout = \"2s\"\n\n{}",
+            db.url,
+            account_toml(&spec)
+        ),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let token = |url: String| {
+        let http = http.clone();
+        async move {
+            let v: Value = http
+                .post(format!("{url}/api/v1/auth/token"))
+                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let mut first = crate::replicas::Replica::start(&config);
+    let t1 = token(first.url.clone()).await;
+    let mut bp = blueprint("crashy", "crash");
+    bp["dns_zone"] = json!("");
+    bp["dns_name_pattern"] = json!("");
+    let r = http
+        .post(format!("{}/api/v1/blueprints", first.url))
+        .bearer_auth(&t1)
+        .json(&bp)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
+    // The answer is held, and so is the lookup by tag that would follow
+    // the launch's timeout: the process dies not knowing.
+    proxy.set(
+        "Action=RunInstances",
+        Fault::HoldAnswer(Duration::from_secs(60)),
+    );
+    proxy.set(
+        "Action=DescribeInstances",
+        Fault::HoldAnswer(Duration::from_secs(60)),
+    );
+    let launch = http
+        .post(format!("{}/api/v1/launches", first.url))
+        .bearer_auth(&t1)
+        .json(&json!({"blueprint": "crashy", "name": "survivor"}));
+    let pending = tokio::spawn(async move { launch.send().await.map(|r| r.status()) });
+    // Wait until moto has made the instance while its answer is held.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while moto_instances_at(moto, &spec.account_id).await.is_empty() {
+        assert!(Instant::now() < deadline, "RunInstances never reached moto");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill();
+    assert!(
+        pending.await.unwrap().is_err(),
+        "the request died with the server"
+    );
+    assert_eq!(proxy.count("Action=RunInstances"), 1);
+    proxy.clear();
+
+    let second = crate::replicas::Replica::start(&config);
+    let t2 = token(second.url.clone()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let settled = loop {
+        let v: Value = http
+            .get(format!("{}/api/v1/launches", second.url))
+            .bearer_auth(&t2)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let l = v["items"][0].clone();
+        if l["state"] != "running" {
+            break l;
+        }
+        assert!(Instant::now() < deadline, "never settled: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(settled["state"], "succeeded", "{settled}");
+    let in_moto = moto_instances(&spec).await;
+    assert_eq!(in_moto.len(), 1, "exactly the one instance asked for");
+    assert_eq!(
+        settled["instances"][0]["provider_id"],
+        in_moto[0].provider_id.as_str()
+    );
+    assert_eq!(
+        proxy.count("Action=RunInstances"),
+        1,
+        "RunInstances was sent again"
+    );
+    // The adopted instance is in the inventory, owned as launched.
+    let v: Value = http
+        .get(format!("{}/api/v1/resources?kind=instance", second.url))
+        .bearer_auth(&t2)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["items"][0]["owner"], "admin", "{v}");
+}
+
+/// 50 launches at once against a quota of 10 instances (on PostgreSQL
+/// spread over two server processes): exactly 10 instances, and 40 clear
+/// refusals naming the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_launches_never_overshoot_a_quota() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("race", moto, &[REGION]).with_kinds(&["instance"]);
+    let db = TestDb::new().await;
+    let config = db.dir.path().join("race.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n{}",
+            db.url,
+            account_toml(&spec)
+        ),
+    )
+    .unwrap();
+    let processes = if backend() == Backend::Postgres { 2 } else { 1 };
+    let replicas: Vec<_> = (0..processes)
+        .map(|_| crate::replicas::Replica::start(&config))
+        .collect();
+    let http = reqwest::Client::new();
+    let v: Value = http
+        .post(format!("{}/api/v1/auth/token", replicas[0].url))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = v["token"].as_str().unwrap().to_owned();
+    let base = replicas[0].url.clone();
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(&admin)
+            .json(&body)
+            .send()
+    };
+    let mut bp = blueprint("racer", "race");
+    bp["dns_zone"] = json!("");
+    bp["dns_name_pattern"] = json!("");
+    assert!(post("/api/v1/blueprints", bp)
+        .await
+        .unwrap()
+        .status()
+        .is_success());
+    let r = post(
+        "/api/v1/quotas",
+        json!({"subject": "default:user", "instances": 10}),
+    )
+    .await
+    .unwrap();
+    assert!(r.status().is_success());
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let url = replicas[i % processes].url.clone();
+        let (http, admin) = (http.clone(), admin.clone());
+        tasks.push(tokio::spawn(async move {
+            let r = http
+                .post(format!("{url}/api/v1/launches"))
+                .bearer_auth(&admin)
+                .json(&json!({"blueprint": "racer", "name": format!("r{i}")}))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }));
+    }
+    let mut created = 0;
+    let mut refused = 0;
+    for t in tasks {
+        let (status, v) = t.await.unwrap();
+        match status {
+            StatusCode::CREATED => {
+                assert_eq!(v["state"], "succeeded", "{v}");
+                created += 1;
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(v["error"]["code"], "quota_exceeded", "{v}");
+                assert_eq!(v["error"]["quota"]["limit"], 10, "{v}");
+                assert_eq!(v["error"]["quota"]["dimension"], "instances", "{v}");
+                refused += 1;
+            }
+            other => panic!("{other}: {v}"),
+        }
+    }
+    assert_eq!((created, refused), (10, 40));
+    assert_eq!(moto_instances(&spec).await.len(), 10);
+}
