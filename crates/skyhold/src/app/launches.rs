@@ -691,7 +691,7 @@ impl App {
         l: &LaunchRow,
     ) -> Result<LaunchRow, AppError> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
-        let account = AccountName::parse(&l.account).map_err(|m| AppError::Conflict(m))?;
+        let account = AccountName::parse(&l.account).map_err(AppError::Conflict)?;
         let ids: Vec<String> = l
             .instances
             .as_array()

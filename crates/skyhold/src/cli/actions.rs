@@ -82,9 +82,16 @@ fn target_state(action: &str) -> &'static str {
     }
 }
 
-/// Follows one resource until it reaches `want` (or 5 minutes pass),
-/// printing each state it passes through on standard error.
-async fn wait_for(c: &Client, id: &str, label: &str, want: &str) -> Result<String> {
+/// Follows one resource until `done` holds for it (or 5 minutes pass),
+/// printing each state it passes through on standard error; returns it as
+/// last read.
+pub(super) async fn wait_until(
+    c: &Client,
+    id: &str,
+    label: &str,
+    wanted: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut last = String::new();
     loop {
@@ -100,14 +107,28 @@ async fn wait_for(c: &Client, id: &str, label: &str, want: &str) -> Result<Strin
             eprintln!("{label}: {state}");
             last = state.clone();
         }
-        if state == want {
-            return Ok(state);
+        if done(&r) {
+            return Ok(r);
         }
         if Instant::now() >= deadline {
-            bail!("{label}: still {state} after 5 minutes (wanted {want})");
+            bail!("{label}: still {state} after 5 minutes (wanted {wanted})");
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// Follows one resource until it reaches state `want`.
+async fn wait_for(c: &Client, id: &str, label: &str, want: &str) -> Result<String> {
+    wait_until(c, id, label, want, |r| {
+        let state = if r["deleted_at"].is_null() {
+            s(r, "/state")
+        } else {
+            "terminated".to_owned()
+        };
+        state == want
+    })
+    .await?;
+    Ok(want.to_owned())
 }
 
 pub async fn power(

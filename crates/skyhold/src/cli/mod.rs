@@ -138,6 +138,18 @@ enum Command {
     Reboot(PowerArgs),
     /// Terminate instances (asks for each name on a terminal; --yes otherwise).
     Terminate(PowerArgs),
+    /// Launch servers from a blueprint (--dry-run: show what it would take).
+    Launch(launch::LaunchArgs),
+    /// Blueprints: list, show, add, edit, remove.
+    Blueprint {
+        #[command(subcommand)]
+        command: launch::BlueprintCommand,
+    },
+    /// Quotas: your own, every quota, set and remove (admins).
+    Quota {
+        #[command(subcommand)]
+        command: launch::QuotaCommand,
+    },
     /// The audit log: list, export, verify.
     Audit {
         #[command(subcommand)]
@@ -228,6 +240,7 @@ fn emit(line: &str) -> Result<()> {
 mod access;
 mod actions;
 mod audit;
+mod launch;
 
 /// Asks "PROMPT [y/N]" on a terminal; without one, `yes` must be given.
 fn confirm(yes: bool, prompt: &str, _expected: Option<&str>) -> Result<()> {
@@ -370,6 +383,9 @@ async fn run(cli: Cli) -> Result<()> {
             actions::power("terminate", a.targets, a.wait, a.yes, a.json).await
         }
         Command::Audit { command } => audit::run(command).await,
+        Command::Launch(a) => launch::launch(a).await,
+        Command::Blueprint { command } => launch::blueprint(command).await,
+        Command::Quota { command } => launch::quota(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

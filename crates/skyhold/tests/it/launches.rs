@@ -768,3 +768,121 @@ async fn fifty_concurrent_launches_never_overshoot_a_quota() {
     assert_eq!((created, refused), (10, 40));
     assert_eq!(moto_instances(&spec).await.len(), 10);
 }
+
+fn out(o: &std::process::Output) -> (bool, String, String) {
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `skyhold launch`, `blueprint` and `quota` through the API: a dry run
+/// prints the quota effect and the command lines, a launch waits for its
+/// servers, bad flags are refused before anything is launched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_launches_previews_and_manages_blueprints_and_quotas() {
+    let (server, spec, ann, _cy) = setup(shared_moto()).await;
+    let admin = server.token.clone();
+    let (ok, o, e) = out(&server.cli_as(
+        &admin,
+        &["quota", "set", "default:user", "--instances", "3"],
+        "",
+    ));
+    assert!(ok, "{o}{e}");
+    let (ok, o, e) = out(&server.cli_as(&ann, &["blueprint", "ls"], ""));
+    assert!(ok && o.contains("dev-box"), "{o}{e}");
+    let (ok, o, e) = out(&server.cli_as(
+        &ann,
+        &[
+            "launch",
+            "dev-box",
+            "--name",
+            "c1",
+            "--package",
+            "r-base",
+            "--dry-run",
+        ],
+        "",
+    ));
+    assert!(ok, "{o}{e}");
+    assert!(
+        o.contains("Would launch 1 × t3.micro from dev-box@1"),
+        "{o}"
+    );
+    assert!(o.contains("user:ann") && o.contains("default:user"), "{o}");
+    assert!(
+        o.contains("skyhold launch dev-box --name c1 --type t3.micro --package r-base"),
+        "{o}"
+    );
+    assert!(o.contains("aws ec2 run-instances --profile lab"), "{o}");
+    assert!(
+        moto_instances(&spec).await.is_empty(),
+        "a dry run launches nothing"
+    );
+    for (args, says) in [
+        (vec!["launch", "dev-box", "--name", "bad name"], "name"),
+        (
+            vec!["launch", "dev-box", "--name", "c1", "--count", "0"],
+            "count",
+        ),
+        (
+            vec!["launch", "dev-box", "--name", "c1", "--ttl", "9d"],
+            "ttl",
+        ),
+        (
+            vec!["launch", "dev-box", "--name", "c1", "--count", "x"],
+            "count",
+        ),
+        (vec!["launch", "dev-box"], "--name"),
+        (vec!["launch", "nope", "--name", "c1"], "not found"),
+    ] {
+        let (ok, o, e) = out(&server.cli_as(&ann, &args, ""));
+        assert!(!ok, "{args:?} succeeded: {o}");
+        assert!(e.contains(says), "{args:?}: {e}");
+    }
+    assert!(moto_instances(&spec).await.is_empty(), "nothing launched");
+    let (ok, o, e) = out(&server.cli_as(
+        &ann,
+        &["launch", "dev-box", "--name", "c1", "--wait", "--json"],
+        "",
+    ));
+    assert!(ok, "{o}{e}");
+    let v: Value = serde_json::from_str(&o).unwrap();
+    assert_eq!(v["state"], "succeeded", "{v}");
+    assert_eq!(v["instances"][0]["state"], "running", "{v}");
+    assert!(e.contains("c1 (i-"), "progress on stderr: {e}");
+    let (ok, o, e) = out(&server.cli_as(&ann, &["quota", "me"], ""));
+    assert!(ok, "{o}{e}");
+    let line = o
+        .lines()
+        .find(|l| l.contains("instances"))
+        .unwrap_or_default();
+    assert!(
+        line.split_whitespace()
+            .collect::<Vec<_>>()
+            .ends_with(&["1", "3", "2"]),
+        "in use 1, limit 3, left 2: {o}"
+    );
+    let (ok, o, e) = out(&server.cli_as(
+        &admin,
+        &[
+            "blueprint",
+            "edit",
+            "dev-box",
+            "description=edited",
+            "default_type=t3.small",
+        ],
+        "",
+    ));
+    assert!(ok && o.contains("version 2"), "{o}{e}");
+    let (ok, o, e) = out(&server.cli_as(
+        &admin,
+        &["blueprint", "show", "dev-box", "--version", "1"],
+        "",
+    ));
+    assert!(ok && o.contains("t3.micro"), "{o}{e}");
+    let (ok, _, e) = out(&server.cli_as(&admin, &["blueprint", "rm", "dev-box"], ""));
+    assert!(!ok && e.contains("--yes"), "{e}");
+    server.stop().await;
+}

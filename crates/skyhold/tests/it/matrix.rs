@@ -406,6 +406,12 @@ fn api_rows() -> Vec<Row> {
         ),
         row(M::DELETE, "/api/v1/quotas/{subject}", Admin),
         row(M::GET, "/api/v1/me/quota", Any),
+        with(
+            row(M::POST, "/api/v1/launches", OnBlueprint(Level::Operate)),
+            json!({"blueprint": "mx-bp", "name": "mxweb", "dry_run": true}),
+        ),
+        row(M::GET, "/api/v1/launches", Any),
+        row(M::GET, "/api/v1/launches/{id}", Own),
         // Last: it revokes the token the request is made with.
         row(M::DELETE, "/api/v1/auth/token", Any),
     ]
