@@ -165,3 +165,38 @@ pub(crate) async fn instances_tagged(
     }
     Ok(out)
 }
+
+/// Imports `public_key` as key pair `name` unless a pair of that name
+/// exists (the name carries the key's fingerprint, so one of that name is
+/// this key). Returns whether it was imported.
+pub(crate) async fn ensure_key_pair(
+    rc: &RegionClients,
+    name: &str,
+    public_key: &str,
+) -> Result<bool, ProviderError> {
+    match rc.ec2().describe_key_pairs().key_names(name).send().await {
+        Ok(r) if r.key_pairs().iter().any(|k| k.key_name() == Some(name)) => return Ok(false),
+        Ok(_) => {}
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(classify("DescribeKeyPairs", e)),
+    }
+    let r = rc
+        .ec2()
+        .import_key_pair()
+        .key_name(name)
+        .public_key_material(aws_smithy_types::Blob::new(public_key.as_bytes()))
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::KeyPair)
+                .tags(Tag::builder().key("skyhold:managed").value("true").build())
+                .build(),
+        )
+        .send()
+        .await;
+    match r {
+        Ok(_) => Ok(true),
+        // Imported by a concurrent launch in the meantime.
+        Err(e) if crate::services::error_code(&e) == Some("InvalidKeyPair.Duplicate") => Ok(false),
+        Err(e) => Err(classify("ImportKeyPair", e)),
+    }
+}

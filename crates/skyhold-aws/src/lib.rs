@@ -554,6 +554,15 @@ impl Provider for AwsProvider {
         launch::run_instance(&*self.clients(region).await, spec).await
     }
 
+    async fn ensure_key_pair(
+        &self,
+        region: &str,
+        name: &str,
+        public_key: &str,
+    ) -> Result<bool, ProviderError> {
+        launch::ensure_key_pair(&*self.clients(region).await, name, public_key).await
+    }
+
     async fn instances_tagged(
         &self,
         region: &str,

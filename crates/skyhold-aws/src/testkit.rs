@@ -157,6 +157,46 @@ impl Ec2 {
             .collect())
     }
 
+    /// An instance's user data, decoded.
+    pub async fn user_data(&self, id: &str) -> Result<String, BoxError> {
+        let out = self
+            .client
+            .describe_instance_attribute()
+            .instance_id(id)
+            .attribute(aws_sdk_ec2::types::InstanceAttributeName::UserData)
+            .send()
+            .await?;
+        let b64 = out.user_data().and_then(|u| u.value()).unwrap_or_default();
+        let bytes = aws_smithy_types::base64::decode(b64)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The key pair an instance was launched with.
+    pub async fn instance_key_name(&self, id: &str) -> Result<String, BoxError> {
+        let out = self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await?;
+        Ok(out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .find_map(|i| i.key_name().map(str::to_owned))
+            .unwrap_or_default())
+    }
+
+    /// The names of the account's key pairs in this region.
+    pub async fn key_pair_names(&self) -> Result<Vec<String>, BoxError> {
+        let out = self.client.describe_key_pairs().send().await?;
+        Ok(out
+            .key_pairs()
+            .iter()
+            .filter_map(|k| k.key_name().map(str::to_owned))
+            .collect())
+    }
+
     pub async fn create_volume(&self, size_gib: i32, name: &str) -> Result<String, BoxError> {
         let az = format!(
             "{}a",

@@ -38,6 +38,27 @@ pub struct LaunchInput {
     pub account: Option<String>,
     pub region: Option<String>,
     pub root_volume_gib: Option<u32>,
+    /// Which of the key owner's SSH keys (name, fingerprint or id); `None`:
+    /// their newest.
+    pub key: Option<String>,
+}
+
+/// The key pair name an SSH key is imported as:
+/// `skyhold-USERNAME-FINGERPRINT8`, the first 8 characters of its SHA256
+/// fingerprint (`+` and `/` written `-` and `_`).
+pub fn key_pair_name(username: &str, fingerprint: &str) -> String {
+    let fp: String = fingerprint
+        .strip_prefix("SHA256:")
+        .unwrap_or(fingerprint)
+        .chars()
+        .take(8)
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    format!("skyhold-{username}-{fp}")
 }
 
 /// One server of a launch.
@@ -72,6 +93,8 @@ pub struct Plan {
     pub security_group_ids: Vec<String>,
     /// Rendered user data, one per server.
     pub user_data: Vec<String>,
+    /// The SSH key asked for (as given), for the command line.
+    pub key: Option<String>,
 }
 
 /// Server names: a letter or digit, then letters, digits, `.`, `_`, `-`.
@@ -245,6 +268,7 @@ impl Plan {
             subnet_id: spec.subnet_ids.first().cloned(),
             security_group_ids: spec.security_group_ids.clone(),
             user_data,
+            key: input.key.clone().filter(|k| !k.trim().is_empty()),
         })
     }
 
@@ -426,6 +450,61 @@ impl Plan {
     }
 }
 
+/// Where the key hook's settings are written on the instance.
+pub const KEY_HOOK_ENV: &str = "/etc/skyhold/key-hook.env";
+
+const BOUNDARY: &str = "==SKYHOLD-BOUNDARY==";
+
+/// The first-boot script that leaves the key hook's settings (skyhold's
+/// URL and the instance's secret) in [`KEY_HOOK_ENV`], readable by root
+/// only.
+fn key_hook_script(url: &str, secret: &str) -> String {
+    format!(
+        "#!/bin/sh\n# skyhold key hook settings: see the README's key hook section.\n\
+         install -d -m 700 /etc/skyhold\n\
+         umask 077\n\
+         printf 'SKYHOLD_URL=%s\\nSKYHOLD_INSTANCE_SECRET=%s\\n' {} {} > {KEY_HOOK_ENV}\n",
+        shell_quote(url),
+        shell_quote(secret)
+    )
+}
+
+/// The MIME type cloud-init reads a user data part as.
+fn part_type(body: &str) -> &'static str {
+    if body.trim_start().starts_with("#cloud-config") {
+        "text/cloud-config"
+    } else {
+        "text/x-shellscript"
+    }
+}
+
+/// User data with the key hook's first-boot script added as one more
+/// part: a multipart document gains a part, anything else becomes one
+/// beside it; empty user data is just the script.
+pub fn with_key_hook(user_data: &str, url: &str, secret: &str) -> String {
+    let hook = key_hook_script(url, secret);
+    if user_data.trim().is_empty() {
+        return hook;
+    }
+    let part = |body: &str| {
+        format!(
+            "--{BOUNDARY}\nContent-Type: {}; charset=\"us-ascii\"\n\n{body}\n",
+            part_type(body)
+        )
+    };
+    let closing = format!("--{BOUNDARY}--\n");
+    if user_data.starts_with("Content-Type: multipart/mixed") {
+        if let Some(head) = user_data.strip_suffix(&closing) {
+            return format!("{head}{}{closing}", part(&hook));
+        }
+    }
+    format!(
+        "Content-Type: multipart/mixed; boundary=\"{BOUNDARY}\"\nMIME-Version: 1.0\n\n{}{}{closing}",
+        part(user_data),
+        part(&hook)
+    )
+}
+
 /// `s` as one word for a POSIX shell: as it is when that is safe, else in
 /// single quotes.
 pub fn shell_quote(s: &str) -> String {
@@ -586,6 +665,47 @@ mod tests {
             .skyhold_command(&s)
             .contains("--name web1 --type t3.small --count 2"));
         assert_eq!(m.aws_commands(&s, "ami-1", None, None).len(), 2);
+    }
+
+    #[test]
+    fn key_pair_names_carry_the_fingerprint() {
+        assert_eq!(
+            key_pair_name("ann", "SHA256:ab+/cdefghij"),
+            "skyhold-ann-ab-_cdef"
+        );
+    }
+
+    #[test]
+    fn the_key_hook_joins_any_user_data() {
+        let alone = with_key_hook("", "https://sky.example", "shi_x");
+        assert!(alone.starts_with("#!/bin/sh"), "{alone}");
+        assert!(alone.contains("SKYHOLD_INSTANCE_SECRET=%s") && alone.contains(" shi_x "));
+        let cc = with_key_hook(
+            "#cloud-config\nhostname: a\n",
+            "https://sky.example",
+            "shi_x",
+        );
+        assert!(cc.starts_with("Content-Type: multipart/mixed"), "{cc}");
+        assert!(cc.contains("Content-Type: text/cloud-config"), "{cc}");
+        assert!(cc.contains("Content-Type: text/x-shellscript"), "{cc}");
+        assert!(cc.ends_with("--==SKYHOLD-BOUNDARY==--\n"), "{cc}");
+        // A multipart document (a script with packages) gains one part.
+        let mut spec = spec();
+        spec.user_data = "#!/bin/sh\necho hi\n".into();
+        let ud = spec
+            .user_data_for(&Vars::default(), &["r-base".to_owned()])
+            .unwrap();
+        let both = with_key_hook(&ud, "https://sky.example", "shi_x");
+        assert_eq!(
+            both.matches("--==SKYHOLD-BOUNDARY==\n").count(),
+            3,
+            "{both}"
+        );
+        assert_eq!(
+            both.matches("--==SKYHOLD-BOUNDARY==--").count(),
+            1,
+            "{both}"
+        );
     }
 
     #[test]

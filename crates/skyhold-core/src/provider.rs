@@ -273,6 +273,17 @@ pub trait Provider: Send + Sync {
         Err(unsupported("launching"))
     }
 
+    /// Makes sure a key pair named `name` with `public_key` exists (imports
+    /// it unless one of that name does). Returns whether it was imported.
+    async fn ensure_key_pair(
+        &self,
+        _region: &str,
+        _name: &str,
+        _public_key: &str,
+    ) -> Result<bool, ProviderError> {
+        Err(unsupported("key pairs"))
+    }
+
     /// The live (not terminated) instances whose tag `key` is `value`.
     async fn instances_tagged(
         &self,

@@ -60,6 +60,8 @@ pub struct NewLaunch<'a> {
     pub requested_by_name: &'a str,
     pub params: &'a serde_json::Value,
     pub reservation_id: Option<ReservationId>,
+    /// One key-hook secret hash per server (index 1…), or none.
+    pub secret_hashes: &'a [String],
 }
 
 /// How a launch ended.
@@ -191,6 +193,7 @@ impl Store {
     /// caller then reads it).
     pub async fn create_launch(&self, l: &NewLaunch<'_>, now: Millis) -> Result<LaunchRow> {
         on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
             let row = sqlx::query(&format!(
                 "INSERT INTO launches (token, idempotency_key, blueprint_id, blueprint_name, blueprint_version, \
                  account, region, name, instance_type, count, owner, requested_by, requested_by_name, params, \
@@ -214,15 +217,56 @@ impl Store {
             .bind(l.params.to_string())
             .bind(l.reservation_id.map(|r| r.0))
             .bind(now)
-            .fetch_one(p)
+            .fetch_one(&mut *tx)
             .await
             .map_err(|e| crate::map_unique(e, "a launch with this idempotency key"))?;
-            launch_from_row(&row)
+            let launch = launch_from_row(&row)?;
+            for (i, hash) in l.secret_hashes.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO instance_secrets (launch_id, server_index, account, region, provider_id, \
+                     secret_hash, created_at) VALUES ($1, $2, $3, $4, '', $5, $6)",
+                )
+                .bind(launch.id.0)
+                .bind(i as i64 + 1)
+                .bind(l.account)
+                .bind(l.region)
+                .bind(hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(launch)
         })
     }
 
-    /// Settles a running launch: its outcome, the instances that exist put
-    /// into the inventory of (`account`, `region`), its reservation given
+    /// The key-hook secret hash of an instance, with its account and
+    /// region (`None`: skyhold gave it none).
+    pub async fn instance_secret(
+        &self,
+        provider_id: &str,
+    ) -> Result<Option<(String, String, String)>> {
+        if provider_id.is_empty() {
+            return Ok(None);
+        }
+        on_pool!(self, p => {
+            let row = sqlx::query(
+                "SELECT secret_hash, account, region FROM instance_secrets WHERE provider_id = $1 \
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(provider_id)
+            .fetch_optional(p)
+            .await?;
+            match row {
+                None => Ok(None),
+                Some(r) => Ok(Some((r.try_get("secret_hash")?, r.try_get("account")?, r.try_get("region")?))),
+            }
+        })
+    }
+
+    /// Settles a running launch: its outcome, the instances that exist (by
+    /// server index) put into the inventory of (`account`, `region`) and
+    /// bound to their key-hook secrets, its reservation given
     /// back (what it made counts from the inventory now), and the audit
     /// entry, in one transaction. Returns the row and the instances'
     /// resource ids (in `observed`'s order). `NotFound` if it was settled
@@ -232,7 +276,7 @@ impl Store {
         id: LaunchId,
         outcome: &LaunchOutcome<'_>,
         account: &AccountName,
-        observed: &[ObservedResource],
+        observed: &[(u32, ObservedResource)],
         now: Millis,
         audit: &AuditDraft,
     ) -> Result<(LaunchRow, Vec<ResourceId>)> {
@@ -253,8 +297,16 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
             let l = launch_from_row(&row)?;
             let mut ids = Vec::with_capacity(observed.len());
-            for o in observed {
+            for (index, o) in observed {
                 ids.push(upsert_observed_in!(tx, account.as_str(), l.region.as_str(), o, now)?);
+                sqlx::query(
+                    "UPDATE instance_secrets SET provider_id = $1 WHERE launch_id = $2 AND server_index = $3",
+                )
+                .bind(&o.provider_id)
+                .bind(l.id.0)
+                .bind(i64::from(*index))
+                .execute(&mut *tx)
+                .await?;
             }
             if let Some(r) = l.reservation_id {
                 sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
@@ -364,6 +416,37 @@ impl Store {
                 }
             }
             Ok(None)
+        })
+    }
+}
+
+impl Store {
+    /// Every active user with at least one SSH key, and their keys (the
+    /// candidates of an instance's authorized_keys).
+    pub async fn users_with_ssh_keys(&self) -> Result<Vec<(UserId, Vec<crate::SshKey>)>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT k.user_id, k.id, k.name, k.public_key, k.fingerprint, k.created_at FROM ssh_keys k \
+                 JOIN users u ON u.id = k.user_id WHERE u.disabled_at IS NULL ORDER BY k.user_id, k.id",
+            )
+            .fetch_all(p)
+            .await?;
+            let mut out: Vec<(UserId, Vec<crate::SshKey>)> = Vec::new();
+            for r in rows {
+                let user = UserId(r.try_get("user_id")?);
+                let key = crate::SshKey {
+                    id: skyhold_core::SshKeyId(r.try_get("id")?),
+                    name: r.try_get("name")?,
+                    public_key: r.try_get("public_key")?,
+                    fingerprint: r.try_get("fingerprint")?,
+                    created_at: r.try_get("created_at")?,
+                };
+                match out.last_mut() {
+                    Some((u, keys)) if *u == user => keys.push(key),
+                    _ => out.push((user, vec![key])),
+                }
+            }
+            Ok(out)
         })
     }
 }

@@ -59,6 +59,9 @@ pub enum AppError {
     /// launched).
     #[error("{0}")]
     NameTaken(String),
+    /// An SSH public key that cannot be used (format, type, size).
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -87,6 +90,7 @@ impl AppError {
             AppError::InvalidBlueprint { .. } => "invalid_blueprint",
             AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::NameTaken(_) => "name_taken",
+            AppError::InvalidKey(_) => "invalid_key",
             AppError::Internal(_) => "internal",
         }
     }
@@ -96,6 +100,7 @@ impl AppError {
         match self {
             AppError::InvalidBlueprint { field, .. } => Some(field),
             AppError::BadParameter { parameter, .. } => Some(parameter),
+            AppError::InvalidKey(_) => Some("public_key"),
             _ => None,
         }
     }

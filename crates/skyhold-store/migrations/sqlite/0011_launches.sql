@@ -30,3 +30,18 @@ CREATE TABLE launches (
 CREATE INDEX launches_owner ON launches (owner, id);
 CREATE INDEX launches_requested_by ON launches (requested_by, id);
 CREATE INDEX launches_unsettled ON launches (id) WHERE state = 'running';
+
+-- The key hook's per-instance secrets (SHA-256; the secret itself is only
+-- in the instance's user data). Bound to the instance once it exists.
+CREATE TABLE instance_secrets (
+    id           INTEGER PRIMARY KEY,
+    launch_id    BIGINT  NOT NULL,
+    server_index BIGINT  NOT NULL,
+    account      TEXT    NOT NULL,
+    region       TEXT    NOT NULL,
+    provider_id  TEXT    NOT NULL,  -- '' until the instance exists
+    secret_hash  TEXT    NOT NULL,
+    created_at   BIGINT  NOT NULL,
+    UNIQUE (launch_id, server_index)
+);
+CREATE INDEX instance_secrets_provider ON instance_secrets (provider_id);

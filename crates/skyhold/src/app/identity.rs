@@ -105,11 +105,31 @@ pub(crate) fn validate_username(u: &str) -> Result<(), AppError> {
         .map_err(|m| AppError::bad_parameter("username", m))
 }
 
+/// The modulus size of an `ssh-rsa` key blob (string type, mpint e,
+/// mpint n), in bits.
+fn rsa_bits(blob: &[u8]) -> Option<usize> {
+    let mut rest = blob;
+    let mut next = || -> Option<&[u8]> {
+        let n = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let v = rest.get(4..4 + n)?;
+        rest = &rest[4 + n..];
+        Some(v)
+    };
+    let _kind = next()?;
+    let _e = next()?;
+    let n = next()?;
+    let n = match n.iter().position(|b| *b != 0) {
+        Some(i) => &n[i..],
+        None => return Some(0),
+    };
+    Some(n.len() * 8 - n[0].leading_zeros() as usize)
+}
+
 /// Parses an OpenSSH public key line (`TYPE BASE64 [comment]`) and returns
 /// (normalized key, SHA256 fingerprint as `ssh-keygen -l` prints it).
 pub fn parse_ssh_key(line: &str) -> Result<(String, String), AppError> {
     use base64::Engine;
-    let bad = |m: &str| AppError::bad_parameter("public_key", m);
+    let bad = |m: &str| AppError::InvalidKey(m.to_owned());
     let line = line.trim();
     if line.len() > 16_384 || line.chars().any(|c| c.is_control()) {
         return Err(bad("one line of at most 16 KB"));
@@ -129,6 +149,11 @@ pub fn parse_ssh_key(line: &str) -> Result<(String, String), AppError> {
         "sk-ssh-ed25519@openssh.com",
         "sk-ecdsa-sha2-nistp256@openssh.com",
     ];
+    if kind == "ssh-dss" {
+        return Err(bad(
+            "DSA keys are refused (weak, and disabled by OpenSSH since 7.0); use ssh-ed25519",
+        ));
+    }
     if !TYPES.contains(&kind) {
         return Err(bad(&format!(
             "unknown key type; use one of {}",
@@ -145,6 +170,14 @@ pub fn parse_ssh_key(line: &str) -> Result<(String, String), AppError> {
         .and_then(|n| blob.get(4..4 + n));
     if named != Some(kind.as_bytes()) {
         return Err(bad("the key data does not match its type"));
+    }
+    if kind == "ssh-rsa" {
+        let bits = rsa_bits(&blob).ok_or_else(|| bad("the RSA key data is damaged"))?;
+        if bits < 2048 {
+            return Err(bad(&format!(
+                "this RSA key has {bits} bits; use at least 2048 (or ssh-ed25519)"
+            )));
+        }
     }
     let digest = <sha2::Sha256 as sha2::Digest>::digest(&blob);
     let fp = format!(

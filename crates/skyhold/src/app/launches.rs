@@ -71,7 +71,8 @@ struct Prepared {
     account: AccountName,
     provider: Arc<dyn Provider>,
     image: ImageInfo,
-    key_name: Option<String>,
+    /// The key pair to import and name: (name, public key).
+    key: Option<(String, String)>,
     request: Amount,
     scopes: Vec<QuotaScope>,
 }
@@ -216,8 +217,9 @@ impl App {
                 }
             }
         };
+        let key = self.launch_key(actor, &b, &owner, input).await?;
         Ok(Prepared {
-            key_name: None,
+            key,
             blueprint: b,
             plan,
             account,
@@ -228,6 +230,67 @@ impl App {
         })
     }
 
+    /// The SSH key a launch's servers get (blueprints with `owner_key`):
+    /// the owner's (the creator's for a group), the one `input.key` names
+    /// (name, fingerprint or id) or else their newest. `None` when they
+    /// have none (the servers get no key pair).
+    async fn launch_key(
+        &self,
+        actor: &Actor,
+        b: &BlueprintRow,
+        owner: &Subject,
+        input: &LaunchInput,
+    ) -> Result<Option<(String, String)>, AppError> {
+        let asked = input
+            .key
+            .as_deref()
+            .map(str::trim)
+            .filter(|k| !k.is_empty());
+        if b.spec.key_mode == skyhold_core::blueprint::KeyMode::None {
+            if asked.is_some() {
+                return Err(AppError::bad_parameter(
+                    "key",
+                    format!(
+                        "blueprint {} launches servers without a key pair",
+                        b.spec.name
+                    ),
+                ));
+            }
+            return Ok(None);
+        }
+        let (user_id, username) = match owner {
+            Subject::User(u) if *u == actor.username => (actor.user_id, u.clone()),
+            Subject::User(u) => match self.store.user_by_name(u).await? {
+                Some(user) => (user.id, user.username),
+                None => return Ok(None),
+            },
+            Subject::Group(_) => (actor.user_id, actor.username.clone()),
+        };
+        let keys = self.store.list_ssh_keys(user_id).await?;
+        let key = match asked {
+            None => keys.iter().max_by_key(|k| k.id),
+            Some(want) => Some(
+                keys.iter()
+                    .find(|k| k.name == want || k.fingerprint == want || k.id.to_string() == want)
+                    .ok_or_else(|| {
+                        AppError::bad_parameter(
+                            "key",
+                            format!(
+                                "{username} has no SSH key named {:?} (see their profile's keys)",
+                                skyhold_core::clip(want, 64)
+                            ),
+                        )
+                    })?,
+            ),
+        };
+        Ok(key.map(|k| {
+            (
+                skyhold_core::launch::key_pair_name(&username, &k.fingerprint),
+                k.public_key.clone(),
+            )
+        }))
+    }
+
     fn commands(&self, p: &Prepared) -> Commands {
         Commands {
             skyhold: p.plan.skyhold_command(&p.blueprint.spec),
@@ -235,7 +298,7 @@ impl App {
                 &p.blueprint.spec,
                 &p.image.id,
                 Some(p.image.root_device_name.as_str()).filter(|d| !d.is_empty()),
-                p.key_name.as_deref(),
+                p.key.as_ref().map(|(n, _)| n.as_str()),
             ),
         }
     }
@@ -271,7 +334,7 @@ impl App {
             creator: p.plan.creator.clone(),
             expires_at: p.plan.expires_at(now).map(skyhold_core::rfc3339),
             root_volume_gib: p.plan.root_volume_gib,
-            key_name: p.key_name.clone(),
+            key_name: p.key.as_ref().map(|(n, _)| n.clone()),
             request: p.request,
             remaining_after: quota::remaining(&after),
             quotas,
@@ -353,6 +416,18 @@ impl App {
             }
         };
         let token = auth::random_token("lch-", 12);
+        // One key-hook secret per server, only where instances can reach
+        // skyhold back (public_url); only their hashes are stored.
+        let secrets: Vec<String> = match &self.config.public_url {
+            Some(_) => p
+                .plan
+                .servers
+                .iter()
+                .map(|_| auth::random_token("shi_", 24))
+                .collect(),
+            None => Vec::new(),
+        };
+        let hashes: Vec<String> = secrets.iter().map(|s| auth::sha256_hex(s)).collect();
         let params = serde_json::json!({
             "servers": p.plan.servers,
             "image": p.image.id,
@@ -361,7 +436,7 @@ impl App {
             "ttl": p.plan.ttl_input,
             "expires_at": p.plan.expires_at(now).map(skyhold_core::rfc3339),
             "root_volume_gib": p.plan.root_volume_gib,
-            "key_name": p.key_name,
+            "key_name": p.key.as_ref().map(|(n, _)| n),
             "request": p.request,
         });
         let row = self
@@ -383,6 +458,7 @@ impl App {
                     requested_by_name: &actor.username,
                     params: &params,
                     reservation_id: Some(reservation),
+                    secret_hashes: &hashes,
                 },
                 now,
             )
@@ -405,7 +481,7 @@ impl App {
         // From here the launch runs in a task of its own: a client that
         // hangs up must not cut it between a call and its outcome.
         let (app, actor) = (Arc::clone(self), actor.clone());
-        tokio::spawn(async move { app.run_launch(&actor, p, row, now).await })
+        tokio::spawn(async move { app.run_launch(&actor, p, row, now, secrets).await })
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("the launch's task failed: {e}")))?
     }
@@ -419,19 +495,45 @@ impl App {
         p: Prepared,
         row: LaunchRow,
         now: Millis,
+        secrets: Vec<String>,
     ) -> Result<LaunchRow, AppError> {
         let timeout = self.config.action_timeout;
         let expires = p.plan.expires_at(now);
         let mut made: Vec<(u32, String, ObservedResource)> = Vec::new();
         let mut failure: Option<AppError> = None;
-        for s in &p.plan.servers {
+        if let Some((name, public_key)) = &p.key {
+            let imported = tokio::time::timeout(
+                timeout,
+                p.provider.ensure_key_pair(&p.plan.region, name, public_key),
+            )
+            .await;
+            match imported {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => failure = Some(e.into()),
+                Err(_) => {
+                    failure = Some(AppError::Provider(format!(
+                        "the provider did not answer ImportKeyPair within {} s",
+                        timeout.as_secs()
+                    )))
+                }
+            }
+        }
+        for s in p.plan.servers.iter().filter(|_| failure.is_none()) {
             let spec = RunSpec {
                 image_id: p.image.id.clone(),
                 instance_type: p.plan.instance_type.clone(),
                 subnet_id: p.plan.subnet_id.clone(),
                 security_group_ids: p.plan.security_group_ids.clone(),
-                key_name: p.key_name.clone(),
-                user_data: p.plan.user_data[(s.index - 1) as usize].clone(),
+                key_name: p.key.as_ref().map(|(n, _)| n.clone()),
+                user_data: {
+                    let ud = &p.plan.user_data[(s.index - 1) as usize];
+                    match (&self.config.public_url, secrets.get((s.index - 1) as usize)) {
+                        (Some(url), Some(secret)) => {
+                            skyhold_core::launch::with_key_hook(ud, url, secret)
+                        }
+                        _ => ud.clone(),
+                    }
+                },
                 root_volume: p
                     .plan
                     .root_volume_gib
@@ -543,7 +645,8 @@ impl App {
             d.outcome = audit::outcome::FAILED.into();
             d.reason = format!("{code}: {error}");
         }
-        let observed: Vec<ObservedResource> = made.into_iter().map(|(_, _, o)| o).collect();
+        let observed: Vec<(u32, ObservedResource)> =
+            made.into_iter().map(|(i, _, o)| (i, o)).collect();
         let (settled, _) = self
             .store
             .finish_launch(
@@ -725,5 +828,67 @@ impl App {
             }
         }
         self.launch_row(actor, l.id).await
+    }
+}
+
+impl App {
+    /// The key hook: the SSH keys of every user who may operate instance
+    /// `provider_id` (its owner, the grantees and their groups' members,
+    /// admins), in authorized_keys format. `secret` is the per-instance
+    /// secret from its user data; a wrong or missing one is refused alike.
+    pub async fn authorized_keys(
+        &self,
+        provider_id: &str,
+        secret: &str,
+    ) -> Result<String, AppError> {
+        let stored = self.store.instance_secret(provider_id).await?;
+        let Some((hash, account, region)) = stored else {
+            return Err(AppError::Unauthenticated);
+        };
+        if !auth::ct_eq(&auth::sha256_hex(secret), &hash) {
+            return Err(AppError::Unauthenticated);
+        }
+        let account =
+            AccountName::parse(&account).map_err(|_| AppError::NotFound("instance".into()))?;
+        let r = self
+            .store
+            .resources_by_provider_ids(
+                &account,
+                Some(&region),
+                Some(ResourceKind::Instance),
+                &[provider_id.to_owned()],
+            )
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| AppError::NotFound(format!("instance {provider_id}")))?;
+        let mut out = String::new();
+        for (user_id, keys) in self.store.users_with_ssh_keys().await? {
+            let Some(u) = self.store.user_by_id(user_id).await? else {
+                continue;
+            };
+            let username = u.username.clone();
+            let actor = self
+                .actor_for(
+                    u,
+                    super::access::AuthVia::System("key-hook".into()),
+                    Default::default(),
+                )
+                .await?;
+            if !self.allows(&actor, Action::StartResource, Object::Resource(&r)) {
+                continue;
+            }
+            for k in keys {
+                let mut words = k.public_key.split_whitespace();
+                let (Some(kind), Some(b64)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                out.push_str(&format!(
+                    "{kind} {b64} skyhold:{username}:{}\n",
+                    k.name.replace(char::is_whitespace, "_")
+                ));
+            }
+        }
+        Ok(out)
     }
 }

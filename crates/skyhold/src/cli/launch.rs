@@ -41,6 +41,9 @@ pub struct LaunchArgs {
     /// Root volume size in GiB (up to the blueprint's maximum).
     #[arg(long)]
     root_volume_gib: Option<u32>,
+    /// Which of the owner's SSH keys (name or fingerprint; default the newest).
+    #[arg(long)]
+    key: Option<String>,
     /// Launch nothing: print the quota it would take and the command lines.
     #[arg(long)]
     dry_run: bool,
@@ -70,6 +73,7 @@ impl LaunchArgs {
         set("account", self.account.clone().map(Value::from));
         set("region", self.region.clone().map(Value::from));
         set("root_volume_gib", self.root_volume_gib.map(Value::from));
+        set("key", self.key.clone().map(Value::from));
         b
     }
 }
@@ -549,6 +553,117 @@ pub async fn quota(cmd: QuotaCommand) -> Result<()> {
             )
             .await?;
             emit(&format!("removed the quota of {subject}"))
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Add an SSH public key from a file (default ~/.ssh/id_ed25519.pub;
+    /// '-': standard input).
+    Add {
+        file: Option<String>,
+        /// A label (default: the key's comment).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List your keys by fingerprint.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove one of your keys (its id, name or fingerprint).
+    Rm { key: String },
+}
+
+pub async fn key(cmd: KeyCommand) -> Result<()> {
+    let c = client()?;
+    match cmd {
+        KeyCommand::Add { file, name, json } => {
+            let line = match file.as_deref() {
+                Some("-") => {
+                    let mut t = String::new();
+                    std::io::stdin().read_to_string(&mut t)?;
+                    t
+                }
+                Some(f) => {
+                    std::fs::read_to_string(f).with_context(|| format!("cannot read {f}"))?
+                }
+                None => {
+                    let home = dirs::home_dir().context("no home directory: name the key file")?;
+                    let f = home.join(".ssh").join("id_ed25519.pub");
+                    std::fs::read_to_string(&f).with_context(|| {
+                        format!("cannot read {}: name the key file", f.display())
+                    })?
+                }
+            };
+            let k = c
+                .call(
+                    Method::POST,
+                    "/me/keys",
+                    Some(json!({"public_key": line.trim(), "name": name.unwrap_or_default()})),
+                )
+                .await?;
+            if json {
+                return emit(&serde_json::to_string_pretty(&k)?);
+            }
+            emit(&format!(
+                "added {} ({})",
+                s(&k, "/name"),
+                s(&k, "/fingerprint")
+            ))
+        }
+        KeyCommand::Ls { json } => {
+            let v = c.call(Method::GET, "/me/keys", None).await?;
+            if json {
+                return emit(&serde_json::to_string_pretty(&v["items"])?);
+            }
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|k| {
+                    vec![
+                        k["id"].to_string(),
+                        s(k, "/name"),
+                        s(k, "/fingerprint"),
+                        s(k, "/public_key")
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_owned(),
+                        s(k, "/created_at"),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "NAME", "FINGERPRINT", "TYPE", "ADDED"], &rows)
+        }
+        KeyCommand::Rm { key } => {
+            let v = c.call(Method::GET, "/me/keys", None).await?;
+            let found: Vec<&Value> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|k| {
+                    k["id"].as_i64().is_some_and(|i| i.to_string() == key)
+                        || s(k, "/name") == key
+                        || s(k, "/fingerprint") == key
+                })
+                .collect();
+            let k = match found.as_slice() {
+                [k] => *k,
+                [] => bail!("you have no key {key:?} (see `skyhold key ls`)"),
+                _ => bail!("{key:?} names several of your keys; use its id (see `skyhold key ls`)"),
+            };
+            c.call(Method::DELETE, &format!("/me/keys/{}", k["id"]), None)
+                .await?;
+            emit(&format!(
+                "removed {} ({})",
+                s(k, "/name"),
+                s(k, "/fingerprint")
+            ))
         }
     }
 }

@@ -150,6 +150,11 @@ enum Command {
         #[command(subcommand)]
         command: launch::QuotaCommand,
     },
+    /// Your SSH public keys (imported at launch, served by the key hook).
+    Key {
+        #[command(subcommand)]
+        command: launch::KeyCommand,
+    },
     /// The audit log: list, export, verify.
     Audit {
         #[command(subcommand)]
@@ -386,6 +391,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Launch(a) => launch::launch(a).await,
         Command::Blueprint { command } => launch::blueprint(command).await,
         Command::Quota { command } => launch::quota(command).await,
+        Command::Key { command } => launch::key(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

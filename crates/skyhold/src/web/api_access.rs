@@ -31,8 +31,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/me", get(me))
         .route("/api/v1/me/password", post(change_password))
         .route("/api/v1/me/email", post(set_email))
-        .route("/api/v1/me/ssh-keys", get(list_ssh_keys).post(add_ssh_key))
-        .route("/api/v1/me/ssh-keys/{id}", delete(delete_ssh_key))
+        .route("/api/v1/me/keys", get(list_ssh_keys).post(add_ssh_key))
+        .route("/api/v1/me/keys/{id}", delete(delete_ssh_key))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{id}", get(get_user).patch(update_user))
         .route("/api/v1/groups", get(list_groups).post(create_group))
@@ -334,7 +334,7 @@ pub struct SshKeyList {
 
 #[utoipa::path(
     get,
-    path = "/api/v1/me/ssh-keys",
+    path = "/api/v1/me/keys",
     tag = "profile",
     summary = "Your SSH public keys",
     responses((status = 200, body = SshKeyList), ReadErrors)
@@ -344,18 +344,18 @@ pub(super) async fn list_ssh_keys(
     Extension(actor): Extension<Actor>,
 ) -> Result<Json<SshKeyList>, AppError> {
     let p = app.me(&actor).await?;
-    let items = p
-        .ssh_keys
-        .iter()
-        .map(|k| SshKeyOut {
-            id: k.id.0,
-            name: k.name.clone(),
-            public_key: k.public_key.clone(),
-            fingerprint: k.fingerprint.clone(),
-            created_at: rfc3339(k.created_at),
-        })
-        .collect();
+    let items = p.ssh_keys.iter().map(key_out).collect();
     Ok(Json(SshKeyList { items }))
+}
+
+fn key_out(k: &skyhold_store::SshKey) -> SshKeyOut {
+    SshKeyOut {
+        id: k.id.0,
+        name: k.name.clone(),
+        public_key: k.public_key.clone(),
+        fingerprint: k.fingerprint.clone(),
+        created_at: rfc3339(k.created_at),
+    }
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -368,20 +368,15 @@ pub struct NewKey {
     public_key: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Created {
-    pub id: i64,
-}
-
 #[utoipa::path(
     post,
-    path = "/api/v1/me/ssh-keys",
+    path = "/api/v1/me/keys",
     tag = "profile",
     summary = "Add an SSH public key",
     params(IdempotencyKey),
     request_body = NewKey,
     responses(
-        (status = 201, description = "Added", body = Created),
+        (status = 201, description = "Added", body = SshKeyOut),
         (status = 400, response = ApiError),
         (status = 409, response = ApiError),
         WriteErrors,
@@ -394,12 +389,18 @@ pub(super) async fn add_ssh_key(
 ) -> Result<Response, AppError> {
     let b: NewKey = body(&bytes)?;
     let id = app.add_ssh_key(&actor, &b.name, &b.public_key).await?;
-    Ok((StatusCode::CREATED, Json(Created { id: id.0 })).into_response())
+    let p = app.me(&actor).await?;
+    let k = p
+        .ssh_keys
+        .iter()
+        .find(|k| k.id == id)
+        .ok_or_else(|| AppError::NotFound(format!("ssh key {id}")))?;
+    Ok((StatusCode::CREATED, Json(key_out(k))).into_response())
 }
 
 #[utoipa::path(
     delete,
-    path = "/api/v1/me/ssh-keys/{id}",
+    path = "/api/v1/me/keys/{id}",
     tag = "profile",
     summary = "Delete one of your SSH keys",
     params(IdPath, IdempotencyKey),

@@ -29,6 +29,59 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/launches/{id}", get(get_launch))
 }
 
+/// Routes authenticated by something other than a user: the key hook
+/// (the instance's own secret, checked by `App::authorized_keys`).
+pub fn instance_routes() -> Router<AppState> {
+    Router::new().route("/keys/{id}/authorized_keys", get(authorized_keys))
+}
+
+/// `GET /keys/{provider_instance_id}/authorized_keys` with
+/// `Authorization: Bearer INSTANCE_SECRET`: the keys of everyone who may
+/// operate the instance, as plain text in authorized_keys format.
+async fn authorized_keys(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let secret = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let text = |status: StatusCode, body: String| {
+        (
+            status,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response()
+    };
+    match app.authorized_keys(id.trim(), &secret).await {
+        Ok(keys) => text(StatusCode::OK, keys),
+        Err(AppError::Unauthenticated) => {
+            let mut r = text(
+                StatusCode::UNAUTHORIZED,
+                "the instance's secret is missing or wrong\n".into(),
+            );
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+        Err(AppError::NotFound(m)) => text(StatusCode::NOT_FOUND, format!("{m} not found\n")),
+        Err(e) => {
+            tracing::warn!(error = %e, "the key hook failed");
+            text(StatusCode::SERVICE_UNAVAILABLE, "try again later\n".into())
+        }
+    }
+}
+
 /// A launch request: the launch form's fields.
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +110,9 @@ pub struct LaunchBody {
     pub region: Option<String>,
     /// The root volume's size, up to the blueprint's maximum.
     pub root_volume_gib: Option<u32>,
+    /// Which of the owner's SSH keys the servers get (name, fingerprint or
+    /// id; default their newest), imported as `skyhold-USER-FINGERPRINT8`.
+    pub key: Option<String>,
     /// Launch nothing: answer with what the launch would do and take.
     #[serde(default)]
     pub dry_run: bool,
@@ -78,6 +134,7 @@ impl LaunchBody {
             account: self.account.clone(),
             region: self.region.clone(),
             root_volume_gib: self.root_volume_gib,
+            key: self.key.clone(),
         }
     }
 }
@@ -208,6 +265,8 @@ pub struct LaunchPreviewOut {
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     pub root_volume_gib: Option<u32>,
+    /// The key pair the servers get (imported at launch if missing).
+    pub key_name: Option<String>,
     /// What the launch takes: `instances`, `vcpus`, `memory_gib` (rounded
     /// up), `volume_gib`.
     pub request: BTreeMap<String, u64>,
@@ -248,6 +307,7 @@ pub fn preview_out(p: &LaunchPreview) -> LaunchPreviewOut {
         creator: p.creator.clone(),
         expires_at: p.expires_at.clone(),
         root_volume_gib: p.root_volume_gib,
+        key_name: p.key_name.clone(),
         request,
         quotas: p.quotas.iter().map(usage_out).collect(),
         remaining_after: remaining,

@@ -69,7 +69,8 @@ pub fn router(app: AppState) -> Router {
         .route("/static/app.css", get(ui::css))
         .route("/static/app.js", get(ui::js))
         .route("/favicon.ico", get(ui::favicon))
-        .route("/api/v1/auth/token", axum::routing::post(api::create_token));
+        .route("/api/v1/auth/token", axum::routing::post(api::create_token))
+        .merge(api_launches::instance_routes());
 
     let protected = Router::new()
         .merge(pages::routes())
@@ -523,7 +524,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         | AppError::IdempotencyConflict(_)
         | AppError::QuotaExceeded(_)
         | AppError::NameTaken(_) => StatusCode::CONFLICT,
-        AppError::ConfirmationRequired(_) => StatusCode::BAD_REQUEST,
+        AppError::ConfirmationRequired(_) | AppError::InvalidKey(_) => StatusCode::BAD_REQUEST,
         AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         AppError::ProviderThrottled(_) => StatusCode::SERVICE_UNAVAILABLE,
         AppError::ProviderDenied(_) => StatusCode::BAD_GATEWAY,

@@ -179,7 +179,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
 /// Every stable error code: (code, HTTP status, meaning). The statuses are
 /// `web::status_of`'s (a unit test checks them); the last two come only
 /// from the edge (`json_errors`).
-pub const ERROR_CODES: [(&str, u16, &str); 23] = [
+pub const ERROR_CODES: [(&str, u16, &str); 24] = [
     (
         "bad_request",
         400,
@@ -194,6 +194,11 @@ pub const ERROR_CODES: [(&str, u16, &str); 23] = [
         "invalid_blueprint",
         400,
         "a blueprint field is invalid; `field` names it",
+    ),
+    (
+        "invalid_key",
+        400,
+        "an SSH public key that cannot be used (format, DSA, RSA under 2048 bits); `field` is public_key",
     ),
     (
         "confirmation_required",
@@ -530,6 +535,7 @@ mod tests {
                 request: 1,
             })),
             AppError::NameTaken(String::new()),
+            AppError::InvalidKey(String::new()),
             AppError::Internal(anyhow::anyhow!("x")),
         ];
         for e in &all {

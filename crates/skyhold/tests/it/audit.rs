@@ -473,7 +473,7 @@ async fn action_prefix_filters_match_underscores_literally() {
     let (status, v) = server
         .send(
             Method::POST,
-            "/api/v1/me/ssh-keys",
+            "/api/v1/me/keys",
             &ann,
             json!({"name": "laptop", "public_key": key}),
             None,

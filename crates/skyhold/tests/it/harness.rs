@@ -691,14 +691,38 @@ impl TestServer {
     }
 }
 
-/// A syntactically valid ed25519 public key line.
+/// A syntactically valid ed25519 public key line; its key bytes come from
+/// the comment, so different comments give different keys.
 pub fn ssh_key(comment: &str) -> String {
     use base64::Engine;
     let mut blob = Vec::new();
     blob.extend_from_slice(&11u32.to_be_bytes());
     blob.extend_from_slice(b"ssh-ed25519");
     blob.extend_from_slice(&32u32.to_be_bytes());
-    blob.extend_from_slice(&[9u8; 32]);
+    let mut key = [9u8; 32];
+    for (i, b) in comment.bytes().enumerate() {
+        key[i % 32] ^= b.wrapping_add(i as u8);
+    }
+    blob.extend_from_slice(&key);
     let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
     format!("ssh-ed25519 {b64} {comment}")
+}
+
+/// An `ssh-rsa` public key line with a modulus of `bits` bits (not a
+/// usable key: only its format and size matter to skyhold).
+pub fn rsa_key(bits: usize, comment: &str) -> String {
+    use base64::Engine;
+    let mut blob = Vec::new();
+    let mut put = |b: &[u8]| {
+        blob.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        blob.extend_from_slice(b);
+    };
+    put(b"ssh-rsa");
+    put(&[1, 0, 1]);
+    let mut n = vec![0u8]; // mpint: a leading zero keeps it positive
+    n.push(0x80 | 0x5a);
+    n.extend(std::iter::repeat_n(0x5a, bits / 8 - 1));
+    put(&n);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
+    format!("ssh-rsa {b64} {comment}")
 }

@@ -884,5 +884,216 @@ async fn the_cli_launches_previews_and_manages_blueprints_and_quotas() {
     assert!(ok && o.contains("t3.micro"), "{o}{e}");
     let (ok, _, e) = out(&server.cli_as(&admin, &["blueprint", "rm", "dev-box"], ""));
     assert!(!ok && e.contains("--yes"), "{e}");
+    // Keys from standard input, listed by fingerprint, removed by name.
+    let (ok, o, e) = out(&server.cli_as(
+        &ann,
+        &["key", "add", "-", "--name", "lap"],
+        &ssh_key("ann@lap"),
+    ));
+    assert!(ok && o.contains("added lap (SHA256:"), "{o}{e}");
+    let (ok, _, e) = out(&server.cli_as(&ann, &["key", "add", "-"], &rsa_key(1024, "weak")));
+    assert!(!ok && e.contains("2048"), "{e}");
+    let (ok, o, e) = out(&server.cli_as(&ann, &["key", "ls"], ""));
+    assert!(
+        ok && o.contains("lap") && o.contains("ssh-ed25519"),
+        "{o}{e}"
+    );
+    let (ok, o, e) = out(&server.cli_as(&ann, &["key", "rm", "lap"], ""));
+    assert!(ok && o.contains("removed lap"), "{o}{e}");
+    let (ok, _, e) = out(&server.cli_as(&ann, &["key", "rm", "lap"], ""));
+    assert!(!ok && e.contains("no key"), "{e}");
     server.stop().await;
+}
+
+/// Keys: validated on the profile, imported at launch as
+/// `skyhold-USER-FINGERPRINT8` (once), and served to the instance by the
+/// key hook to everyone who may operate it, on the instance's own secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_are_imported_at_launch_and_served_by_the_key_hook() {
+    let (server, spec, ann, cy) =
+        setup_with(shared_moto(), "public_url = \"http://127.0.0.1:9\"\n").await;
+    let admin = server.token.clone();
+    let bob = server.user_token("bob", Role::Member).await;
+    // Keys are checked: type, size, format; the refusal names the field.
+    for (key, says) in [
+        (rsa_key(1024, "old"), "1024 bits"),
+        ("ssh-dss AAAAB3NzaC1kc3MAAACBAP8= old".to_owned(), "DSA"),
+        ("ssh-ed25519 !!! x".to_owned(), "base64"),
+        ("not a key".to_owned(), "unknown key type"),
+        ("ssh-ed25519".to_owned(), "TYPE BASE64"),
+    ] {
+        let (s, v) = server
+            .send(
+                Method::POST,
+                "/api/v1/me/keys",
+                &ann,
+                json!({"public_key": key}),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{key}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_key", "{v}");
+        assert_eq!(v["error"]["field"], "public_key", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{v}"
+        );
+    }
+    let (s, k) = server
+        .send(
+            Method::POST,
+            "/api/v1/me/keys",
+            &ann,
+            json!({"public_key": rsa_key(2048, "ann@big")}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    let (s, k) = server
+        .send(
+            Method::POST,
+            "/api/v1/me/keys",
+            &ann,
+            json!({"public_key": ssh_key("ann@laptop"), "name": "laptop"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{k}");
+    let fp = k["fingerprint"].as_str().unwrap().to_owned();
+    assert!(fp.starts_with("SHA256:"), "{k}");
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/me/keys",
+            &bob,
+            json!({"public_key": ssh_key("bob@desk")}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/me/keys",
+            &cy,
+            json!({"public_key": ssh_key("cy@desk")}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    // Two launches: the newest key is imported once, by its name.
+    let mut ids = Vec::new();
+    for name in ["k1", "k2"] {
+        let (s, l) = server
+            .send(
+                Method::POST,
+                "/api/v1/launches",
+                &ann,
+                json!({"blueprint": "dev-box", "name": name}),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{l}");
+        ids.push(
+            l["instances"][0]["provider_id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let want = skyhold_core::launch::key_pair_name("ann", &fp);
+    let ec2 = ec2(shared_moto(), &spec.account_id, REGION).await;
+    assert_eq!(ec2.key_pair_names().await.unwrap(), std::slice::from_ref(&want));
+    assert_eq!(ec2.instance_key_name(&ids[0]).await.unwrap(), want);
+    // A named key that does not exist is a field error.
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "dev-box", "name": "k3", "key": "nope", "dry_run": true}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], "key", "{v}");
+
+    // The secret is in the user data (after the blueprint's own part).
+    let ud = ec2.user_data(&ids[0]).await.unwrap();
+    assert!(ud.contains("hostname: k1"), "{ud}");
+    assert!(
+        ud.contains("SKYHOLD_URL=") && ud.contains("http://127.0.0.1:9"),
+        "{ud}"
+    );
+    let secret = ud
+        .split_whitespace()
+        .find(|w| w.starts_with("shi_"))
+        .unwrap_or_else(|| panic!("no secret in {ud}"))
+        .to_owned();
+    let hook = |id: &str, secret: &str| {
+        let req = server
+            .http
+            .get(format!("{}/keys/{id}/authorized_keys", server.url))
+            .bearer_auth(secret);
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (s, keys) = hook(&ids[0], &secret).await;
+    assert_eq!(s, StatusCode::OK, "{keys}");
+    assert_eq!(keys.lines().count(), 2, "ann's two keys: {keys}");
+    assert!(keys.contains("skyhold:ann:laptop"), "{keys}");
+    assert!(!keys.contains("bob") && !keys.contains("cy"), "{keys}");
+    // Access changes show at the next refresh: bob gets operate, cy view.
+    let rid = server.all("kind=instance&q=name:k1").await[0]["id"].clone();
+    for (who, level) in [("bob", "operate"), ("cy", "view")] {
+        let (s, v) = server
+            .send(
+                Method::POST,
+                "/api/v1/grants",
+                &admin,
+                json!({"subject": format!("user:{who}"), "object": format!("resource:{rid}"), "level": level}),
+                None,
+            )
+            .await;
+        assert!(s.is_success(), "{v}");
+    }
+    let (_, keys) = hook(&ids[0], &secret).await;
+    assert!(keys.contains("skyhold:bob:"), "{keys}");
+    assert!(!keys.contains("skyhold:cy:"), "view is not enough: {keys}");
+    // The secret is the instance's own: wrong, missing or another's fail alike.
+    for (id, secret) in [
+        (ids[0].as_str(), "shi_wrong"),
+        (ids[0].as_str(), ""),
+        (ids[1].as_str(), secret.as_str()),
+        ("i-nosuchthing", secret.as_str()),
+    ] {
+        let (s, body) = hook(id, secret).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{id} {secret}: {body}");
+    }
+    // Neither the secret nor its hash reaches the API or the audit log.
+    let (_, l) = server
+        .send(Method::GET, "/api/v1/launches", &admin, json!(null), None)
+        .await;
+    let (_, audit) = server
+        .send(
+            Method::GET,
+            "/api/v1/audit?limit=1000",
+            &admin,
+            json!(null),
+            None,
+        )
+        .await;
+    let hash = sha256(&secret);
+    for text in [l.to_string(), audit.to_string()] {
+        assert!(!text.contains(&secret) && !text.contains(&hash));
+    }
+    server.stop().await;
+}
+
+fn sha256(s: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }

@@ -245,6 +245,8 @@ fn public_and_generated() -> BTreeSet<(String, String)> {
         ("GET", "/static/app.js"),
         ("GET", "/favicon.ico"),
         ("POST", "/api/v1/auth/token"),
+        // The key hook: an instance's own secret (tests/it/launches.rs).
+        ("GET", "/keys/{id}/authorized_keys"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_owned(), p.to_owned()))
@@ -339,12 +341,12 @@ fn api_rows() -> Vec<Row> {
             row(M::POST, "/api/v1/me/email", Any),
             json!({"email": "me@example.com"}),
         ),
-        row(M::GET, "/api/v1/me/ssh-keys", Any),
+        row(M::GET, "/api/v1/me/keys", Any),
         with(
-            row(M::POST, "/api/v1/me/ssh-keys", Any),
+            row(M::POST, "/api/v1/me/keys", Any),
             json!({"public_key": "not a key"}),
         ),
-        row(M::DELETE, "/api/v1/me/ssh-keys/{id}", Own),
+        row(M::DELETE, "/api/v1/me/keys/{id}", Own),
         row(M::GET, "/api/v1/users", AdminAuditor),
         with(
             row(M::POST, "/api/v1/users", Admin),

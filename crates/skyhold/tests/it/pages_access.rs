@@ -353,7 +353,7 @@ async fn profile_changes_email_ssh_keys_and_password() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("public_key"), "{body}");
+    assert!(body.contains("invalid key"), "{body}");
     let key_id = extract(&page, "action=\"/profile/ssh-keys/")
         .and_then(|s| s.split('/').next().map(str::to_owned))
         .expect("a delete form");
