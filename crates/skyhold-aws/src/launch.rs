@@ -7,7 +7,9 @@ use aws_sdk_ec2::types::{
     TagSpecification,
 };
 use skyhold_core::blueprint::{glob_match, ImageRef};
-use skyhold_core::{ImageInfo, ObservedResource, ProviderError, ProviderErrorKind, RunSpec};
+use skyhold_core::{
+    ActReceipt, ImageInfo, NewImage, ObservedResource, ProviderError, ProviderErrorKind, RunSpec,
+};
 
 fn info(i: &Image) -> ImageInfo {
     let root = i.root_device_name().unwrap_or_default().to_owned();
@@ -199,4 +201,117 @@ pub(crate) async fn ensure_key_pair(
         Err(e) if crate::services::error_code(&e) == Some("InvalidKeyPair.Duplicate") => Ok(false),
         Err(e) => Err(classify("ImportKeyPair", e)),
     }
+}
+
+/// CreateImage of one instance, tagged on create (image and snapshots).
+pub(crate) async fn create_image(
+    rc: &RegionClients,
+    instance_id: &str,
+    image: &NewImage,
+) -> Result<String, ProviderError> {
+    if instance_id.is_empty() || image.name.is_empty() {
+        return Err(invalid("an instance id and an image name"));
+    }
+    let tags: Vec<Tag> = image
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    // The image is tagged on create. Its snapshots are tagged right after
+    // with CreateTags: EC2 takes a snapshot TagSpecification here too, but
+    // moto answers it with NotImplementedError, and the tests run on moto.
+    let out = rc
+        .ec2()
+        .create_image()
+        .instance_id(instance_id)
+        .name(&image.name)
+        .set_description((!image.description.is_empty()).then(|| image.description.clone()))
+        .no_reboot(image.no_reboot)
+        .tag_specifications(
+            TagSpecification::builder()
+                .resource_type(ResourceType::Image)
+                .set_tags(Some(tags.clone()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| classify("CreateImage", e))?;
+    let id = out.image_id().map(str::to_owned).ok_or_else(|| {
+        ProviderError::new(
+            ProviderErrorKind::Other,
+            "CreateImage answered without an image id",
+        )
+    })?;
+    if let Err(e) = tag_snapshots(rc, &id, tags).await {
+        // The image exists: its snapshots' tags are not worth failing it.
+        tracing::warn!(image = %id, error = %e, "tagging the new image's snapshots failed");
+    }
+    Ok(id)
+}
+
+/// Tags the snapshots behind image `id`.
+async fn tag_snapshots(rc: &RegionClients, id: &str, tags: Vec<Tag>) -> Result<(), ProviderError> {
+    let r = rc
+        .ec2()
+        .describe_images()
+        .image_ids(id)
+        .send()
+        .await
+        .map_err(|e| classify("DescribeImages", e))?;
+    let snaps: Vec<String> = r
+        .images()
+        .iter()
+        .flat_map(|i| i.block_device_mappings())
+        .filter_map(|b| b.ebs().and_then(|e| e.snapshot_id()).map(str::to_owned))
+        .collect();
+    if snaps.is_empty() {
+        return Ok(());
+    }
+    rc.ec2()
+        .create_tags()
+        .set_resources(Some(snaps))
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| classify("CreateTags", e))?;
+    Ok(())
+}
+
+/// The own image named `name`, if any.
+pub(crate) async fn image_named(
+    rc: &RegionClients,
+    name: &str,
+) -> Result<Option<ObservedResource>, ProviderError> {
+    let r = rc
+        .ec2()
+        .describe_images()
+        .owners("self")
+        .filters(Filter::builder().name("name").values(name).build())
+        .send()
+        .await
+        .map_err(|e| classify("DescribeImages", e))?;
+    Ok(r.images()
+        .iter()
+        .find(|i| i.name() == Some(name))
+        .map(convert::image))
+}
+
+pub(crate) async fn deregister_image(
+    rc: &RegionClients,
+    image_id: &str,
+) -> Result<ActReceipt, ProviderError> {
+    use aws_sdk_ec2::operation::RequestId;
+    if image_id.is_empty() {
+        return Err(invalid("an empty image id"));
+    }
+    let out = rc
+        .ec2()
+        .deregister_image()
+        .image_id(image_id)
+        .send()
+        .await
+        .map_err(|e| classify("DeregisterImage", e))?;
+    Ok(ActReceipt {
+        request_id: out.request_id().unwrap_or_default().to_owned(),
+    })
 }

@@ -554,6 +554,31 @@ impl Provider for AwsProvider {
         launch::run_instance(&*self.clients(region).await, spec).await
     }
 
+    async fn create_image(
+        &self,
+        region: &str,
+        instance_id: &str,
+        image: &skyhold_core::NewImage,
+    ) -> Result<String, ProviderError> {
+        launch::create_image(&*self.clients(region).await, instance_id, image).await
+    }
+
+    async fn image_named(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<Option<ObservedResource>, ProviderError> {
+        launch::image_named(&*self.clients(region).await, name).await
+    }
+
+    async fn deregister_image(
+        &self,
+        region: &str,
+        image_id: &str,
+    ) -> Result<ActReceipt, ProviderError> {
+        launch::deregister_image(&*self.clients(region).await, image_id).await
+    }
+
     async fn ensure_key_pair(
         &self,
         region: &str,

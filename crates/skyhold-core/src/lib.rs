@@ -20,8 +20,8 @@ pub use ids::{
     SshKeyId, TokenId, UserId, ViewId,
 };
 pub use provider::{
-    ActReceipt, AlarmHistoryItem, BucketObject, ImageInfo, ObjectPage, PowerAction, Provider,
-    ProviderError, ProviderErrorKind, RunSpec,
+    ActReceipt, AlarmHistoryItem, BucketObject, ImageInfo, NewImage, ObjectPage, PowerAction,
+    Provider, ProviderError, ProviderErrorKind, RunSpec,
 };
 pub use query::{Cursor, QueryError, ResourceQuery, SortKey, Visibility};
 pub use resource::{

@@ -162,6 +162,18 @@ pub struct RunSpec {
     pub client_token: String,
 }
 
+/// An image to make of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImage {
+    pub name: String,
+    pub description: String,
+    /// Image the running instance without stopping it first (the file
+    /// systems may then be inconsistent).
+    pub no_reboot: bool,
+    /// Set on the image and its snapshots as they are created.
+    pub tags: Vec<(String, String)>,
+}
+
 fn unsupported(what: &str) -> ProviderError {
     ProviderError::new(
         ProviderErrorKind::Other,
@@ -282,6 +294,37 @@ pub trait Provider: Send + Sync {
         _public_key: &str,
     ) -> Result<bool, ProviderError> {
         Err(unsupported("key pairs"))
+    }
+
+    /// Makes an own image of an instance, tagged (with its snapshots) as it
+    /// is created. Returns the image id. CreateImage takes no idempotency
+    /// token: callers look for the image by name before calling again.
+    async fn create_image(
+        &self,
+        _region: &str,
+        _instance_id: &str,
+        _image: &NewImage,
+    ) -> Result<String, ProviderError> {
+        Err(unsupported("creating images"))
+    }
+
+    /// The own image named `name` (names are unique per account and
+    /// region), if any.
+    async fn image_named(
+        &self,
+        _region: &str,
+        _name: &str,
+    ) -> Result<Option<ObservedResource>, ProviderError> {
+        Err(unsupported("images"))
+    }
+
+    /// Deregisters an own image (its snapshots stay).
+    async fn deregister_image(
+        &self,
+        _region: &str,
+        _image_id: &str,
+    ) -> Result<ActReceipt, ProviderError> {
+        Err(unsupported("deregistering images"))
     }
 
     /// The live (not terminated) instances whose tag `key` is `value`.

@@ -32,6 +32,8 @@ pub struct ActionRow {
     pub provider_request_id: String,
     pub error_code: String,
     pub error: String,
+    /// What the action made (`{"image_id": …}`), `{}` for most.
+    pub result: serde_json::Value,
     pub created_at: Millis,
     pub started_at: Option<Millis>,
     pub finished_at: Option<Millis>,
@@ -61,6 +63,8 @@ pub struct Outcome {
     pub provider_request_id: String,
     pub error_code: String,
     pub error: String,
+    /// What the action made (JSON object); `Null` stores `{}`.
+    pub result: serde_json::Value,
 }
 
 /// A targeted refresh to apply with an action's outcome: the resource and
@@ -86,7 +90,7 @@ pub enum IdempotencyClaim {
 
 const COLS: &str = "id, kind, resource_id, account, region, resource_kind, provider_id, resource_name, \
     requested_by, requested_by_name, on_behalf_of, params, idempotency_key, state, provider_request_id, \
-    error_code, error, created_at, started_at, finished_at";
+    error_code, error, result, created_at, started_at, finished_at";
 
 fn action_from_row(r: &impl ReadRow) -> Result<ActionRow> {
     let params = r.text("params")?;
@@ -109,6 +113,8 @@ fn action_from_row(r: &impl ReadRow) -> Result<ActionRow> {
         provider_request_id: r.text("provider_request_id")?,
         error_code: r.text("error_code")?,
         error: r.text("error")?,
+        result: serde_json::from_str(&r.text("result")?)
+            .map_err(|e| StoreError::Corrupt(format!("action result: {e}")))?,
         created_at: r.int("created_at")?,
         started_at: r.opt_int("started_at")?,
         finished_at: r.opt_int("finished_at")?,
@@ -151,7 +157,8 @@ impl Store {
 
     /// Settles an unsettled action (`succeeded` or `failed`), applies the
     /// targeted refresh `refresh` when given (as
-    /// [`Store::apply_observed`] would) and appends the audit entry, all in
+    /// [`Store::apply_observed`] would), puts a resource it `created` into
+    /// the action's account and region, and appends the audit entry, all in
     /// one transaction. `NotFound` if the action was settled already. A
     /// refresh that does not fit (the row is missing, or the observation is
     /// of another resource) is skipped, never at the cost of the outcome.
@@ -162,12 +169,17 @@ impl Store {
         now: Millis,
         audit: &AuditDraft,
         refresh: Option<Refresh<'_>>,
+        created: Option<&ObservedResource>,
     ) -> Result<(ActionRow, AuditEntry)> {
         on_pool!(self, p => {
             let mut tx = p.begin_write().await?;
+            let result = match &outcome.result {
+                serde_json::Value::Null => "{}".to_owned(),
+                v => v.to_string(),
+            };
             let row = sqlx::query(&format!(
                 "UPDATE actions SET state = $1, provider_request_id = $2, error_code = $3, error = $4, \
-                 finished_at = $5 WHERE id = $6 AND state IN ('pending', 'running') RETURNING {COLS}"
+                 finished_at = $5, result = $7 WHERE id = $6 AND state IN ('pending', 'running') RETURNING {COLS}"
             ))
             .bind(if outcome.succeeded { "succeeded" } else { "failed" })
             .bind(&outcome.provider_request_id)
@@ -175,6 +187,7 @@ impl Store {
             .bind(&outcome.error)
             .bind(now)
             .bind(id.0)
+            .bind(result)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound)?;
@@ -187,6 +200,10 @@ impl Store {
                     }
                     Err(e) => return Err(e),
                 }
+            }
+            // A resource the action made (an image) is in the inventory at once.
+            if let Some(o) = created {
+                crate::jobs::upsert_observed_in!(tx, a.account.as_str(), a.region.as_str(), o, now)?;
             }
             // Last, so the audit head is locked for the shortest time.
             let e = append_audit!(tx, audit);

@@ -103,6 +103,84 @@ macro_rules! apply_observed_in {
 }
 pub(crate) use apply_observed_in;
 
+/// Puts one observed resource into the inventory inside `$tx`: rewrites
+/// its row when skyhold knows it already, else inserts it with an
+/// "appeared" event. Evaluates to `Result<ResourceId>`.
+macro_rules! upsert_observed_in {
+    ($tx:expr, $account:expr, $region:expr, $o:expr, $now:expr) => {
+        'upsert: {
+            let (account, region, o, now): (&str, &str, &skyhold_core::ObservedResource, skyhold_core::Millis) =
+                ($account, $region, $o, $now);
+            let existing: Option<i64> = match sqlx::query_scalar(
+                "SELECT id FROM resources WHERE account = $1 AND region = $2 AND kind = $3 AND provider_id = $4",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(o.kind.as_str())
+            .bind(&o.provider_id)
+            .fetch_optional(&mut *$tx)
+            .await
+            {
+                Ok(v) => v,
+                Err(e) => break 'upsert Err(crate::StoreError::from(e)),
+            };
+            if let Some(id) = existing {
+                break 'upsert crate::jobs::apply_observed_in!($tx, skyhold_core::ResourceId(id), Some(o), now).map(|_| skyhold_core::ResourceId(id));
+            }
+            let deleted = crate::resources::is_terminal(o.kind, &o.state).then_some(now);
+            let id: i64 = match sqlx::query_scalar(
+                "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
+                 private_ip, public_ip, created_at, size_gib, tags, attributes, search, fingerprint, \
+                 first_seen, last_seen, deleted_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) \
+                 RETURNING id",
+            )
+            .bind(account)
+            .bind(region)
+            .bind(o.kind.as_str())
+            .bind(&o.provider_id)
+            .bind(&o.name)
+            .bind(&o.state)
+            .bind(&o.rtype)
+            .bind(&o.owner)
+            .bind(&o.private_ip)
+            .bind(&o.public_ip)
+            .bind(o.created_at.unwrap_or(0))
+            .bind(o.size_gib)
+            .bind(serde_json::to_string(&o.tags).unwrap_or_default())
+            .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
+            .bind(o.search_text())
+            .bind(o.fingerprint())
+            .bind(now)
+            .bind(deleted)
+            .fetch_one(&mut *$tx)
+            .await
+            {
+                Ok(id) => id,
+                Err(e) => break 'upsert Err(crate::StoreError::from(e)),
+            };
+            match sqlx::query(
+                "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'appeared', '[]')",
+            )
+            .bind(id)
+            .bind(account)
+            .bind(region)
+            .bind(o.kind.as_str())
+            .bind(&o.provider_id)
+            .bind(&o.name)
+            .bind(now)
+            .execute(&mut *$tx)
+            .await
+            {
+                Ok(_) => Ok(skyhold_core::ResourceId(id)),
+                Err(e) => Err(crate::StoreError::from(e)),
+            }
+        }
+    };
+}
+pub(crate) use upsert_observed_in;
+
 /// The answer to a lease request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseOutcome {

@@ -4,7 +4,7 @@
 //! audit entry, in one transaction.
 
 use crate::audit::append_audit;
-use crate::jobs::apply_observed_in;
+use crate::jobs::upsert_observed_in;
 use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
 use skyhold_core::audit::AuditDraft;
 use skyhold_core::{
@@ -108,83 +108,6 @@ fn launch_from_row(r: &impl ReadRow) -> Result<LaunchRow> {
         created_at: r.int("created_at")?,
         finished_at: r.opt_int("finished_at")?,
     })
-}
-
-/// Puts one observed instance into the inventory inside `$tx`: rewrites
-/// its row when skyhold knows it already, else inserts it with an
-/// "appeared" event. Evaluates to `Result<ResourceId>`.
-macro_rules! upsert_observed_in {
-    ($tx:expr, $account:expr, $region:expr, $o:expr, $now:expr) => {
-        'upsert: {
-            let (account, region, o, now): (&str, &str, &ObservedResource, Millis) =
-                ($account, $region, $o, $now);
-            let existing: Option<i64> = match sqlx::query_scalar(
-                "SELECT id FROM resources WHERE account = $1 AND region = $2 AND kind = $3 AND provider_id = $4",
-            )
-            .bind(account)
-            .bind(region)
-            .bind(o.kind.as_str())
-            .bind(&o.provider_id)
-            .fetch_optional(&mut *$tx)
-            .await
-            {
-                Ok(v) => v,
-                Err(e) => break 'upsert Err(StoreError::from(e)),
-            };
-            if let Some(id) = existing {
-                break 'upsert apply_observed_in!($tx, ResourceId(id), Some(o), now).map(|_| ResourceId(id));
-            }
-            let deleted = crate::resources::is_terminal(o.kind, &o.state).then_some(now);
-            let id: i64 = match sqlx::query_scalar(
-                "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
-                 private_ip, public_ip, created_at, size_gib, tags, attributes, search, fingerprint, \
-                 first_seen, last_seen, deleted_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17, $18) \
-                 RETURNING id",
-            )
-            .bind(account)
-            .bind(region)
-            .bind(o.kind.as_str())
-            .bind(&o.provider_id)
-            .bind(&o.name)
-            .bind(&o.state)
-            .bind(&o.rtype)
-            .bind(&o.owner)
-            .bind(&o.private_ip)
-            .bind(&o.public_ip)
-            .bind(o.created_at.unwrap_or(0))
-            .bind(o.size_gib)
-            .bind(serde_json::to_string(&o.tags).unwrap_or_default())
-            .bind(serde_json::Value::Object(o.attributes.clone()).to_string())
-            .bind(o.search_text())
-            .bind(o.fingerprint())
-            .bind(now)
-            .bind(deleted)
-            .fetch_one(&mut *$tx)
-            .await
-            {
-                Ok(id) => id,
-                Err(e) => break 'upsert Err(StoreError::from(e)),
-            };
-            match sqlx::query(
-                "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'appeared', '[]')",
-            )
-            .bind(id)
-            .bind(account)
-            .bind(region)
-            .bind(o.kind.as_str())
-            .bind(&o.provider_id)
-            .bind(&o.name)
-            .bind(now)
-            .execute(&mut *$tx)
-            .await
-            {
-                Ok(_) => Ok(ResourceId(id)),
-                Err(e) => Err(StoreError::from(e)),
-            }
-        }
-    };
 }
 
 impl Store {

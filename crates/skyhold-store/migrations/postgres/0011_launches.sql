@@ -45,3 +45,6 @@ CREATE TABLE instance_secrets (
     UNIQUE (launch_id, server_index)
 );
 CREATE INDEX instance_secrets_provider ON instance_secrets (provider_id);
+
+-- What an action made (an image's id), as JSON.
+ALTER TABLE actions ADD COLUMN result TEXT COLLATE "C" NOT NULL DEFAULT '{}';

@@ -161,6 +161,10 @@ pub enum Action {
     TerminateResource,
     /// Write `skyhold:owner` (manage).
     SetOwner,
+    /// Make an image of an instance (operate).
+    CreateImage,
+    /// Deregister an own image (manage).
+    DeregisterImage,
     /// List and download objects of the buckets the configuration enables.
     BrowseObjects,
     ManageOwnTokens,
@@ -216,6 +220,8 @@ impl Action {
             Action::RebootResource => "resource.reboot",
             Action::TerminateResource => "resource.terminate",
             Action::SetOwner => "resource.set_owner",
+            Action::CreateImage => "resource.create_image",
+            Action::DeregisterImage => "resource.deregister",
             Action::BrowseObjects => "bucket.browse",
             Action::ManageOwnTokens => "token.manage",
             Action::ManageOwnViews => "view.manage",
@@ -343,8 +349,10 @@ fn required(action: Action) -> Option<Level> {
         | A::StartResource
         | A::StopResource
         | A::RebootResource
+        | A::CreateImage
         | A::LaunchFrom => Some(Level::Operate),
         A::TerminateResource
+        | A::DeregisterImage
         | A::SetOwner
         | A::ActFor
         | A::ManageMembers

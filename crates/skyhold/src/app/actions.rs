@@ -25,6 +25,14 @@ pub enum Op {
     Power(PowerAction),
     /// Write `skyhold:owner` (a user name or `group:NAME`).
     SetOwner(String),
+    /// Make an own image of an instance.
+    CreateImage {
+        name: String,
+        description: String,
+        no_reboot: bool,
+    },
+    /// Deregister an own image.
+    Deregister,
 }
 
 impl Op {
@@ -32,6 +40,8 @@ impl Op {
         match self {
             Op::Power(p) => p.as_str(),
             Op::SetOwner(_) => "set_owner",
+            Op::CreateImage { .. } => "create_image",
+            Op::Deregister => "deregister",
         }
     }
 
@@ -42,16 +52,70 @@ impl Op {
             Op::Power(PowerAction::Reboot) => Action::RebootResource,
             Op::Power(PowerAction::Terminate) => Action::TerminateResource,
             Op::SetOwner(_) => Action::SetOwner,
+            Op::CreateImage { .. } => Action::CreateImage,
+            Op::Deregister => Action::DeregisterImage,
         }
     }
 
     fn params(&self) -> serde_json::Value {
         match self {
-            Op::Power(_) => serde_json::json!({}),
+            Op::Power(_) | Op::Deregister => serde_json::json!({}),
             Op::SetOwner(o) => serde_json::json!({"owner": o}),
+            Op::CreateImage {
+                name,
+                description,
+                no_reboot,
+            } => {
+                serde_json::json!({"name": name, "description": description, "no_reboot": no_reboot})
+            }
         }
     }
 }
+
+/// A destructive action needs the resource's name or id typed back.
+fn confirm_named(r: &Resource, confirm: Option<&str>, doing: &str) -> Result<(), AppError> {
+    let named = confirm.map(str::trim).filter(|c| !c.is_empty());
+    let matches = named.is_some_and(|c| {
+        c == r.observed.provider_id || (!r.observed.name.is_empty() && c == r.observed.name)
+    });
+    if matches {
+        return Ok(());
+    }
+    Err(AppError::ConfirmationRequired(format!(
+        "{doing} {} cannot be undone: confirm with its name or id ({})",
+        r.observed.provider_id,
+        if r.observed.name.is_empty() {
+            &r.observed.provider_id
+        } else {
+            &r.observed.name
+        }
+    )))
+}
+
+/// AMI names: 3-128 characters of letters, digits and `( ) [ ] . / - ' @ _`
+/// and spaces, as EC2 allows.
+fn check_image_name(name: &str) -> Result<(), AppError> {
+    let ok = (3..=128).contains(&name.chars().count())
+        && name.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(
+                    c,
+                    '(' | ')' | '[' | ']' | '.' | '/' | '-' | '\'' | '@' | '_' | ' '
+                )
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::bad_parameter(
+            "name",
+            "3-128 characters: letters, digits, spaces and ( ) [ ] . / - ' @ _",
+        ))
+    }
+}
+
+/// The tag marking an image as made by one action (so a retry or a
+/// recovery finds it instead of making another).
+pub(crate) const IMAGE_ACTION_TAG: &str = "skyhold:action-id";
 
 impl App {
     fn not_found(id: ResourceId) -> impl Fn(StoreError) -> AppError {
@@ -125,7 +189,7 @@ impl App {
         let params = op.params();
         let on_behalf_of = match op {
             Op::SetOwner(o) => o.clone(),
-            Op::Power(_) => String::new(),
+            _ => String::new(),
         };
         let row = match self
             .store
@@ -161,6 +225,43 @@ impl App {
         self.run_action(actor, r, row, op).await
     }
 
+    /// The default name of an image of resource `id`: its name (or id) and
+    /// the time, `web1-20261202-0915` (seconds added if that is taken is
+    /// the provider's to refuse). The resource must be visible.
+    pub async fn default_image_name(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<String, AppError> {
+        let r = self
+            .store
+            .get_resource(id)
+            .await
+            .map_err(Self::not_found(id))?;
+        self.authorize(actor, Action::ViewResource, Object::Resource(&r))
+            .await?;
+        let base = if r.observed.name.is_empty() {
+            r.observed.provider_id.clone()
+        } else {
+            r.observed.name.clone()
+        };
+        let base: String = base
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .take(100)
+            .collect();
+        Ok(format!(
+            "{base}-{}",
+            chrono::Utc::now().format("%Y%m%d-%H%M%S")
+        ))
+    }
+
     /// Refuses what the provider would refuse anyway, or what needs more
     /// from the caller.
     async fn check_op(&self, r: &Resource, op: &Op, confirm: Option<&str>) -> Result<(), AppError> {
@@ -181,23 +282,34 @@ impl App {
                     )));
                 }
                 if *p == PowerAction::Terminate {
-                    let named = confirm.map(str::trim).filter(|c| !c.is_empty());
-                    let matches = named.is_some_and(|c| {
-                        c == r.observed.provider_id
-                            || (!r.observed.name.is_empty() && c == r.observed.name)
-                    });
-                    if !matches {
-                        return Err(AppError::ConfirmationRequired(format!(
-                            "terminating {} cannot be undone: confirm with its name or id ({})",
-                            r.observed.provider_id,
-                            if r.observed.name.is_empty() {
-                                &r.observed.provider_id
-                            } else {
-                                &r.observed.name
-                            }
-                        )));
-                    }
+                    confirm_named(r, confirm, "terminating")?;
                 }
+            }
+            Op::CreateImage {
+                name, description, ..
+            } => {
+                if r.observed.kind != ResourceKind::Instance {
+                    return Err(AppError::BadRequest(format!(
+                        "images are made of instances; resource {} is a {}",
+                        r.id, r.observed.kind
+                    )));
+                }
+                check_image_name(name)?;
+                if description.chars().count() > 255 || description.chars().any(char::is_control) {
+                    return Err(AppError::bad_parameter(
+                        "description",
+                        "at most 255 characters, no control characters",
+                    ));
+                }
+            }
+            Op::Deregister => {
+                if r.observed.kind != ResourceKind::Image {
+                    return Err(AppError::BadRequest(format!(
+                        "deregister applies to images; resource {} is a {}",
+                        r.id, r.observed.kind
+                    )));
+                }
+                confirm_named(r, confirm, "deregistering")?;
             }
             Op::SetOwner(o) => match owner_subject(o) {
                 None => {
@@ -242,23 +354,69 @@ impl App {
             AppError::Conflict(format!("account {} is not configured any more", r.account))
         })?;
         let o = &r.observed;
+        // The call, and the id of what it made (an image).
         let call = async {
             match op {
-                Op::Power(p) => {
+                Op::Power(p) => provider
+                    .power(&r.region, o.kind, &o.provider_id, *p, &row.idempotency_key)
+                    .await
+                    .map(|rc| (rc, None)),
+                Op::SetOwner(owner) => provider
+                    .set_tags(
+                        &r.region,
+                        o.kind,
+                        &o.provider_id,
+                        &[(OWNER_TAG.to_owned(), owner.clone())],
+                    )
+                    .await
+                    .map(|rc| (rc, None)),
+                Op::CreateImage {
+                    name,
+                    description,
+                    no_reboot,
+                } => {
+                    // CreateImage takes no token: an image of this name made
+                    // by this very action is the answer; one made otherwise
+                    // is a refusal.
+                    if let Some(img) = provider.image_named(&r.region, name).await? {
+                        if img.tags.get(IMAGE_ACTION_TAG) == Some(&row.id.to_string()) {
+                            return Ok((
+                                skyhold_core::ActReceipt::default(),
+                                Some(img.provider_id),
+                            ));
+                        }
+                        return Err(skyhold_core::ProviderError::new(
+                            skyhold_core::ProviderErrorKind::InvalidState,
+                            format!(
+                                "an image named {name:?} exists already ({})",
+                                img.provider_id
+                            ),
+                        ));
+                    }
+                    let tags = vec![
+                        (OWNER_TAG.to_owned(), actor.username.clone()),
+                        (
+                            skyhold_core::launch::CREATOR_TAG.to_owned(),
+                            actor.username.clone(),
+                        ),
+                        (IMAGE_ACTION_TAG.to_owned(), row.id.to_string()),
+                        ("skyhold:source-instance".to_owned(), o.provider_id.clone()),
+                    ];
+                    let image = skyhold_core::NewImage {
+                        name: name.clone(),
+                        description: description.clone(),
+                        no_reboot: *no_reboot,
+                        tags,
+                    };
                     provider
-                        .power(&r.region, o.kind, &o.provider_id, *p, &row.idempotency_key)
+                        .create_image(&r.region, &o.provider_id, &image)
                         .await
+                        .map(|id| (skyhold_core::ActReceipt::default(), Some(id)))
                 }
-                Op::SetOwner(owner) => {
-                    provider
-                        .set_tags(
-                            &r.region,
-                            o.kind,
-                            &o.provider_id,
-                            &[(OWNER_TAG.to_owned(), owner.clone())],
-                        )
-                        .await
-                }
+                Op::Deregister => provider
+                    .deregister_image(&r.region, &o.provider_id)
+                    .await
+                    .map(|rc| (rc, None)),
             }
         };
         let timeout = self.config.action_timeout;
@@ -272,10 +430,10 @@ impl App {
         let mut d = actor.audit(op.action().as_str(), resource_target(r));
         d.idempotency_key = actor.ctx.idempotency_key.clone();
         let outcome = match &result {
-            Ok(receipt) => {
+            Ok((receipt, made)) => {
                 d.old = Some(match op {
-                    Op::Power(_) => serde_json::json!({"state": o.state}),
                     Op::SetOwner(_) => serde_json::json!({"owner": o.owner}),
+                    _ => serde_json::json!({"state": o.state}),
                 });
                 d.new = Some(match op {
                     Op::Power(p) => {
@@ -284,10 +442,22 @@ impl App {
                     Op::SetOwner(owner) => {
                         serde_json::json!({"owner": owner, "action_id": row.id.0})
                     }
+                    Op::CreateImage {
+                        name, no_reboot, ..
+                    } => serde_json::json!({
+                        "image_id": made, "name": name, "no_reboot": no_reboot, "action_id": row.id.0
+                    }),
+                    Op::Deregister => {
+                        serde_json::json!({"state": "deregistered", "action_id": row.id.0})
+                    }
                 });
                 Outcome {
                     succeeded: true,
                     provider_request_id: receipt.request_id.clone(),
+                    result: match made {
+                        Some(id) => serde_json::json!({"image_id": id}),
+                        None => serde_json::Value::Null,
+                    },
                     ..Default::default()
                 }
             }
@@ -323,12 +493,54 @@ impl App {
             resource: r.id,
             observed: f.as_ref(),
         });
+        // What the action made, read from the provider, into the inventory.
+        let created = match &result {
+            Ok((_, Some(image_id))) => self.observe_new(r, ResourceKind::Image, image_id).await,
+            _ => None,
+        };
         let (settled, _) = self
             .store
-            .finish_action(row.id, &outcome, now_millis(), &d, refresh)
+            .finish_action(
+                row.id,
+                &outcome,
+                now_millis(),
+                &d,
+                refresh,
+                created.as_ref(),
+            )
             .await?;
         result?;
         Ok(settled)
+    }
+
+    /// Reads a resource an action made (in `r`'s account and region), with
+    /// its owner from its tags; `None` if it cannot be read now (the next
+    /// sync lists it).
+    async fn observe_new(
+        &self,
+        r: &Resource,
+        kind: ResourceKind,
+        provider_id: &str,
+    ) -> Option<ObservedResource> {
+        let provider = self.sync.provider(&r.account)?;
+        let read = tokio::time::timeout(
+            self.config.action_timeout,
+            provider.describe(&r.region, kind, provider_id),
+        )
+        .await;
+        match read {
+            Ok(Ok(Some(mut o))) => {
+                o.owner =
+                    skyhold_core::access::owner_from_tags(&o.tags, &self.config.owner_tag_keys);
+                Some(o)
+            }
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) => {
+                tracing::warn!(resource = provider_id, error = %e, "reading a new resource failed");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Reads one resource afresh from its provider (`None`: it is gone),
@@ -508,6 +720,14 @@ impl App {
                 Ok(r) => r,
                 Err(_) => continue,
             };
+            if a.kind == "create_image" {
+                match self.settle_image(&system, &a, &r).await {
+                    Ok(true) => n += 1,
+                    Ok(false) => {}
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
             let seen = self.reread(&r).await;
             let (succeeded, note) = match (&seen, a.kind.as_str()) {
                 (Ok(now_r), kind) => {
@@ -521,6 +741,7 @@ impl App {
                             let (end, via) = p.target_state();
                             state == end || via.contains(&state)
                         }
+                        None if kind == "deregister" => now_r.deleted_at.is_some(),
                         None => {
                             a.params.get("owner").and_then(|v| v.as_str())
                                 == Some(now_r.observed.owner.as_str())
@@ -559,7 +780,7 @@ impl App {
             };
             match self
                 .store
-                .finish_action(a.id, &outcome, now_millis(), &d, None)
+                .finish_action(a.id, &outcome, now_millis(), &d, None, None)
                 .await
             {
                 Ok(_) => n += 1,
@@ -568,5 +789,74 @@ impl App {
             }
         }
         Ok(n)
+    }
+}
+
+impl App {
+    /// Settles an interrupted create_image: the image this action made is
+    /// found by its name and action tag (never made again). Returns whether
+    /// it settled the row.
+    async fn settle_image(
+        &self,
+        system: &Actor,
+        a: &ActionRow,
+        r: &Resource,
+    ) -> Result<bool, AppError> {
+        let Some(provider) = self.sync.provider(&r.account) else {
+            return Ok(false);
+        };
+        let name = a.params["name"].as_str().unwrap_or_default();
+        let found = match tokio::time::timeout(
+            self.config.action_timeout,
+            provider.image_named(&r.region, name),
+        )
+        .await
+        {
+            Ok(Ok(found)) => found,
+            // The provider cannot tell now: the next pass asks again.
+            _ => return Ok(false),
+        };
+        let mine = found.filter(|i| i.tags.get(IMAGE_ACTION_TAG) == Some(&a.id.to_string()));
+        let mut d: AuditDraft = system.audit("resource.create_image", resource_target(r));
+        let outcome = match &mine {
+            Some(img) => {
+                d.new = Some(
+                    serde_json::json!({"action_id": a.id.0, "image_id": img.provider_id, "settled": true}),
+                );
+                Outcome {
+                    succeeded: true,
+                    result: serde_json::json!({"image_id": img.provider_id}),
+                    ..Default::default()
+                }
+            }
+            None => {
+                let note = format!("interrupted: no image named {name:?} was made; not retried");
+                d.outcome = audit::outcome::FAILED.into();
+                d.reason = note.clone();
+                d.new = Some(serde_json::json!({"action_id": a.id.0, "settled": true}));
+                Outcome {
+                    succeeded: false,
+                    error_code: "interrupted".into(),
+                    error: note,
+                    ..Default::default()
+                }
+            }
+        };
+        let created = match &mine {
+            Some(img) => {
+                self.observe_new(r, ResourceKind::Image, &img.provider_id)
+                    .await
+            }
+            None => None,
+        };
+        match self
+            .store
+            .finish_action(a.id, &outcome, now_millis(), &d, None, created.as_ref())
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 }

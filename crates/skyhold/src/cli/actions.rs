@@ -250,3 +250,112 @@ pub async fn set_owner(target: &str, owner: &str, kind: &str, as_json: bool) -> 
         s(&v, "/resource/owner")
     ))
 }
+
+#[derive(clap::Subcommand)]
+pub enum ImageCommand {
+    /// Make an own image of an instance. Without --no-reboot the instance
+    /// reboots so its file systems are consistent in the image.
+    Create {
+        /// The instance: a name, i-… id or skyhold id.
+        instance: String,
+        /// The image's name (default: the instance's name and the time).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Do not reboot: no downtime, but the image may catch files mid-write.
+        #[arg(long)]
+        no_reboot: bool,
+        /// Follow the image until it is available.
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deregister an own image (asks for its name on a terminal; --yes otherwise).
+    Rm {
+        /// The image: a name, ami-… id or skyhold id.
+        image: String,
+        #[arg(long)]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn image(cmd: ImageCommand) -> Result<()> {
+    let c = client()?;
+    match cmd {
+        ImageCommand::Create {
+            instance,
+            name,
+            description,
+            no_reboot,
+            wait,
+            json,
+        } => {
+            let r = resolve(&c, &instance, "instance").await?;
+            let mut body = json!({"no_reboot": no_reboot});
+            if let Some(n) = name {
+                body["name"] = json!(n);
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            let a = c
+                .call(
+                    Method::POST,
+                    &format!("/resources/{}/image", s(&r, "/id")),
+                    Some(body),
+                )
+                .await?;
+            let image_id = s(&a, "/result/image_id");
+            let mut state = String::new();
+            if wait && !image_id.is_empty() {
+                let img = resolve(&c, &image_id, "image").await?;
+                let done = wait_until(&c, &s(&img, "/id"), &image_id, "available", |i| {
+                    matches!(s(i, "/state").as_str(), "available" | "failed")
+                })
+                .await?;
+                state = s(&done, "/state");
+            }
+            if json {
+                return emit(&serde_json::to_string_pretty(&a)?);
+            }
+            emit(&format!(
+                "image {image_id} ({}) of {}{}",
+                s(&a, "/params/name"),
+                s(&r, "/provider_id"),
+                if state.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {state}")
+                }
+            ))
+        }
+        ImageCommand::Rm { image, yes, json } => {
+            let r = resolve(&c, &image, "image").await?;
+            let pid = s(&r, "/provider_id");
+            let confirm = if yes {
+                pid.clone()
+            } else if std::io::stdin().is_terminal() {
+                super::read_line(&format!(
+                    "Deregistering {pid} cannot be undone. Type its name or id to confirm: "
+                ))?
+            } else {
+                bail!("rm needs --yes when standard input is not a terminal");
+            };
+            let a = c
+                .call(
+                    Method::POST,
+                    &format!("/resources/{}/deregister", s(&r, "/id")),
+                    Some(json!({"confirm": confirm.trim()})),
+                )
+                .await?;
+            if json {
+                return emit(&serde_json::to_string_pretty(&a)?);
+            }
+            emit(&format!("deregistered {pid}"))
+        }
+    }
+}

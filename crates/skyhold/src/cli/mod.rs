@@ -150,6 +150,11 @@ enum Command {
         #[command(subcommand)]
         command: launch::QuotaCommand,
     },
+    /// Images: make one of an instance, or deregister one.
+    Image {
+        #[command(subcommand)]
+        command: actions::ImageCommand,
+    },
     /// Your SSH public keys (imported at launch, served by the key hook).
     Key {
         #[command(subcommand)]
@@ -392,6 +397,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Blueprint { command } => launch::blueprint(command).await,
         Command::Quota { command } => launch::quota(command).await,
         Command::Key { command } => launch::key(command).await,
+        Command::Image { command } => actions::image(command).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

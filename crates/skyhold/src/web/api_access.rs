@@ -46,6 +46,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/grants/{id}", delete(delete_grant))
         .route("/api/v1/resources/{id}/actions", post(act))
         .route("/api/v1/resources/{id}/owner", post(set_owner))
+        .route("/api/v1/resources/{id}/image", post(create_image))
+        .route("/api/v1/resources/{id}/deregister", post(deregister))
         .route("/api/v1/actions", get(list_actions))
         .route("/api/v1/actions/{id}", get(get_action))
         .route("/api/v1/audit", get(audit))
@@ -183,6 +185,9 @@ pub struct ActionOut {
     pub provider_request_id: String,
     /// Set when `state` is `failed`.
     pub error: Option<ActionError>,
+    /// What the action made: `{"image_id": …}` for create_image, else `{}`.
+    #[schema(value_type = Object)]
+    pub result: Value,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -212,6 +217,7 @@ pub fn action_out(a: &ActionRow) -> ActionOut {
             code: a.error_code.clone(),
             message: a.error.clone(),
         }),
+        result: a.result.clone(),
         created_at: rfc3339(a.created_at),
         started_at: a.started_at.map(rfc3339),
         finished_at: a.finished_at.map(rfc3339),
@@ -880,6 +886,102 @@ pub(super) async fn act(
 
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+pub struct ImageBody {
+    /// The image's name (default: the instance's name and the time,
+    /// `web1-20261202-0915`).
+    name: Option<String>,
+    description: Option<String>,
+    /// Image the running instance without stopping it: no downtime, but
+    /// file systems may be caught mid-write (default false: the instance
+    /// reboots for a consistent image).
+    #[serde(default)]
+    no_reboot: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/resources/{id}/image",
+    tag = "actions",
+    summary = "Make an own image of an instance (operate); the image and its snapshots are tagged with creator and owner",
+    params(ResourcePath, IdempotencyKey),
+    request_body = ImageBody,
+    responses(
+        (status = 202, description = "The action; `result.image_id` is the new image", body = ActionOut),
+        (status = 400, response = ApiError),
+        (status = 404, response = ApiError),
+        (status = 409, response = ApiError),
+        (status = 502, response = ApiError),
+        (status = 503, response = ApiError),
+        WriteErrors,
+    )
+)]
+pub(super) async fn create_image(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, AppError> {
+    let id = id_param(&id, "resource", ResourceId)?;
+    let b: ImageBody = body(&bytes)?;
+    let name = match b.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+        Some(n) => n.to_owned(),
+        None => app.default_image_name(&actor, id).await?,
+    };
+    let a = app
+        .act(
+            &actor,
+            id,
+            Op::CreateImage {
+                name,
+                description: b.description.unwrap_or_default().trim().to_owned(),
+                no_reboot: b.no_reboot,
+            },
+            None,
+        )
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(action_out(&a))).into_response())
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmBody {
+    /// The image's name (or id when it has none), typed back.
+    confirm: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/resources/{id}/deregister",
+    tag = "actions",
+    summary = "Deregister an own image (manage; its snapshots stay)",
+    params(ResourcePath, IdempotencyKey),
+    request_body = ConfirmBody,
+    responses(
+        (status = 202, description = "The action", body = ActionOut),
+        (status = 400, response = ApiError),
+        (status = 404, response = ApiError),
+        (status = 409, response = ApiError),
+        (status = 502, response = ApiError),
+        (status = 503, response = ApiError),
+        WriteErrors,
+    )
+)]
+pub(super) async fn deregister(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, AppError> {
+    let id = id_param(&id, "resource", ResourceId)?;
+    let b: ConfirmBody = body(&bytes)?;
+    let a = app
+        .act(&actor, id, Op::Deregister, b.confirm.as_deref())
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(action_out(&a))).into_response())
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OwnerBody {
     /// A user name, or `group:NAME`.
     owner: String,
@@ -906,6 +1008,8 @@ pub struct ActionOutNoResource {
     pub params: Value,
     pub provider_request_id: String,
     pub error: Option<ActionError>,
+    #[schema(value_type = Object)]
+    pub result: Value,
     #[schema(format = DateTime)]
     pub created_at: String,
     #[schema(format = DateTime)]
@@ -954,6 +1058,7 @@ pub(super) async fn set_owner(
             params: a.params,
             provider_request_id: a.provider_request_id,
             error: a.error,
+            result: a.result,
             created_at: a.created_at,
             started_at: a.started_at,
             finished_at: a.finished_at,

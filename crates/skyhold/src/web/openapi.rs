@@ -78,6 +78,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_access::delete_grant,
         api_access::act,
         api_access::set_owner,
+        api_access::create_image,
+        api_access::deregister,
         api_access::list_actions,
         api_access::get_action,
         api_access::audit,

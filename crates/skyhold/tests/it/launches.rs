@@ -1004,7 +1004,10 @@ async fn keys_are_imported_at_launch_and_served_by_the_key_hook() {
     }
     let want = skyhold_core::launch::key_pair_name("ann", &fp);
     let ec2 = ec2(shared_moto(), &spec.account_id, REGION).await;
-    assert_eq!(ec2.key_pair_names().await.unwrap(), std::slice::from_ref(&want));
+    assert_eq!(
+        ec2.key_pair_names().await.unwrap(),
+        std::slice::from_ref(&want)
+    );
     assert_eq!(ec2.instance_key_name(&ids[0]).await.unwrap(), want);
     // A named key that does not exist is a field error.
     let (s, v) = server

@@ -12,6 +12,7 @@ mod auth;
 mod cli;
 mod failing_kind;
 mod hardening;
+mod images;
 mod inventory;
 mod launches;
 mod leases;

@@ -412,6 +412,22 @@ fn api_rows() -> Vec<Row> {
             row(M::POST, "/api/v1/launches", OnBlueprint(Level::Operate)),
             json!({"blueprint": "mx-bp", "name": "mxweb", "dry_run": true}),
         ),
+        with(
+            row(
+                M::POST,
+                "/api/v1/resources/{id}/image",
+                OnResource(Level::Operate),
+            ),
+            json!({"name": "mx-image"}),
+        ),
+        with(
+            row(
+                M::POST,
+                "/api/v1/resources/{id}/deregister",
+                OnResource(Level::Manage),
+            ),
+            json!({"confirm": "x"}),
+        ),
         row(M::GET, "/api/v1/launches", Any),
         row(M::GET, "/api/v1/launches/{id}", Own),
         // Last: it revokes the token the request is made with.
