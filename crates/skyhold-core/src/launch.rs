@@ -17,6 +17,8 @@ pub const BLUEPRINT_TAG: &str = "skyhold:blueprint";
 pub const LAUNCH_ID_TAG: &str = "skyhold:launch-id";
 /// Which of the launch's servers (1-based) an instance is.
 pub const LAUNCH_INDEX_TAG: &str = "skyhold:launch-index";
+/// The server's DNS name, from the blueprint's pattern.
+pub const FQDN_TAG: &str = "skyhold:fqdn";
 /// When the resource expires (RFC 3339 UTC).
 pub const EXPIRES_TAG: &str = "skyhold:expires-at";
 /// The volume size assumed for quotas when neither the request, the
@@ -322,6 +324,9 @@ impl Plan {
             BLUEPRINT_TAG.into(),
             format!("{}@{}", self.blueprint, self.version),
         ));
+        if let Some(f) = &server.fqdn {
+            tags.push((FQDN_TAG.into(), f.clone()));
+        }
         if let Some((launch_id, expires)) = launch {
             tags.push((LAUNCH_ID_TAG.into(), launch_id.to_owned()));
             tags.push((LAUNCH_INDEX_TAG.into(), index.to_string()));

@@ -892,3 +892,71 @@ impl App {
         Ok(out)
     }
 }
+
+/// How to reach an instance over SSH.
+#[derive(Debug, Clone)]
+pub struct SshTarget {
+    pub provider_id: String,
+    pub name: String,
+    pub state: String,
+    pub public_ip: String,
+    pub private_ip: String,
+    pub fqdn: Option<String>,
+    /// From the blueprint it was launched from; `None` when unknown.
+    pub login_user: Option<String>,
+}
+
+impl App {
+    /// What `skyhold ssh` needs about an instance (view on it): its
+    /// addresses, DNS name, state, and the login user of the blueprint
+    /// version it was launched from (read here, so no grant on the
+    /// blueprint is needed to reach one's own server).
+    pub async fn ssh_target(
+        &self,
+        actor: &Actor,
+        id: skyhold_core::ResourceId,
+    ) -> Result<SshTarget, AppError> {
+        let r = self.store.get_resource(id).await.map_err(|e| match e {
+            StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            o => o.into(),
+        })?;
+        self.authorize(actor, Action::ViewResource, Object::Resource(&r))
+            .await?;
+        if r.observed.kind != ResourceKind::Instance {
+            return Err(AppError::BadRequest(format!(
+                "resource {id} is a {}, not an instance",
+                r.observed.kind
+            )));
+        }
+        let tags = &r.observed.tags;
+        let login_user = match tags
+            .get(skyhold_core::launch::BLUEPRINT_TAG)
+            .and_then(|b| b.rsplit_once('@'))
+        {
+            Some((name, version)) => match version.parse::<i64>() {
+                Ok(v) => self
+                    .store
+                    .blueprint(name, Some(v))
+                    .await
+                    .ok()
+                    .map(|b| b.spec.login_user)
+                    .filter(|u| !u.is_empty()),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        Ok(SshTarget {
+            provider_id: r.observed.provider_id.clone(),
+            name: r.observed.name.clone(),
+            state: if r.deleted_at.is_some() {
+                "terminated".into()
+            } else {
+                r.observed.state.clone()
+            },
+            public_ip: r.observed.public_ip.clone(),
+            private_ip: r.observed.private_ip.clone(),
+            fqdn: tags.get(skyhold_core::launch::FQDN_TAG).cloned(),
+            login_user,
+        })
+    }
+}

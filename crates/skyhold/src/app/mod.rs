@@ -39,7 +39,7 @@ pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use blueprints::parse_ttl;
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
-pub use launches::{Commands, LaunchPreview};
+pub use launches::{Commands, LaunchPreview, SshTarget};
 pub use oidc::{Oidc, OidcCallback, OidcStart};
 
 use crate::auth::LoginLimiter;

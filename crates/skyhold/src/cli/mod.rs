@@ -150,6 +150,11 @@ enum Command {
         #[command(subcommand)]
         command: launch::QuotaCommand,
     },
+    /// Connect to an instance by name with the system ssh
+    /// (`skyhold ssh web1 -- uptime`; --print shows the command).
+    Ssh(reach::SshArgs),
+    /// Copy files with the system scp; NAME:path names a path on an instance.
+    Scp(reach::ScpArgs),
     /// Images: make one of an instance, or deregister one.
     Image {
         #[command(subcommand)]
@@ -251,6 +256,7 @@ mod access;
 mod actions;
 mod audit;
 mod launch;
+mod reach;
 
 /// Asks "PROMPT [y/N]" on a terminal; without one, `yes` must be given.
 fn confirm(yes: bool, prompt: &str, _expected: Option<&str>) -> Result<()> {
@@ -398,6 +404,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Quota { command } => launch::quota(command).await,
         Command::Key { command } => launch::key(command).await,
         Command::Image { command } => actions::image(command).await,
+        Command::Ssh(a) => reach::ssh(a).await,
+        Command::Scp(a) => reach::scp(a).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

@@ -27,6 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/launches", get(list_launches).post(create_launch))
         .route("/api/v1/launches/{id}", get(get_launch))
+        .route("/api/v1/resources/{id}/ssh", get(ssh_target))
 }
 
 /// Routes authenticated by something other than a user: the key hook
@@ -455,5 +456,50 @@ pub(super) async fn list_launches(
     Ok(Json(LaunchPage {
         items: rows.iter().map(launch_out).collect(),
         next_cursor: next.map(|n| n.0),
+    }))
+}
+
+/// How to reach an instance with ssh.
+#[derive(Serialize, ToSchema)]
+pub struct SshOut {
+    pub provider_id: String,
+    pub name: String,
+    pub state: String,
+    pub public_ip: String,
+    pub private_ip: String,
+    /// Its DNS name, where its blueprint gave it one.
+    pub fqdn: Option<String>,
+    /// The login user of the blueprint it was launched from.
+    pub login_user: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/resources/{id}/ssh",
+    tag = "launches",
+    summary = "How to reach an instance with ssh: addresses, DNS name, state and login user (view)",
+    params(super::openapi::ResourcePath),
+    responses(
+        (status = 200, body = SshOut),
+        (status = 400, response = ApiError),
+        (status = 404, response = ApiError),
+        ReadErrors,
+    )
+)]
+pub(super) async fn ssh_target(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+) -> Result<Json<SshOut>, AppError> {
+    let id = id_param(&id, "resource", skyhold_core::ResourceId)?;
+    let t = app.ssh_target(&actor, id).await?;
+    Ok(Json(SshOut {
+        provider_id: t.provider_id,
+        name: t.name,
+        state: t.state,
+        public_ip: t.public_ip,
+        private_ip: t.private_ip,
+        fqdn: t.fqdn,
+        login_user: t.login_user,
     }))
 }

@@ -97,6 +97,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_launches::create_launch,
         api_launches::get_launch,
         api_launches::list_launches,
+        api_launches::ssh_target,
     ),
     components(responses(ApiError), schemas(ErrorBody)),
     modifiers(&BearerScheme),

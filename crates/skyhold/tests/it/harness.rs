@@ -578,6 +578,26 @@ impl TestServer {
         child.wait_with_output().expect("wait skyhold")
     }
 
+    /// [`TestServer::cli_as`] with more environment (e.g. a `PATH` with a
+    /// stand-in program first).
+    pub fn cli_env(
+        &self,
+        token: &str,
+        args: &[&str],
+        env: &[(&str, String)],
+    ) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_skyhold"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", self.db.dir.path().join("cli-config"))
+            .env("HOME", self.db.dir.path())
+            .env("SKYHOLD_URL", &self.url)
+            .env("SKYHOLD_TOKEN", token)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .output()
+            .expect("run skyhold")
+    }
+
     pub fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
         let mut child = Command::new(env!("CARGO_BIN_EXE_skyhold"))
             .args(args)

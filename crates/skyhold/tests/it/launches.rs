@@ -1100,3 +1100,144 @@ fn sha256(s: &str) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(s.as_bytes()))
 }
+
+/// `skyhold ssh` and `scp` by name, DNS name or id: the command built
+/// (through --print, and through a stand-in `ssh` first on PATH that
+/// records its arguments: nothing connects to the emulator's addresses).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_and_scp_reach_servers_by_name() {
+    let (server, spec, ann, cy) = setup(shared_moto()).await;
+    for name in ["box", "twin"] {
+        let (s, l) = server
+            .send(
+                Method::POST,
+                "/api/v1/launches",
+                &ann,
+                json!({"blueprint": "dev-box", "name": name}),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{l}");
+    }
+    let r = server.all("kind=instance&q=name:box").await[0].clone();
+    let pid = r["provider_id"].as_str().unwrap().to_owned();
+    let (s, t) = server
+        .send(
+            Method::GET,
+            &format!("/api/v1/resources/{}/ssh", r["id"]),
+            &ann,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    assert_eq!(t["login_user"], "ubuntu", "{t}");
+    assert_eq!(t["fqdn"], "box.dev.example.com", "{t}");
+    let public = t["public_ip"].as_str().unwrap().to_owned();
+    let private = t["private_ip"].as_str().unwrap().to_owned();
+    let addr = if public.is_empty() {
+        private.clone()
+    } else {
+        public.clone()
+    };
+    assert!(!addr.is_empty(), "{r}");
+    let print = |args: &[&str]| {
+        let o = server.cli_as(&ann, args, "");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    // By name, DNS name and id: the blueprint's login user.
+    let want = format!("ssh ubuntu@{addr}");
+    for target in ["box", "box.dev.example.com", pid.as_str()] {
+        let (ok, o, e) = print(&["ssh", "--print", target]);
+        assert!(ok, "{target}: {e}");
+        assert_eq!(o, want, "{target}");
+    }
+    let (ok, o, e) = print(&[
+        "ssh",
+        "--print",
+        "-l",
+        "root",
+        "-o",
+        "Port=2222",
+        "box",
+        "--",
+        "uname",
+        "-a",
+    ]);
+    assert!(ok, "{e}");
+    assert_eq!(o, format!("ssh -o Port=2222 root@{addr} uname -a"));
+    if !public.is_empty() {
+        let (_, o, _) = print(&["ssh", "--print", "--private", "box"]);
+        assert_eq!(o, format!("ssh ubuntu@{private}"));
+    }
+    let (ok, o, e) = print(&["scp", "--print", "-r", "./notes", "box:/tmp/x y"]);
+    assert!(ok, "{e}");
+    assert_eq!(o, format!("scp -r ./notes 'ubuntu@{addr}:/tmp/x y'"));
+    let (ok, _, e) = print(&["scp", "--print", "a", "b"]);
+    assert!(!ok && e.contains("NAME:path"), "{e}");
+    // Unknown, invisible and stopped servers are refused with the reason.
+    let (ok, _, e) = print(&["ssh", "--print", "nope"]);
+    assert!(!ok && e.contains("no instance named"), "{e}");
+    // Seeing a server (view, as every member sees an open account) is
+    // enough to be told how to reach it; sshd decides who gets in.
+    let o = server.cli_as(&cy, &["ssh", "--print", "box"], "");
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), want);
+    let ec2 = ec2(shared_moto(), &spec.account_id, REGION).await;
+    ec2.stop(std::slice::from_ref(&pid)).await.unwrap();
+    let (s, _) = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/resources/{}/refresh", r["id"]),
+            &ann,
+            json!(null),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let (ok, _, e) = print(&["ssh", "--print", "box"]);
+    assert!(!ok && e.contains("skyhold start box"), "{e}");
+
+    // Without --print the system ssh runs (here a stand-in that records).
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("args");
+    let fake = dir.path().join("ssh");
+    std::fs::write(
+        &fake,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let twin = server.all("kind=instance&q=name:twin").await[0].clone();
+    let (_, t) = server
+        .send(
+            Method::GET,
+            &format!("/api/v1/resources/{}/ssh", twin["id"]),
+            &ann,
+            json!(null),
+            None,
+        )
+        .await;
+    let twin_addr = match t["public_ip"].as_str().unwrap() {
+        "" => t["private_ip"].as_str().unwrap().to_owned(),
+        p => p.to_owned(),
+    };
+    let o = server.cli_env(
+        &ann,
+        &["ssh", "twin", "--", "echo", "hi there"],
+        &[("PATH", path)],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let args = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(args, format!("ubuntu@{twin_addr}\necho\nhi there\n"));
+    server.stop().await;
+}

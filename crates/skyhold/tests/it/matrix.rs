@@ -428,6 +428,11 @@ fn api_rows() -> Vec<Row> {
             ),
             json!({"confirm": "x"}),
         ),
+        row(
+            M::GET,
+            "/api/v1/resources/{id}/ssh",
+            OnResource(Level::View),
+        ),
         row(M::GET, "/api/v1/launches", Any),
         row(M::GET, "/api/v1/launches/{id}", Own),
         // Last: it revokes the token the request is made with.
