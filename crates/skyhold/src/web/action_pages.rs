@@ -25,6 +25,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/resources/{id}/act", post(act))
         .route("/resources/{id}/owner", post(set_owner))
+        .route("/resources/{id}/image", post(create_image))
+        .route("/resources/{id}/deregister", post(deregister))
         .route("/bulk", post(bulk))
         .route("/orphans", get(orphans))
         .route("/orphans/claim", post(claim))
@@ -37,7 +39,7 @@ const BULK_MAX: usize = 100;
 fn refusal_text(code: &str) -> Option<&'static str> {
     Some(match code {
         "confirmation_required" => {
-            "Terminating cannot be undone: type the instance's name (or id) into the box to confirm."
+            "This cannot be undone: type the resource's name (or id) into the box to confirm."
         }
         "invalid_state" => "The resource's state does not allow this action now (it may be gone, or between states).",
         "not_permitted" => "The provider does not permit this action on this resource (termination protection, or a kind it cannot tag).",
@@ -158,6 +160,28 @@ pub fn panel(
                 }
             }
         }
+        @if r.deleted_at.is_none() && r.observed.kind == ResourceKind::Instance
+            && app.allows(actor, Action::CreateImage, Object::Resource(r)) {
+            details.panel {
+                summary { "Create an image of it" }
+                form method="post" action={"/resources/" (r.id.0) "/image"} {
+                    (csrf_field(actor))
+                    input type="text" name="name" placeholder={(name) "-YYYYMMDD-HHMMSS"} size="28" maxlength="128" aria-label="Image name";
+                    input type="text" name="description" placeholder="description" size="28" maxlength="255" aria-label="Image description";
+                    label.inline { input type="checkbox" name="no_reboot" value="1"; " without rebooting" }
+                    button type="submit" { "Create image" }
+                    p.dim { "By default the instance reboots so its file systems are consistent in the image (a short outage). Without rebooting there is no outage, but files being written may be caught half-written." }
+                }
+            }
+        }
+        @if r.deleted_at.is_none() && r.observed.kind == ResourceKind::Image
+            && app.allows(actor, Action::DeregisterImage, Object::Resource(r)) {
+            form.inline method="post" action={"/resources/" (r.id.0) "/deregister"} {
+                (csrf_field(actor))
+                input type="text" name="confirm" placeholder={"type " (name) " to deregister"} size="24" aria-label={"Type " (name) " to confirm"} required autocomplete="off";
+                button.danger type="submit" { "Deregister image" }
+            }
+        }
         @if recent.is_empty() {
             p.dim { "No actions on it yet." }
         } @else {
@@ -268,6 +292,52 @@ async fn set_owner(
         }
         other => after_action(&app, &actor, id, other),
     }
+}
+
+async fn create_image(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = Fields::parse(&body);
+    f.check_csrf(&actor)?;
+    let id = resource_id(&id)?;
+    let name = match f.get("name").trim() {
+        "" => match app.default_image_name(&actor, ResourceId(id)).await {
+            Ok(n) => n,
+            Err(e) => return after_action(&app, &actor, id, Err(e)),
+        },
+        n => n.to_owned(),
+    };
+    let op = Op::CreateImage {
+        name,
+        description: f.get("description").trim().to_owned(),
+        no_reboot: f.get("no_reboot") == "1",
+    };
+    let result = app.act(&actor, ResourceId(id), op, None).await;
+    match result {
+        Err(e @ AppError::BadParameter { .. }) => {
+            Ok(failed(&app, &actor, "", e, &format!("/resources/{id}")))
+        }
+        other => after_action(&app, &actor, id, other),
+    }
+}
+
+async fn deregister(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = Fields::parse(&body);
+    f.check_csrf(&actor)?;
+    let id = resource_id(&id)?;
+    let confirm = Some(f.get("confirm")).filter(|c| !c.trim().is_empty());
+    let result = app
+        .act(&actor, ResourceId(id), Op::Deregister, confirm)
+        .await;
+    after_action(&app, &actor, id, result)
 }
 
 /// The selected rows of a bulk form (`id`, repeated), at most [`BULK_MAX`],

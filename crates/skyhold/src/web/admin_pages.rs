@@ -263,6 +263,7 @@ async fn profile(
     Query(q): Query<DoneQuery>,
 ) -> PageResult {
     let p = app.me(&actor).await?;
+    let quotas = app.my_quota(&actor).await?;
     let u = &p.user;
     let body = html! {
         h1 { "Profile" }
@@ -292,7 +293,10 @@ async fn profile(
             input type="email" name="email" value=(u.email) placeholder="ann@example.com" size="30" aria-label="Email";
             button type="submit" { "Save email" }
         }
+        h2 #quota { "Your quota" }
+        (super::launch_pages::quota_table(&quotas, None))
         h2 { "SSH public keys (" (p.ssh_keys.len()) ")" }
+        p.dim { "Your newest key is imported at launch as skyhold-" (u.username) "-FINGERPRINT8; the key hook serves every key below to the servers you may operate." }
         @if p.ssh_keys.is_empty() { p.dim { "No keys yet." } } @else {
             table.grid {
                 thead { tr { th { "Name" } th { "Fingerprint" } th { "Type" } th { "Added" } th {} } }

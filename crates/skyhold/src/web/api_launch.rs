@@ -55,7 +55,7 @@ fn query(raw: Option<&str>, allowed: &[&str]) -> Result<Vec<(String, String)>, A
     Ok(pairs)
 }
 
-fn ttl_text(ms: Option<i64>) -> Option<String> {
+pub(super) fn ttl_text(ms: Option<i64>) -> Option<String> {
     ms.map(skyhold_core::search::format_duration)
 }
 
@@ -127,7 +127,7 @@ fn required<T>(v: Option<T>, field: &str) -> Result<T, AppError> {
 impl BlueprintBody {
     /// `base` with this body's fields applied (`None` base: every required
     /// field must be present).
-    fn apply(self, base: Option<BlueprintSpec>) -> Result<BlueprintSpec, AppError> {
+    pub(super) fn apply(self, base: Option<BlueprintSpec>) -> Result<BlueprintSpec, AppError> {
         let ttl =
             |field: &str, v: Option<String>, old: Option<i64>| -> Result<Option<i64>, AppError> {
                 match v {

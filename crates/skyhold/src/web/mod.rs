@@ -11,6 +11,7 @@ mod api_launches;
 mod audit_page;
 mod common;
 mod forms;
+mod launch_pages;
 mod oidc;
 mod openapi;
 mod pages;
@@ -84,6 +85,7 @@ pub fn router(app: AppState) -> Router {
         .merge(permissions::routes())
         .merge(action_pages::routes())
         .merge(audit_page::routes())
+        .merge(launch_pages::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

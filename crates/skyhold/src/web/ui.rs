@@ -132,16 +132,18 @@ pub fn page(
                                     }
                                 }
                             }
+                            a href="/blueprints" class=[(active == "blueprints").then_some("on")] { "Launch" }
                             a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
                             a href="/views" class=[(active == "views").then_some("on")] { "Views" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
                             details.menu {
-                                summary class=[matches!(active, "orphans" | "groups" | "users" | "audit").then_some("on")] { "Access" }
+                                summary class=[matches!(active, "orphans" | "groups" | "users" | "audit" | "quotas").then_some("on")] { "Access" }
                                 div {
                                     a href="/orphans" class=[(active == "orphans").then_some("on")] { "Orphans" }
                                     @if may(a, Action::ViewGroups) { a href="/groups" class=[(active == "groups").then_some("on")] { "Groups" } }
                                     @if may(a, Action::ViewUsers) { a href="/users" class=[(active == "users").then_some("on")] { "Users" } }
                                     @if may(a, Action::ViewAudit) { a href="/audit" class=[(active == "audit").then_some("on")] { "Audit log" } }
+                                    @if may(a, Action::ViewQuotas) { a href="/quotas" class=[(active == "quotas").then_some("on")] { "Quotas" } }
                                 }
                             }
                         }

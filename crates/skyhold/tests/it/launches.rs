@@ -1241,3 +1241,164 @@ async fn ssh_and_scp_reach_servers_by_name() {
     assert_eq!(args, format!("ubuntu@{twin_addr}\necho\nhi there\n"));
     server.stop().await;
 }
+
+/// The pages: the blueprint editor, the launch form whose preview shows the
+/// quota it takes and the command lines before anything is launched, the
+/// launch page, quotas, and the image form of an instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_edit_blueprints_preview_and_launch() {
+    use crate::pages::{browser_login, extract, post_form, text};
+    let (server, spec, _ann, _cy) = setup(shared_moto()).await;
+    let browser = browser_login(&server).await;
+    let new = text(&browser, &server, "/blueprints/new").await;
+    let csrf = extract(&new, "name=\"csrf\" value=\"").expect("csrf");
+    let form = |extra: &[(&'static str, &'static str)]| {
+        let mut f: Vec<(&str, String)> = vec![
+            ("csrf", csrf.clone()),
+            ("name", "web-box".into()),
+            ("account", "lab".into()),
+            ("region", REGION.into()),
+            ("image", "ami-12c6146b".into()),
+            ("instance_types", "t3.micro, t3.small".into()),
+            ("default_type", "t3.micro".into()),
+            ("login_user", "ubuntu".into()),
+            ("key_mode", "owner_key".into()),
+            ("packages", "r-base python3".into()),
+            ("tags", "team=web\r\n".into()),
+            ("default_ttl", "4h".into()),
+            ("max_ttl", "1d".into()),
+        ];
+        for (k, v) in extra {
+            f.retain(|(n, _)| n != k);
+            f.push((k, v.to_string()));
+        }
+        f
+    };
+    // A bad field is refused with its name; nothing is created.
+    let res = post_form(
+        &browser,
+        &server,
+        "/blueprints",
+        &form(&[("max_ttl", "1h")]),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("ttl"));
+    let res = post_form(&browser, &server, "/blueprints", &form(&[])).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let list = text(&browser, &server, "/blueprints").await;
+    assert!(
+        list.contains("web-box") && list.contains("Launch"),
+        "{list}"
+    );
+    let id = server.get("/api/v1/blueprints/web-box").await["id"].clone();
+    assert_eq!(
+        server.get("/api/v1/blueprints/web-box").await["tags"]["team"],
+        "web"
+    );
+
+    // A quota set on its page shows on the form's preview.
+    let res = post_form(
+        &browser,
+        &server,
+        "/quotas",
+        &[
+            ("csrf", csrf.as_str()),
+            ("subject", "default:user"),
+            ("instances", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert!(text(&browser, &server, "/quotas")
+        .await
+        .contains("default:user"));
+    let path = format!("/blueprints/{id}/launch");
+    let page = text(&browser, &server, &path).await;
+    assert!(page.contains("Before you launch"), "{page}");
+    assert!(
+        page.contains("skyhold launch web-box --name admin-1 --type t3.micro"),
+        "{page}"
+    );
+    let preview = [
+        ("csrf", csrf.as_str()),
+        ("name", "w1"),
+        ("type", "t3.small"),
+        ("count", "2"),
+        ("package", "r-base"),
+        ("ttl", "2h"),
+        ("do", "preview"),
+    ];
+    let res = post_form(&browser, &server, &path, &preview).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains(
+            "skyhold launch web-box --name w1 --type t3.small --count 2 --package r-base --ttl 2h"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("aws ec2 run-instances --profile lab"),
+        "{page}"
+    );
+    assert!(
+        page.contains("+2"),
+        "the launch's share of the quota: {page}"
+    );
+    assert!(
+        moto_instances(&spec).await.is_empty(),
+        "a preview launches nothing"
+    );
+    // Too many for the quota: the preview says so, the launch is refused.
+    let mut big = preview;
+    big[3] = ("count", "4");
+    let page = post_form(&browser, &server, &path, &big)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("would be refused"), "{page}");
+    big[6] = ("do", "launch");
+    let res = post_form(&browser, &server, &path, &big).await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert!(moto_instances(&spec).await.is_empty());
+    // Launch: to the launch's page, its servers listed.
+    let mut go = preview;
+    go[6] = ("do", "launch");
+    let res = post_form(&browser, &server, &path, &go).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let at = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(at.starts_with("/launches/"), "{at}");
+    let page = text(&browser, &server, &at).await;
+    assert!(
+        page.contains("w1-1") && page.contains("w1-2") && page.contains("succeeded"),
+        "{page}"
+    );
+    assert_eq!(moto_instances(&spec).await.len(), 2);
+    assert!(text(&browser, &server, "/launches").await.contains("w1"));
+    let profile = text(&browser, &server, "/profile").await;
+    assert!(profile.contains("Your quota"), "{profile}");
+
+    // The instance page offers an image, with the reboot trade-off.
+    let rid = server.all("kind=instance&q=name:w1-1").await[0]["id"].clone();
+    let page = text(&browser, &server, &format!("/resources/{rid}")).await;
+    assert!(
+        page.contains("Create an image of it") && page.contains("without rebooting"),
+        "{page}"
+    );
+    let res = post_form(
+        &browser,
+        &server,
+        &format!("/resources/{rid}/image"),
+        &[
+            ("csrf", csrf.as_str()),
+            ("name", "w1-image"),
+            ("no_reboot", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(server.all("kind=image&q=name:w1-image").await.len(), 1);
+    server.stop().await;
+}

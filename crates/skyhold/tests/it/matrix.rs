@@ -485,6 +485,55 @@ fn page_rows() -> Vec<Row> {
             row(M::POST, "/resources/{id}/owner", OnResource(Level::Manage)),
             json!({"owner": "nosuchuser"}),
         ),
+        with(
+            row(M::POST, "/resources/{id}/image", OnResource(Level::Operate)),
+            json!({"name": "mx-page-image", "no_reboot": "1"}),
+        ),
+        with(
+            row(
+                M::POST,
+                "/resources/{id}/deregister",
+                OnResource(Level::Manage),
+            ),
+            json!({"confirm": "x"}),
+        ),
+        row(M::GET, "/blueprints", Any),
+        row(M::GET, "/blueprints/new", Admin),
+        with(
+            row(M::POST, "/blueprints", Admin),
+            json!({"name": "NEW", "account": "mx-open", "region": "us-east-1",
+                   "image": "ami-12c6146b", "instance_types": "t3.*",
+                   "default_type": "t3.micro", "login_user": "ubuntu"}),
+        ),
+        row(M::GET, "/blueprints/{id}/edit", ManageBlueprint),
+        with(
+            row(M::POST, "/blueprints/{id}/edit", ManageBlueprint),
+            json!({"name": "mx-bp", "account": "mx-open", "region": "us-east-1",
+                   "image": "ami-12c6146b", "instance_types": "t3.*",
+                   "default_type": "t3.micro", "login_user": "ubuntu"}),
+        ),
+        row(M::POST, "/blueprints/{id}/delete", ManageBlueprint),
+        row(
+            M::GET,
+            "/blueprints/{id}/launch",
+            OnBlueprint(Level::Operate),
+        ),
+        with(
+            row(
+                M::POST,
+                "/blueprints/{id}/launch",
+                OnBlueprint(Level::Operate),
+            ),
+            json!({"name": "mxpage", "do": "preview"}),
+        ),
+        row(M::GET, "/launches", Any),
+        row(M::GET, "/launches/{id}", Own),
+        row(M::GET, "/quotas", AdminAuditor),
+        with(
+            row(M::POST, "/quotas", Admin),
+            json!({"subject": "default:group", "instances": "9"}),
+        ),
+        row(M::POST, "/quotas/delete", Admin),
         // Bulk forms act row by row and report refusals per row.
         with(
             row(M::POST, "/bulk", Any),
