@@ -514,7 +514,7 @@ async fn form_page(app: &App, actor: &Actor, id: &str, pairs: &[(String, String)
                 @for t in s.instance_types.iter().filter(|t| !t.contains('*')) {
                     option selected[input.instance_type.as_deref().unwrap_or(&s.default_type) == t] { (t) }
                 }
-                @if !s.instance_types.iter().any(|t| *t == s.default_type) { option selected[input.instance_type.is_none()] { (s.default_type) } }
+                @if !s.instance_types.contains(&s.default_type) { option selected[input.instance_type.is_none()] { (s.default_type) } }
                 @if let Some(t) = input.instance_type.as_ref().filter(|t| !s.instance_types.contains(t) && **t != s.default_type) { option selected { (t) } }
             } span.dim { " allowed: " (s.instance_types.join(", ")) } }
             label { "Count" input type="number" name="count" min="1" max=(skyhold_core::launch::MAX_COUNT) value=(input.count.unwrap_or(1)); }
