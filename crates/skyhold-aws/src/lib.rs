@@ -7,6 +7,7 @@
 //! unreachable endpoint or other.
 
 mod convert;
+mod dns;
 mod launch;
 mod services;
 #[cfg(feature = "testkit")]
@@ -577,6 +578,25 @@ impl Provider for AwsProvider {
         image_id: &str,
     ) -> Result<ActReceipt, ProviderError> {
         launch::deregister_image(&*self.clients(region).await, image_id).await
+    }
+
+    async fn dns_zone(&self, zone: &str) -> Result<Option<(String, String)>, ProviderError> {
+        dns::hosted_zone(self, zone).await
+    }
+
+    async fn dns_name_exists(&self, zone_id: &str, name: &str) -> Result<bool, ProviderError> {
+        dns::record_exists(self, zone_id, name).await
+    }
+
+    async fn change_dns_record(
+        &self,
+        zone_id: &str,
+        name: &str,
+        rtype: &str,
+        value: &str,
+        delete: bool,
+    ) -> Result<(), ProviderError> {
+        dns::change_record(self, zone_id, name, rtype, value, 60, delete).await
     }
 
     async fn ensure_key_pair(

@@ -861,11 +861,11 @@ pub(crate) async fn stacks(rc: &RegionClients, name: Option<&str>) -> Res<Vec<Ob
 
 // ---------------------------------------------------------------- route 53
 
-fn zone_id(raw: &str) -> &str {
+pub(crate) fn zone_id(raw: &str) -> &str {
     raw.strip_prefix("/hostedzone/").unwrap_or(raw)
 }
 
-async fn all_zones(rc: &RegionClients) -> Res<Vec<aws_sdk_route53::types::HostedZone>> {
+pub(crate) async fn all_zones(rc: &RegionClients) -> Res<Vec<aws_sdk_route53::types::HostedZone>> {
     let mut zones = Vec::new();
     let mut pages = rc.route53().list_hosted_zones().into_paginator().send();
     while let Some(pg) = pages.next().await {

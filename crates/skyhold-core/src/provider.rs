@@ -327,6 +327,29 @@ pub trait Provider: Send + Sync {
         Err(unsupported("deregistering images"))
     }
 
+    /// The DNS zone `zone` names (an id or a domain): `(id, domain)`.
+    async fn dns_zone(&self, _zone: &str) -> Result<Option<(String, String)>, ProviderError> {
+        Err(unsupported("DNS zones"))
+    }
+
+    /// Whether zone `zone_id` holds any record named `name`.
+    async fn dns_name_exists(&self, _zone_id: &str, _name: &str) -> Result<bool, ProviderError> {
+        Err(unsupported("DNS records"))
+    }
+
+    /// Creates or replaces (`delete` false), or deletes, the record
+    /// `name` `rtype` `value` in zone `zone_id`.
+    async fn change_dns_record(
+        &self,
+        _zone_id: &str,
+        _name: &str,
+        _rtype: &str,
+        _value: &str,
+        _delete: bool,
+    ) -> Result<(), ProviderError> {
+        Err(unsupported("DNS records"))
+    }
+
     /// The live (not terminated) instances whose tag `key` is `value`.
     async fn instances_tagged(
         &self,

@@ -189,7 +189,8 @@ impl Store {
 
     /// Settles a running launch: its outcome, the instances that exist (by
     /// server index) put into the inventory of (`account`, `region`) and
-    /// bound to their key-hook secrets, its reservation given
+    /// bound to their key-hook secrets, the DNS records `dns` wanted for
+    /// them (by server index), its reservation given
     /// back (what it made counts from the inventory now), and the audit
     /// entry, in one transaction. Returns the row and the instances'
     /// resource ids (in `observed`'s order). `NotFound` if it was settled
@@ -200,6 +201,7 @@ impl Store {
         outcome: &LaunchOutcome<'_>,
         account: &AccountName,
         observed: &[(u32, ObservedResource)],
+        dns: &[crate::WantedRecord],
         now: Millis,
         audit: &AuditDraft,
     ) -> Result<(LaunchRow, Vec<ResourceId>)> {
@@ -231,6 +233,8 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            let servers: Vec<(u32, &String)> = observed.iter().map(|(i, o)| (*i, &o.provider_id)).collect();
+            crate::dns::want_records_in!(tx, &l, dns, servers, now)?;
             if let Some(r) = l.reservation_id {
                 sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
                     .bind(r.0)

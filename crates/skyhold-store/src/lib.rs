@@ -11,6 +11,7 @@ mod access;
 mod actions;
 mod audit;
 mod blueprints;
+mod dns;
 mod events;
 mod jobs;
 mod launches;
@@ -23,6 +24,7 @@ pub use access::{Grant, GrantFilter, Group, NewUser, SshKey, UserPatch};
 pub use actions::{ActionRow, IdempotencyClaim, NewAction, Outcome, Refresh};
 pub use audit::{AuditQuery, AuditScope};
 pub use blueprints::BlueprintRow;
+pub use dns::{DnsRecordRow, WantedRecord};
 pub use events::{ChangeEvent, EventQuery};
 pub use jobs::{
     JobOutcome, JobState, LeaseOutcome, SyncRun, REGIONS_STATUS_KIND, REGIONS_STATUS_REGION,

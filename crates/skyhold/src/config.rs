@@ -53,6 +53,10 @@ pub struct Config {
     /// unsettled for longer than this (plus 5 s) died with its process and
     /// is settled by re-reading its resource.
     pub action_timeout: Duration,
+    /// DNS records of launched servers name their private address even
+    /// when they have a public one (`dns_address = "private"`; default
+    /// `"public"`: the public address if any, else the private).
+    pub dns_private: bool,
     pub accounts: Vec<AccountConfig>,
 }
 
@@ -331,6 +335,7 @@ struct RawConfig {
     audit_anchor: Option<String>,
     audit_anchor_interval: Option<String>,
     action_timeout: Option<String>,
+    dns_address: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
 }
@@ -821,6 +826,20 @@ impl Config {
             None => Duration::from_secs(60),
             Some(v) => parse_interval(v).map_err(|m| loc.err(None, "action_timeout", m))?,
         };
+        let dns_private = match raw.dns_address.as_deref() {
+            None | Some("public") => false,
+            Some("private") => true,
+            Some(other) => {
+                return Err(loc.err(
+                    None,
+                    "dns_address",
+                    format!(
+                        "{:?}: use \"public\" or \"private\"",
+                        skyhold_core::clip(other, 40)
+                    ),
+                ))
+            }
+        };
         let owner_tag_keys = raw
             .owner_tag_keys
             .unwrap_or_else(skyhold_core::access::default_owner_tag_keys);
@@ -1129,6 +1148,7 @@ impl Config {
             audit_anchor,
             audit_anchor_interval,
             action_timeout,
+            dns_private,
             public_url,
             auth: AuthConfig {
                 local: auth_local,

@@ -152,7 +152,8 @@ pub async fn start(
 }
 
 /// Settles the actions and launches a crashed process left behind (see
-/// [`App::settle_actions`], [`App::settle_launches`]).
+/// [`App::settle_actions`], [`App::settle_launches`]), then reconciles
+/// the DNS records of launched servers ([`App::reconcile_dns`]).
 async fn settle_unsettled(app: &App, settle_after: i64) {
     match app.settle_actions(settle_after).await {
         Ok(0) => {}
@@ -163,5 +164,17 @@ async fn settle_unsettled(app: &App, settle_after: i64) {
         Ok(0) => {}
         Ok(n) => tracing::info!(settled = n, "settled launches left by a crash"),
         Err(e) => tracing::warn!(error = %e, "settling launches left by a crash"),
+    }
+    // And keeps the DNS records of launched servers in step with them.
+    match app.reconcile_dns(None).await {
+        Ok(p) if p == Default::default() => {}
+        Ok(p) => tracing::info!(
+            written = p.written,
+            removed = p.removed,
+            waiting = p.waiting,
+            failed = p.failed,
+            "DNS records reconciled"
+        ),
+        Err(e) => tracing::warn!(error = %e, "reconciling DNS records"),
     }
 }

@@ -48,3 +48,24 @@ CREATE INDEX instance_secrets_provider ON instance_secrets (provider_id);
 
 -- What an action made (an image's id), as JSON.
 ALTER TABLE actions ADD COLUMN result TEXT NOT NULL DEFAULT '{}';
+
+-- The DNS records skyhold made for launched servers (and only those: a
+-- record skyhold did not make is never touched). `wanted` until the
+-- server has an address, `present` once written, `removed` once the
+-- server is gone and the record deleted.
+CREATE TABLE dns_records (
+    id           INTEGER PRIMARY KEY,
+    account      TEXT    NOT NULL,
+    region       TEXT    NOT NULL,
+    zone_id      TEXT    NOT NULL,
+    name         TEXT    NOT NULL,
+    rtype        TEXT    NOT NULL,
+    provider_id  TEXT    NOT NULL,  -- the instance
+    launch_id    BIGINT,
+    value        TEXT    NOT NULL,  -- the address written, '' before
+    state        TEXT    NOT NULL,
+    error        TEXT    NOT NULL,
+    created_at   BIGINT  NOT NULL,
+    updated_at   BIGINT  NOT NULL
+);
+CREATE UNIQUE INDEX dns_records_live ON dns_records (zone_id, name, rtype) WHERE state <> 'removed';

@@ -172,9 +172,20 @@ impl App {
         // From here the pipeline runs in a task of its own: a client that
         // hangs up must not cut it between the call and its outcome.
         let (app, actor, op) = (Arc::clone(self), actor.clone(), op.clone());
-        tokio::spawn(async move { app.record_and_run(&actor, &r, &op, &key).await })
-            .await
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("the action's task failed: {e}")))?
+        tokio::spawn(async move {
+            let settled = app.record_and_run(&actor, &r, &op, &key).await;
+            // A server stopped, started or gone may need its DNS record
+            // rewritten or removed.
+            if matches!(op, Op::Power(_)) && settled.as_ref().is_ok_and(|a| a.state == "succeeded")
+            {
+                if let Err(e) = app.reconcile_dns(Some(&r.observed.provider_id)).await {
+                    tracing::warn!(error = %e, "DNS reconcile after an action");
+                }
+            }
+            settled
+        })
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("the action's task failed: {e}")))?
     }
 
     /// Intent row (`running`) under `key`, then [`App::run_action`]. The

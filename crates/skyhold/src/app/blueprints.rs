@@ -155,6 +155,7 @@ impl App {
         image: &skyhold_core::blueprint::ImageRef,
     ) -> Result<(), AppError> {
         self.find_image(provider, account, region, image).await?;
+        self.blueprint_zone(provider, spec).await?;
         let timeout = self.config.action_timeout;
         let late = || AppError::Provider(format!("{account}/{region} did not answer in time"));
         for sn in &spec.subnet_ids {

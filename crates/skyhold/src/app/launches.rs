@@ -21,7 +21,9 @@ use skyhold_core::{
     now_millis, AccountName, ImageInfo, LaunchId, Millis, ObservedResource, Provider, ResourceKind,
     RunSpec, Subject, UserId,
 };
-use skyhold_store::{BlueprintRow, LaunchOutcome, LaunchRow, NewLaunch, QuotaScope, StoreError};
+use skyhold_store::{
+    BlueprintRow, LaunchOutcome, LaunchRow, NewLaunch, QuotaScope, StoreError, WantedRecord,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,6 +77,8 @@ struct Prepared {
     key: Option<(String, String)>,
     request: Amount,
     scopes: Vec<QuotaScope>,
+    /// The blueprint's DNS zone, `(id, domain)`.
+    zone: Option<(String, String)>,
 }
 
 /// Plan errors: a field of the request, or (for what the blueprint's
@@ -218,7 +222,13 @@ impl App {
             }
         };
         let key = self.launch_key(actor, &b, &owner, input).await?;
+        let zone = self.blueprint_zone(provider.as_ref(), &b.spec).await?;
+        if let Some(z) = &zone {
+            let fqdns: Vec<String> = plan.servers.iter().filter_map(|s| s.fqdn.clone()).collect();
+            self.check_dns_names(provider.as_ref(), z, &fqdns).await?;
+        }
         Ok(Prepared {
+            zone,
             key,
             blueprint: b,
             plan,
@@ -437,6 +447,7 @@ impl App {
             "expires_at": p.plan.expires_at(now).map(skyhold_core::rfc3339),
             "root_volume_gib": p.plan.root_volume_gib,
             "key_name": p.key.as_ref().map(|(n, _)| n),
+            "dns_zone_id": p.zone.as_ref().map(|(id, _)| id),
             "request": p.request,
         });
         let row = self
@@ -647,6 +658,22 @@ impl App {
         }
         let observed: Vec<(u32, ObservedResource)> =
             made.into_iter().map(|(i, _, o)| (i, o)).collect();
+        // The DNS names its servers get (the reconciler writes them).
+        let dns: Vec<WantedRecord> = match row.params["dns_zone_id"].as_str() {
+            Some(zone) => row.params["servers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| {
+                    Some(WantedRecord {
+                        zone_id: zone.to_owned(),
+                        name: s["fqdn"].as_str()?.to_owned(),
+                        index: s["index"].as_u64()? as u32,
+                    })
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let (settled, _) = self
             .store
             .finish_launch(
@@ -659,10 +686,18 @@ impl App {
                 },
                 account,
                 &observed,
+                &dns,
                 now_millis(),
                 &d,
             )
             .await?;
+        if !dns.is_empty() {
+            for (_, o) in &observed {
+                if let Err(e) = self.reconcile_dns(Some(&o.provider_id)).await {
+                    tracing::warn!(error = %e, "writing a new server's DNS record");
+                }
+            }
+        }
         Ok(settled)
     }
 

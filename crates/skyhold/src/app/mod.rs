@@ -20,6 +20,7 @@ mod access;
 mod actions;
 mod audit;
 mod blueprints;
+mod dns;
 mod grants;
 mod identity;
 mod inventory;
@@ -37,6 +38,7 @@ pub use access::{
 pub use actions::Op;
 pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use blueprints::parse_ttl;
+pub use dns::DnsPass;
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
 pub use launches::{Commands, LaunchPreview, SshTarget};

@@ -1225,6 +1225,7 @@ async fn sync_page(
 ) -> PageResult {
     let statuses = app.sync_status(&actor).await?;
     let accounts = app.accounts(&actor).await?;
+    let records = app.dns_records(&actor, 100).await?;
     let can_sync = app.allows(
         &actor,
         crate::app::Action::TriggerSync,
@@ -1257,6 +1258,18 @@ async fn sync_page(
                     " " (e)
                 } @else { span.dim { "—" } } }
             } } }
+        }
+        h2 #dns { "DNS records of launched servers" }
+        p.dim { "Kept in step with their servers after every launch and action and every " (humantime::format_duration(std::time::Duration::from_millis((app.config.action_timeout.as_millis() as u64) * 2 + 5_000))) "; only records skyhold made are touched." }
+        @if records.is_empty() { p.dim { "None yet." } } @else {
+            table.grid {
+                thead { tr { th { "Name" } th { "Type" } th { "Address" } th { "Instance" } th { "State" } th { "Updated" } th { "Last error" } } }
+                tbody { @for r in &records { tr class=[(r.state == "removed").then_some("deleted")] {
+                    td { (r.name) } td { (r.rtype) } td.mono { (empty(&r.value)) } td.mono { (r.provider_id) }
+                    td { (r.state) } td { (time(Some(r.updated_at))) }
+                    td.wrap { (empty(&r.error)) }
+                } } }
+            }
         }
     };
     Ok(page(

@@ -7,7 +7,7 @@ use crate::harness::*;
 use crate::proxy::{Fault, FaultProxy};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use skyhold_aws::testkit::emulator_account;
+use skyhold_aws::testkit::{emulator_account, Aws};
 use skyhold_aws::AwsProvider;
 use skyhold_core::{ObservedResource, Provider, ResourceKind, Role};
 use std::time::{Duration, Instant};
@@ -51,6 +51,12 @@ async fn setup(endpoint: &str) -> (TestServer, AccountSpec, String, String) {
 async fn setup_with(endpoint: &str, extra: &str) -> (TestServer, AccountSpec, String, String) {
     let spec = AccountSpec::new("lab", endpoint, &[REGION]).with_kinds(&["instance"]);
     let server = TestServer::start_with_toml(std::slice::from_ref(&spec), extra, true).await;
+    let aws = Aws::connect(shared_moto(), &spec.account_id, REGION)
+        .await
+        .unwrap();
+    aws.create_zone("dev.example.com", "the blueprint's zone")
+        .await
+        .unwrap();
     let admin = server.token.clone();
     let (s, v) = server
         .send(
@@ -1400,5 +1406,126 @@ async fn the_pages_edit_blueprints_preview_and_launch() {
     .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     assert_eq!(server.all("kind=image&q=name:w1-image").await.len(), 1);
+    server.stop().await;
+}
+
+/// The A records of (address, name) in a zone, read through the SDK.
+async fn zone_records(aws: &Aws, zone: &str) -> Vec<(String, String)> {
+    let r = aws
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .send()
+        .await
+        .unwrap();
+    let mut out: Vec<(String, String)> = r
+        .resource_record_sets()
+        .iter()
+        .filter(|s| s.r#type().as_str() == "A")
+        .flat_map(|s| {
+            s.resource_records().iter().map(|v| {
+                (
+                    s.name().trim_end_matches('.').to_owned(),
+                    v.value().to_owned(),
+                )
+            })
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// DNS names: written once servers have addresses, refused when taken
+/// (by another server or by a record skyhold did not make), removed when
+/// the server is terminated, and records skyhold did not make untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_records_follow_the_servers_skyhold_launched() {
+    let (server, spec, ann, _cy) = setup(shared_moto()).await;
+    let admin = server.token.clone();
+    let aws = Aws::connect(shared_moto(), &spec.account_id, REGION)
+        .await
+        .unwrap();
+    let zones = aws.route53.list_hosted_zones().send().await.unwrap();
+    let zone = zones.hosted_zones()[0]
+        .id()
+        .trim_start_matches("/hostedzone/")
+        .to_owned();
+    aws.upsert_record(&zone, "taken.dev.example.com", "A", 300, &["192.0.2.7"])
+        .await
+        .unwrap();
+    // A zone that does not exist is a blueprint field error.
+    let mut b = blueprint("nozone", "lab");
+    b["dns_zone"] = json!("nowhere.example.org");
+    b["dns_name_pattern"] = json!("{{name}}.nowhere.example.org");
+    let (s, v) = server
+        .send(Method::POST, "/api/v1/blueprints", &admin, b, None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["error"]["field"], "dns_zone", "{v}");
+
+    let (s, l) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "dev-box", "name": "web", "count": 2}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let addr = |i: usize| {
+        let s = &l["instances"][i];
+        match s["public_ip"].as_str().unwrap() {
+            "" => s["private_ip"].as_str().unwrap().to_owned(),
+            p => p.to_owned(),
+        }
+    };
+    let want = vec![
+        ("taken.dev.example.com".to_owned(), "192.0.2.7".to_owned()),
+        ("web-1.dev.example.com".to_owned(), addr(0)),
+        ("web-2.dev.example.com".to_owned(), addr(1)),
+    ];
+    assert_eq!(zone_records(&aws, &zone).await, want);
+    // A name the zone has already is refused before anything is launched.
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "dev-box", "name": "taken"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "name_taken", "{v}");
+    assert_eq!(moto_instances(&spec).await.len(), 2);
+    // Terminated through skyhold: its record goes, the others stay.
+    let rid = server.all("kind=instance&q=name:web-1").await[0]["id"].clone();
+    let (s, v) = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/resources/{rid}/actions"),
+            &ann,
+            json!({"action": "terminate", "confirm": "web-1"}),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    assert_eq!(
+        zone_records(&aws, &zone).await,
+        vec![want[0].clone(), want[2].clone()]
+    );
+    // The reconciler is idempotent: another pass changes nothing.
+    let pass = server.app().reconcile_dns(None).await.unwrap();
+    assert_eq!(pass, skyhold::app::DnsPass::default());
+    assert_eq!(
+        zone_records(&aws, &zone).await,
+        vec![want[0].clone(), want[2].clone()]
+    );
+    let (_, page) = server.page("/sync").await;
+    assert!(
+        page.contains("web-2.dev.example.com") && page.contains("removed"),
+        "{page}"
+    );
     server.stop().await;
 }

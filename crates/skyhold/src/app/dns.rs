@@ -1,0 +1,210 @@
+//! DNS names of launched servers: checked at launch (the zone exists, the
+//! names fit it and are free), wanted when the launch settles, and kept in
+//! step with the servers by a reconciler that runs after launches and
+//! actions and on a timer. It works only from skyhold's own record of what
+//! it made, so a record skyhold did not make is never touched.
+
+use super::App;
+use crate::error::AppError;
+use skyhold_core::blueprint::{BlueprintSpec, FieldError};
+use skyhold_core::{now_millis, AccountName, Provider, ResourceKind};
+use skyhold_store::DnsRecordRow;
+
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DnsPass {
+    pub written: usize,
+    pub removed: usize,
+    pub waiting: usize,
+    pub failed: usize,
+}
+
+impl App {
+    /// The zone of a blueprint as the provider shows it, `(id, domain)`;
+    /// a field error on `dns_zone` when there is none such.
+    pub(super) async fn blueprint_zone(
+        &self,
+        provider: &dyn Provider,
+        spec: &BlueprintSpec,
+    ) -> Result<Option<(String, String)>, AppError> {
+        if spec.dns_zone.trim().is_empty() {
+            return Ok(None);
+        }
+        let found = tokio::time::timeout(
+            self.config.action_timeout,
+            provider.dns_zone(&spec.dns_zone),
+        )
+        .await
+        .map_err(|_| AppError::Provider("Route 53 did not answer in time".into()))??;
+        match found {
+            Some(z) => Ok(Some(z)),
+            None => Err(FieldError::new(
+                "dns_zone",
+                format!("no hosted zone {:?} in this account", spec.dns_zone),
+            )
+            .into()),
+        }
+    }
+
+    /// Refuses DNS names outside the zone or in use there (by skyhold's
+    /// own records, or by any record of the zone), before any call that
+    /// changes something.
+    pub(super) async fn check_dns_names(
+        &self,
+        provider: &dyn Provider,
+        zone: &(String, String),
+        names: &[String],
+    ) -> Result<(), AppError> {
+        let (zone_id, domain) = zone;
+        for n in names {
+            let n = n.trim_end_matches('.').to_ascii_lowercase();
+            if n != *domain && !n.ends_with(&format!(".{domain}")) {
+                return Err(FieldError::new(
+                    "dns_name_pattern",
+                    format!("{n} is not inside zone {domain}"),
+                )
+                .into());
+            }
+        }
+        if let Some(taken) = self.store.dns_name_taken(zone_id, names).await? {
+            return Err(AppError::NameTaken(format!(
+                "{taken} is the DNS name of another server: choose another name"
+            )));
+        }
+        for n in names {
+            let exists = tokio::time::timeout(
+                self.config.action_timeout,
+                provider.dns_name_exists(zone_id, n),
+            )
+            .await
+            .map_err(|_| AppError::Provider("Route 53 did not answer in time".into()))??;
+            if exists {
+                return Err(AppError::NameTaken(format!(
+                    "zone {domain} has a record named {n} already: choose another name"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// One reconciler pass over skyhold's records (those of instance
+    /// `only` when given): a record whose server has an address is written
+    /// (or rewritten when the address changed); one whose server is gone is
+    /// deleted. Idempotent; failures are recorded on the row and retried
+    /// next pass.
+    pub async fn reconcile_dns(&self, only: Option<&str>) -> Result<DnsPass, AppError> {
+        let mut pass = DnsPass::default();
+        for rec in self.store.live_dns_records().await? {
+            if only.is_some_and(|p| p != rec.provider_id) {
+                continue;
+            }
+            match self.reconcile_record(&rec).await {
+                Ok(Step::Written) => pass.written += 1,
+                Ok(Step::Removed) => pass.removed += 1,
+                Ok(Step::Waiting) => pass.waiting += 1,
+                Ok(Step::Unchanged) => {}
+                Err(e) => {
+                    pass.failed += 1;
+                    tracing::warn!(record = %rec.name, error = %e, "DNS reconcile");
+                    self.store
+                        .set_dns_record(
+                            rec.id,
+                            &rec.state,
+                            &rec.value,
+                            &e.to_string(),
+                            now_millis(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(pass)
+    }
+
+    async fn reconcile_record(&self, rec: &DnsRecordRow) -> Result<Step, AppError> {
+        let account = AccountName::parse(&rec.account).map_err(AppError::Conflict)?;
+        let provider = self.sync.provider(&account).ok_or_else(|| {
+            AppError::Conflict(format!(
+                "account {} is not configured any more",
+                rec.account
+            ))
+        })?;
+        let server = self
+            .store
+            .resources_by_provider_ids(
+                &account,
+                Some(&rec.region),
+                Some(ResourceKind::Instance),
+                std::slice::from_ref(&rec.provider_id),
+            )
+            .await?
+            .into_iter()
+            .next();
+        let alive = server.as_ref().filter(|r| {
+            r.deleted_at.is_none()
+                && !matches!(r.observed.state.as_str(), "terminated" | "shutting-down")
+        });
+        let timeout = self.config.action_timeout;
+        let late = || AppError::Provider("Route 53 did not answer in time".into());
+        let Some(r) = alive else {
+            if rec.state == "present" {
+                tokio::time::timeout(
+                    timeout,
+                    provider.change_dns_record(
+                        &rec.zone_id,
+                        &rec.name,
+                        &rec.rtype,
+                        &rec.value,
+                        true,
+                    ),
+                )
+                .await
+                .map_err(|_| late())??;
+            }
+            self.store
+                .set_dns_record(rec.id, "removed", &rec.value, "", now_millis())
+                .await?;
+            return Ok(Step::Removed);
+        };
+        let o = &r.observed;
+        let address = if self.config.dns_private || o.public_ip.is_empty() {
+            o.private_ip.clone()
+        } else {
+            o.public_ip.clone()
+        };
+        if address.is_empty() {
+            return Ok(Step::Waiting);
+        }
+        if rec.state == "present" && rec.value == address && rec.error.is_empty() {
+            return Ok(Step::Unchanged);
+        }
+        tokio::time::timeout(
+            timeout,
+            provider.change_dns_record(&rec.zone_id, &rec.name, &rec.rtype, &address, false),
+        )
+        .await
+        .map_err(|_| late())??;
+        self.store
+            .set_dns_record(rec.id, "present", &address, "", now_millis())
+            .await?;
+        Ok(Step::Written)
+    }
+
+    /// skyhold's DNS records, newest first (the Sync page).
+    pub async fn dns_records(
+        &self,
+        actor: &super::Actor,
+        limit: i64,
+    ) -> Result<Vec<DnsRecordRow>, AppError> {
+        self.authorize(actor, super::Action::ViewSyncStatus, super::Object::None)
+            .await?;
+        Ok(self.store.dns_records(limit).await?)
+    }
+}
+
+enum Step {
+    Written,
+    Removed,
+    Waiting,
+    Unchanged,
+}
