@@ -72,6 +72,10 @@ pub struct LaunchOutcome<'a> {
     pub instances: &'a serde_json::Value,
     pub error_code: &'a str,
     pub error: &'a str,
+    /// The instances that exist, by server index.
+    pub servers: &'a [(u32, ObservedResource)],
+    /// The DNS records wanted for them.
+    pub dns: &'a [crate::WantedRecord],
 }
 
 const COLS: &str = "id, token, idempotency_key, blueprint_id, blueprint_name, blueprint_version, account, \
@@ -200,8 +204,6 @@ impl Store {
         id: LaunchId,
         outcome: &LaunchOutcome<'_>,
         account: &AccountName,
-        observed: &[(u32, ObservedResource)],
-        dns: &[crate::WantedRecord],
         now: Millis,
         audit: &AuditDraft,
     ) -> Result<(LaunchRow, Vec<ResourceId>)> {
@@ -222,6 +224,7 @@ impl Store {
             .ok_or(StoreError::NotFound)?;
             let l = launch_from_row(&row)?;
             let mut ids = Vec::with_capacity(observed.len());
+            let (observed, dns) = (outcome.servers, outcome.dns);
             for (index, o) in observed {
                 ids.push(upsert_observed_in!(tx, account.as_str(), l.region.as_str(), o, now)?);
                 sqlx::query(

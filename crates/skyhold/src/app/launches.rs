@@ -683,10 +683,10 @@ impl App {
                     instances: &instances,
                     error_code: &code,
                     error: &error,
+                    servers: &observed,
+                    dns: &dns,
                 },
                 account,
-                &observed,
-                &dns,
                 now_millis(),
                 &d,
             )
