@@ -223,8 +223,8 @@ impl Store {
             .await?
             .ok_or(StoreError::NotFound)?;
             let l = launch_from_row(&row)?;
-            let mut ids = Vec::with_capacity(observed.len());
             let (observed, dns) = (outcome.servers, outcome.dns);
+            let mut ids = Vec::with_capacity(observed.len());
             for (index, o) in observed {
                 ids.push(upsert_observed_in!(tx, account.as_str(), l.region.as_str(), o, now)?);
                 sqlx::query(
