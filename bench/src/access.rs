@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const MEMBER_PASSWORD: &str = "bench-member-password";
+pub(crate) const MEMBER_PASSWORD: &str = "bench-member-password";
 
 fn draft(action: &str) -> AuditDraft {
     AuditDraft {
@@ -33,7 +33,7 @@ fn draft(action: &str) -> AuditDraft {
 
 /// 1,000 users (one of them the measured member), 100 groups with members,
 /// 10,000 grants on resources, accounts and groups.
-async fn seed_access(url: &str, total: usize) -> Result<f64> {
+pub(crate) async fn seed_access(url: &str, total: usize) -> Result<f64> {
     let t = Instant::now();
     let store = Store::connect(url).await?;
     let hash = skyhold::auth::hash_password(MEMBER_PASSWORD)?;

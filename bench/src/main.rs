@@ -11,6 +11,7 @@
 //! Run with `bench/run` (release build). Results are printed as Markdown.
 
 mod access;
+mod launch;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -83,6 +84,11 @@ async fn main() -> Result<()> {
     if only.as_deref().is_none_or(|o| o == "actions") {
         for b in &backends {
             access::action_bench(b, 300).await?;
+        }
+    }
+    if only.as_deref().is_none_or(|o| o == "launch") {
+        for b in &backends {
+            launch::launch_bench(b, resources, 300).await?;
         }
     }
     if only.as_deref().is_none_or(|o| o == "audit") {
