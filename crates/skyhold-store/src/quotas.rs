@@ -56,8 +56,9 @@ fn placeholders(first: usize, n: usize) -> String {
 
 /// Usage and limits of each scope, read inside `$exec` (a transaction or
 /// a connection): the limits of every subject and fallback in one query,
-/// then per scope that is limited its owners' live capacity by type and
-/// their unexpired reservations. Evaluates to `Vec<Applicable>` (errors
+/// then the live capacity by type and the unexpired reservations of every
+/// owner a limited scope counts (two queries for all scopes), summed per
+/// scope. Evaluates to `Vec<Applicable>` (errors
 /// return from the enclosing function).
 macro_rules! applicable_in {
     ($exec:expr, $scopes:expr, $now:expr) => {{
@@ -81,59 +82,88 @@ macro_rules! applicable_in {
         for r in q.fetch_all(&mut *$exec).await? {
             stored.insert(r.text("subject")?, limits_from_row(&r)?);
         }
-        let mut out: Vec<Applicable> = Vec::with_capacity(scopes.len());
-        for s in scopes {
-            let (source, limits) = match (stored.get(&s.subject.key()), stored.get(&s.fallback.key())) {
+        // Each scope's limits, then the usage of every owner any limited
+        // scope counts, in two queries for all scopes together (this runs
+        // under the quota locks: few round trips keep them short).
+        let resolved: Vec<(QuotaSubject, Limits)> = scopes
+            .iter()
+            .map(|s| match (stored.get(&s.subject.key()), stored.get(&s.fallback.key())) {
                 (Some(l), _) => (s.subject.clone(), *l),
                 (None, Some(l)) => (s.fallback.clone(), *l),
                 (None, None) => (s.subject.clone(), Limits::default()),
-            };
-            let mut usage = Amount::default();
-            // An unlimited quota needs no counting.
-            if !limits.is_unlimited() && !s.owners.is_empty() {
-                let owners: Vec<String> = s.owners.iter().map(|o| o.to_lowercase()).collect();
-                let sql = format!(
-                    "SELECT kind, rtype, COUNT(*) AS n, CAST(COALESCE(SUM(size_gib), 0) AS BIGINT) AS gib FROM resources \
-                     WHERE deleted_at IS NULL AND ((kind = 'instance' AND state NOT IN ({IDLE_STATES})) OR kind = 'volume') \
-                     AND LOWER(owner) IN ({}) GROUP BY kind, rtype",
-                    placeholders(1, owners.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for o in &owners {
-                    q = q.bind(o);
-                }
-                for r in q.fetch_all(&mut *$exec).await? {
-                    let (n, gib) = (r.int("n")?.max(0) as u64, r.int("gib")?.max(0) as u64);
-                    if r.text("kind")? == "volume" {
-                        usage.volume_gib += gib;
-                    } else {
-                        // An unknown type counts as an instance; its vCPUs
-                        // and memory cannot be known.
-                        let a = Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
-                            instances: n,
-                            ..Default::default()
-                        });
-                        usage = usage.plus(a);
-                    }
-                }
-                let sql = format!(
-                    "SELECT CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS i, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
-                     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m, CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g \
-                     FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN ({})",
-                    placeholders(2, owners.len())
-                );
-                let mut q = sqlx::query(&sql).bind(now);
-                for o in &owners {
-                    q = q.bind(o);
-                }
-                let r = q.fetch_one(&mut *$exec).await?;
+            })
+            .collect();
+        let mut owners: Vec<String> = scopes
+            .iter()
+            .zip(&resolved)
+            .filter(|(_, (_, l))| !l.is_unlimited())
+            .flat_map(|(s, _)| s.owners.iter().map(|o| o.to_lowercase()))
+            .collect();
+        owners.sort();
+        owners.dedup();
+        let mut by_owner: std::collections::HashMap<String, Amount> = std::collections::HashMap::new();
+        if !owners.is_empty() {
+            let sql = format!(
+                "SELECT LOWER(owner) AS o, kind, rtype, COUNT(*) AS n, CAST(COALESCE(SUM(size_gib), 0) AS BIGINT) AS gib \
+                 FROM resources WHERE deleted_at IS NULL AND kind IN ('instance', 'volume') AND LOWER(owner) IN ({}) \
+                 AND NOT (kind = 'instance' AND state IN ({IDLE_STATES})) GROUP BY LOWER(owner), kind, rtype",
+                placeholders(1, owners.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for o in &owners {
+                q = q.bind(o);
+            }
+            for r in q.fetch_all(&mut *$exec).await? {
+                let (n, gib) = (r.int("n")?.max(0) as u64, r.int("gib")?.max(0) as u64);
+                let used = if r.text("kind")? == "volume" {
+                    Amount { volume_gib: gib, ..Default::default() }
+                } else {
+                    // An unknown type counts as an instance; its vCPUs
+                    // and memory cannot be known.
+                    Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
+                        instances: n,
+                        ..Default::default()
+                    })
+                };
+                let e = by_owner.entry(r.text("o")?).or_default();
+                *e = e.plus(used);
+            }
+            let sql = format!(
+                "SELECT LOWER(owner) AS o, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS i, \
+                 CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m, \
+                 CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g \
+                 FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN ({}) GROUP BY LOWER(owner)",
+                placeholders(2, owners.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now);
+            for o in &owners {
+                q = q.bind(o);
+            }
+            for r in q.fetch_all(&mut *$exec).await? {
                 let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
-                usage = usage.plus(Amount {
+                let a = Amount {
                     instances: held("i")?,
                     vcpus: held("v")?,
                     memory_mib: held("m")?,
                     volume_gib: held("g")?,
-                });
+                };
+                let e = by_owner.entry(r.text("o")?).or_default();
+                *e = e.plus(a);
+            }
+        }
+        let mut out: Vec<Applicable> = Vec::with_capacity(scopes.len());
+        for (s, (source, limits)) in scopes.iter().zip(resolved) {
+            let mut usage = Amount::default();
+            // An unlimited quota needs no counting.
+            if !limits.is_unlimited() {
+                let mut mine: Vec<String> = s.owners.iter().map(|o| o.to_lowercase()).collect();
+                mine.sort();
+                mine.dedup();
+                for o in &mine {
+                    if let Some(a) = by_owner.get(o) {
+                        usage = usage.plus(*a);
+                    }
+                }
             }
             out.push(Applicable {
                 subject: s.subject.clone(),
@@ -291,6 +321,9 @@ impl Store {
             }
             crate::Pool::Postgres(p) => {
                 let mut tx = p.begin_write().await?;
+                // A reservation is short-lived and expires by itself: one
+                // lost with a crash costs nothing, so its commit does not
+                // wait for the WAL flush while the locks are held.
                 for k in &keys {
                     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                         .bind(format!("skyhold-quota:{k}"))
