@@ -50,7 +50,7 @@ impl Provider for Stub {
         spec: &RunSpec,
     ) -> Result<ObservedResource, ProviderError> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut o = ObservedResource::new(ResourceKind::Instance, &format!("i-bench{n:012x}"));
+        let mut o = ObservedResource::new(ResourceKind::Instance, format!("i-bench{n:012x}"));
         o.state = "pending".into();
         o.rtype = spec.instance_type.clone();
         o.private_ip = format!("10.{}.{}.{}", (n >> 16) & 255, (n >> 8) & 255, n & 255);
