@@ -309,7 +309,10 @@ pub async fn image(cmd: ImageCommand) -> Result<()> {
                     Some(body),
                 )
                 .await?;
-            let image_id = s(&a, "/result/image_id");
+            let image_id = a["result"]["image_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let mut state = String::new();
             if wait && !image_id.is_empty() {
                 let img = resolve(&c, &image_id, "image").await?;

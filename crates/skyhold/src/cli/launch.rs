@@ -175,20 +175,19 @@ pub async fn launch(a: LaunchArgs) -> Result<()> {
             let Some(id) = found["items"][0]["id"].as_i64() else {
                 continue;
             };
+            let has =
+                |r: &Value, k: &str| r["attributes"][k].as_str().is_some_and(|v| !v.is_empty());
             let r = wait_until(
                 &c,
                 &id.to_string(),
                 &label,
                 "running with an address",
-                |r| {
-                    r["state"] == "running"
-                        && (!s(r, "/private_ip").is_empty() || !s(r, "/public_ip").is_empty())
-                },
+                |r| r["state"] == "running" && (has(r, "private_ip") || has(r, "public_ip")),
             )
             .await?;
             srv["state"] = r["state"].clone();
-            srv["private_ip"] = r["private_ip"].clone();
-            srv["public_ip"] = r["public_ip"].clone();
+            srv["private_ip"] = r["attributes"]["private_ip"].clone();
+            srv["public_ip"] = r["attributes"]["public_ip"].clone();
         }
     }
     if a.json {

@@ -53,6 +53,14 @@ pub struct ScpArgs {
     options: Vec<String>,
 }
 
+/// A string field, '' when missing or empty (`s` shows those as "-").
+fn field(v: &Value, ptr: &str) -> String {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The one instance `target` names: its DNS name (`skyhold:fqdn`), else
 /// as `resolve` finds names and ids.
 async fn find(c: &Client, target: &str) -> Result<Value> {
@@ -92,7 +100,7 @@ async fn destination(
     let id = s(&r, "/id");
     // The inventory may still show a new server as pending: read it again
     // once (operate allows it; without, the cached state answers).
-    if s(&r, "/state") == "pending" {
+    if field(&r, "/state") == "pending" {
         let _ = c
             .call(Method::POST, &format!("/resources/{id}/refresh"), None)
             .await;
@@ -100,26 +108,26 @@ async fn destination(
     let t = c
         .call(Method::GET, &format!("/resources/{id}/ssh"), None)
         .await?;
-    let label = if s(&t, "/name").is_empty() {
-        s(&t, "/provider_id")
+    let label = if field(&t, "/name").is_empty() {
+        field(&t, "/provider_id")
     } else {
-        s(&t, "/name")
+        field(&t, "/name")
     };
-    match s(&t, "/state").as_str() {
+    match field(&t, "/state").as_str() {
         "running" => {}
         "stopped" | "stopping" => bail!(
             "{label} is {}: start it with `skyhold start {}`",
-            s(&t, "/state"),
+            field(&t, "/state"),
             shell_quote(target)
         ),
         "pending" => bail!("{label} is still starting; try again in a moment"),
         other => bail!("{label} is {other}: there is nothing to connect to"),
     }
-    let public = s(&t, "/public_ip");
+    let public = field(&t, "/public_ip");
     let address = if !private && !public.is_empty() {
         public
     } else {
-        s(&t, "/private_ip")
+        field(&t, "/private_ip")
     };
     if address.is_empty() {
         bail!("{label} has no address yet");

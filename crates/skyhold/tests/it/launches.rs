@@ -857,6 +857,12 @@ async fn the_cli_launches_previews_and_manages_blueprints_and_quotas() {
     let v: Value = serde_json::from_str(&o).unwrap();
     assert_eq!(v["state"], "succeeded", "{v}");
     assert_eq!(v["instances"][0]["state"], "running", "{v}");
+    assert!(
+        v["instances"][0]["private_ip"]
+            .as_str()
+            .is_some_and(|ip| !ip.is_empty()),
+        "the address it waited for: {v}"
+    );
     assert!(e.contains("c1 (i-"), "progress on stderr: {e}");
     let (ok, o, e) = out(&server.cli_as(&ann, &["quota", "me"], ""));
     assert!(ok, "{o}{e}");
