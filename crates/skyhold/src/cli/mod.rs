@@ -776,6 +776,10 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
         outln!("{}", serde_json::to_string_pretty(&Value::Array(items))?);
         return Ok(());
     }
+    // Servers launched with a DNS name show it in a column of its own.
+    let dns = items
+        .iter()
+        .any(|i| i["tags"][skyhold_core::launch::FQDN_TAG].is_string());
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|i| {
@@ -783,7 +787,7 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
             if !i["deleted_at"].is_null() {
                 state.push_str(" (gone)");
             }
-            vec![
+            let mut row = vec![
                 s(i, "/account"),
                 s(i, "/region"),
                 s(i, "/name"),
@@ -793,23 +797,28 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
                 s(i, "/attributes/private_ip"),
                 s(i, "/attributes/public_ip"),
                 s(i, "/owner"),
-            ]
+            ];
+            if dns {
+                row.push(s(i, &format!("/tags/{}", skyhold_core::launch::FQDN_TAG)));
+            }
+            row
         })
         .collect();
-    print_table(
-        &[
-            "ACCOUNT",
-            "REGION",
-            "NAME",
-            "ID",
-            "STATE",
-            "TYPE",
-            "PRIVATE IP",
-            "PUBLIC IP",
-            "OWNER",
-        ],
-        &rows,
-    )?;
+    let mut header = vec![
+        "ACCOUNT",
+        "REGION",
+        "NAME",
+        "ID",
+        "STATE",
+        "TYPE",
+        "PRIVATE IP",
+        "PUBLIC IP",
+        "OWNER",
+    ];
+    if dns {
+        header.push("DNS NAME");
+    }
+    print_table(&header, &rows)?;
     if cursor.is_some() {
         eprintln!("(more rows: use --all or a larger --limit)");
     }

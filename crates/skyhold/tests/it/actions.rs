@@ -688,34 +688,15 @@ async fn a_crash_during_the_provider_call_settles_on_restart_without_a_second_ca
     let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
     let ids = ec2.launch(1, 1, "crashy", &[]).await.unwrap();
     let db = TestDb::new().await;
-    let config = db.dir.path().join("crash.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = true\naction_timeout = \"4s\"\n\n{}",
-            db.url,
-            account_toml(&spec)
-        ),
-    )
-    .unwrap();
+    let config = replica_config(
+        &db,
+        "crash.toml",
+        "sync_on_start = true\naction_timeout = \"4s\"",
+        &spec,
+    );
     let http = reqwest::Client::new();
-    let token = |url: String| {
-        let http = http.clone();
-        async move {
-            let v: Value = http
-                .post(format!("{url}/api/v1/auth/token"))
-                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["token"].as_str().unwrap().to_owned()
-        }
-    };
     let mut first = crate::replicas::Replica::start(&config);
-    let t1 = token(first.url.clone()).await;
+    let t1 = admin_token(&http, &first.url).await;
     // Wait for the first sync to list the instance.
     let deadline = Instant::now() + Duration::from_secs(30);
     let id = loop {
@@ -772,7 +753,7 @@ async fn a_crash_during_the_provider_call_settles_on_restart_without_a_second_ca
 
     // The restarted server re-reads the instance and settles the row.
     let second = crate::replicas::Replica::start(&config);
-    let t2 = token(second.url.clone()).await;
+    let t2 = admin_token(&http, &second.url).await;
     let deadline = Instant::now() + Duration::from_secs(40);
     let settled = loop {
         let v: Value = http

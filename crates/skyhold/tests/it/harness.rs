@@ -746,3 +746,33 @@ pub fn rsa_key(bits: usize, comment: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD.encode(&blob);
     format!("ssh-rsa {b64} {comment}")
 }
+
+/// The configuration of a spawned `skyhold serve` (for crash and replica
+/// tests): `extra` top-level TOML, then the account. Returns its path.
+pub fn replica_config(db: &TestDb, file: &str, extra: &str, spec: &AccountSpec) -> PathBuf {
+    let path = db.dir.path().join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\n{extra}\n\n{}",
+            db.url,
+            account_toml(spec)
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// An admin API token from a server at `url`.
+pub async fn admin_token(http: &reqwest::Client, url: &str) -> String {
+    let v: Value = http
+        .post(format!("{url}/api/v1/auth/token"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token json");
+    v["token"].as_str().expect("token").to_owned()
+}

@@ -244,32 +244,13 @@ async fn a_crash_during_create_image_settles_from_the_image_made() {
     let ec2 = ec2(moto, &spec.account_id, REGION).await;
     ec2.launch(1, 1, "src", &[]).await.unwrap();
     let db = TestDb::new().await;
-    let config = db.dir.path().join("img-crash.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = true\naction_timeout = \"2s\"\n\n{}",
-            db.url,
-            account_toml(&spec)
-        ),
-    )
-    .unwrap();
+    let config = replica_config(
+        &db,
+        "img-crash.toml",
+        "sync_on_start = true\naction_timeout = \"2s\"",
+        &spec,
+    );
     let http = reqwest::Client::new();
-    let token = |url: String| {
-        let http = http.clone();
-        async move {
-            let v: Value = http
-                .post(format!("{url}/api/v1/auth/token"))
-                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["token"].as_str().unwrap().to_owned()
-        }
-    };
     let get = |url: String, t: String| {
         let http = http.clone();
         async move {
@@ -284,7 +265,7 @@ async fn a_crash_during_create_image_settles_from_the_image_made() {
         }
     };
     let mut first = crate::replicas::Replica::start(&config);
-    let t1 = token(first.url.clone()).await;
+    let t1 = admin_token(&http, &first.url).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let rid = loop {
         let v = get(
@@ -317,7 +298,7 @@ async fn a_crash_during_create_image_settles_from_the_image_made() {
     proxy.clear();
 
     let second = crate::replicas::Replica::start(&config);
-    let t2 = token(second.url.clone()).await;
+    let t2 = admin_token(&http, &second.url).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let settled = loop {
         let v = get(

@@ -564,34 +564,15 @@ async fn a_crash_during_run_instances_settles_by_tag_on_restart() {
     let proxy = FaultProxy::start(moto).await;
     let spec = AccountSpec::new("crash", &proxy.endpoint, &[REGION]).with_kinds(&["instance"]);
     let db = TestDb::new().await;
-    let config = db.dir.path().join("launch-crash.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\naction_timeout = \"2s\"\n\n{}",
-            db.url,
-            account_toml(&spec)
-        ),
-    )
-    .unwrap();
+    let config = replica_config(
+        &db,
+        "launch-crash.toml",
+        "sync_on_start = false\naction_timeout = \"2s\"",
+        &spec,
+    );
     let http = reqwest::Client::new();
-    let token = |url: String| {
-        let http = http.clone();
-        async move {
-            let v: Value = http
-                .post(format!("{url}/api/v1/auth/token"))
-                .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            v["token"].as_str().unwrap().to_owned()
-        }
-    };
     let mut first = crate::replicas::Replica::start(&config);
-    let t1 = token(first.url.clone()).await;
+    let t1 = admin_token(&http, &first.url).await;
     let mut bp = blueprint("crashy", "crash");
     bp["dns_zone"] = json!("");
     bp["dns_name_pattern"] = json!("");
@@ -638,7 +619,7 @@ async fn a_crash_during_run_instances_settles_by_tag_on_restart() {
     proxy.clear();
 
     let second = crate::replicas::Replica::start(&config);
-    let t2 = token(second.url.clone()).await;
+    let t2 = admin_token(&http, &second.url).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     let settled = loop {
         let v: Value = http
@@ -690,31 +671,13 @@ async fn fifty_concurrent_launches_never_overshoot_a_quota() {
     let moto = shared_moto();
     let spec = AccountSpec::new("race", moto, &[REGION]).with_kinds(&["instance"]);
     let db = TestDb::new().await;
-    let config = db.dir.path().join("race.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndatabase_url = {:?}\nsync_interval = \"1h\"\nsync_on_start = false\n\n{}",
-            db.url,
-            account_toml(&spec)
-        ),
-    )
-    .unwrap();
+    let config = replica_config(&db, "race.toml", "sync_on_start = false", &spec);
     let processes = if backend() == Backend::Postgres { 2 } else { 1 };
     let replicas: Vec<_> = (0..processes)
         .map(|_| crate::replicas::Replica::start(&config))
         .collect();
     let http = reqwest::Client::new();
-    let v: Value = http
-        .post(format!("{}/api/v1/auth/token", replicas[0].url))
-        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = v["token"].as_str().unwrap().to_owned();
+    let admin = admin_token(&http, &replicas[0].url).await;
     let base = replicas[0].url.clone();
     let post = |path: &str, body: Value| {
         http.post(format!("{base}{path}"))
