@@ -57,8 +57,8 @@ fn placeholders(first: usize, n: usize) -> String {
 /// Usage and limits of each scope, read inside `$exec` (a transaction or
 /// a connection): the limits of every subject and fallback in one query,
 /// then the live capacity by type and the unexpired reservations of every
-/// owner a limited scope counts (two queries for all scopes), summed per
-/// scope. Evaluates to `Vec<Applicable>` (errors
+/// owner a limited scope counts (one statement, so one snapshot, for all
+/// scopes), summed per scope. Evaluates to `Vec<Applicable>` (errors
 /// return from the enclosing function).
 macro_rules! applicable_in {
     ($exec:expr, $scopes:expr, $now:expr) => {{
@@ -83,7 +83,7 @@ macro_rules! applicable_in {
             stored.insert(r.text("subject")?, limits_from_row(&r)?);
         }
         // Each scope's limits, then the usage of every owner any limited
-        // scope counts, in two queries for all scopes together (this runs
+        // scope counts, in one statement for all scopes together (this runs
         // under the quota locks: few round trips keep them short).
         let resolved: Vec<(QuotaSubject, Limits)> = scopes
             .iter()
@@ -103,19 +103,40 @@ macro_rules! applicable_in {
         owners.dedup();
         let mut by_owner: std::collections::HashMap<String, Amount> = std::collections::HashMap::new();
         if !owners.is_empty() {
+            // Live capacity and unexpired reservations in ONE statement:
+            // on PostgreSQL (READ COMMITTED) every statement has its own
+            // snapshot, and a launch settling between two statements
+            // (its reservation deleted, its instances inserted) would be
+            // counted in neither.
+            let n = owners.len();
             let sql = format!(
-                "SELECT LOWER(owner) AS o, kind, rtype, COUNT(*) AS n, CAST(COALESCE(SUM(size_gib), 0) AS BIGINT) AS gib \
+                "SELECT 'r' AS src, LOWER(owner) AS o, kind, rtype, COUNT(*) AS n, \
+                 CAST(COALESCE(SUM(size_gib), 0) AS BIGINT) AS g, CAST(0 AS BIGINT) AS v, CAST(0 AS BIGINT) AS m \
                  FROM resources WHERE deleted_at IS NULL AND kind IN ('instance', 'volume') AND LOWER(owner) IN ({}) \
-                 AND NOT (kind = 'instance' AND state IN ({IDLE_STATES})) GROUP BY LOWER(owner), kind, rtype",
-                placeholders(1, owners.len())
+                 AND NOT (kind = 'instance' AND state IN ({IDLE_STATES})) GROUP BY LOWER(owner), kind, rtype \
+                 UNION ALL \
+                 SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
+                 CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
+                 CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m \
+                 FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN ({}) GROUP BY LOWER(owner)",
+                placeholders(2, n),
+                placeholders(2 + n, n)
             );
-            let mut q = sqlx::query(&sql);
-            for o in &owners {
+            let mut q = sqlx::query(&sql).bind(now);
+            for o in owners.iter().chain(&owners) {
                 q = q.bind(o);
             }
             for r in q.fetch_all(&mut *$exec).await? {
-                let (n, gib) = (r.int("n")?.max(0) as u64, r.int("gib")?.max(0) as u64);
-                let used = if r.text("kind")? == "volume" {
+                let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
+                let (n, gib) = (held("n")?, held("g")?);
+                let used = if r.text("src")? == "q" {
+                    Amount {
+                        instances: n,
+                        vcpus: held("v")?,
+                        memory_mib: held("m")?,
+                        volume_gib: gib,
+                    }
+                } else if r.text("kind")? == "volume" {
                     Amount { volume_gib: gib, ..Default::default() }
                 } else {
                     // An unknown type counts as an instance; its vCPUs
@@ -127,28 +148,6 @@ macro_rules! applicable_in {
                 };
                 let e = by_owner.entry(r.text("o")?).or_default();
                 *e = e.plus(used);
-            }
-            let sql = format!(
-                "SELECT LOWER(owner) AS o, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS i, \
-                 CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m, \
-                 CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g \
-                 FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN ({}) GROUP BY LOWER(owner)",
-                placeholders(2, owners.len())
-            );
-            let mut q = sqlx::query(&sql).bind(now);
-            for o in &owners {
-                q = q.bind(o);
-            }
-            for r in q.fetch_all(&mut *$exec).await? {
-                let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
-                let a = Amount {
-                    instances: held("i")?,
-                    vcpus: held("v")?,
-                    memory_mib: held("m")?,
-                    volume_gib: held("g")?,
-                };
-                let e = by_owner.entry(r.text("o")?).or_default();
-                *e = e.plus(a);
             }
         }
         let mut out: Vec<Applicable> = Vec::with_capacity(scopes.len());
@@ -323,7 +322,12 @@ impl Store {
                 let mut tx = p.begin_write().await?;
                 // A reservation is short-lived and expires by itself: one
                 // lost with a crash costs nothing, so its commit does not
-                // wait for the WAL flush while the locks are held.
+                // wait for the WAL flush while the locks are held (the
+                // launch row written next flushes it anyway). The locks
+                // are taken one statement each, in sorted order.
+                sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
+                    .execute(&mut *tx)
+                    .await?;
                 for k in &keys {
                     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
                         .bind(format!("skyhold-quota:{k}"))
