@@ -256,37 +256,62 @@ impl Store {
 
     /// Every group with its members, by name.
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
-        on_pool!(self, p => {
-            let groups = sqlx::query("SELECT id, name, created_at FROM groups ORDER BY name").fetch_all(p).await?;
-            let members = sqlx::query(
-                "SELECT m.group_id, u.username FROM group_members m JOIN users u ON u.id = m.user_id ORDER BY u.username",
-            )
-            .fetch_all(p)
-            .await?;
-            let mut out = Vec::with_capacity(groups.len());
-            for g in &groups {
-                let id = g.int("id")?;
-                out.push(Group {
-                    id: GroupId(id),
-                    name: g.text("name")?,
-                    created_at: g.int("created_at")?,
-                    members: members
-                        .iter()
-                        .filter(|m| m.int("group_id").ok() == Some(id))
-                        .filter_map(|m| m.text("username").ok())
-                        .collect(),
-                });
-            }
-            Ok(out)
-        })
+        self.groups_where("", None).await
     }
 
     pub async fn group_by_name(&self, name: &str) -> Result<Option<Group>> {
         Ok(self
-            .list_groups()
+            .groups_where("WHERE g.name = $1", Some(name))
             .await?
             .into_iter()
-            .find(|g| g.name == name))
+            .next())
+    }
+
+    /// The groups the user named `username` belongs to, each with all its
+    /// members (what a quota check of theirs needs), by name.
+    pub async fn groups_of_member(&self, username: &str) -> Result<Vec<Group>> {
+        self.groups_where(
+            "WHERE g.id IN (SELECT m2.group_id FROM group_members m2 JOIN users u2 ON u2.id = m2.user_id \
+             WHERE u2.username = $1)",
+            Some(username),
+        )
+        .await
+    }
+
+    /// Groups (`g`) matching `filter` (bound to `arg` as `$1`), with their
+    /// members, in two queries.
+    async fn groups_where(&self, filter: &str, arg: Option<&str>) -> Result<Vec<Group>> {
+        let groups_sql = format!("SELECT g.id, g.name, g.created_at FROM groups g {filter} ORDER BY g.name");
+        let members_sql = format!(
+            "SELECT m.group_id, u.username FROM group_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.group_id IN (SELECT g.id FROM groups g {filter}) ORDER BY u.username"
+        );
+        on_pool!(self, p => {
+            let mut q = sqlx::query(&groups_sql);
+            let mut m = sqlx::query(&members_sql);
+            if let Some(a) = arg {
+                q = q.bind(a);
+                m = m.bind(a);
+            }
+            let groups = q.fetch_all(p).await?;
+            let members = m.fetch_all(p).await?;
+            let mut by_group: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
+            for r in &members {
+                by_group.entry(r.int("group_id")?).or_default().push(r.text("username")?);
+            }
+            groups
+                .iter()
+                .map(|g| {
+                    let id = g.int("id")?;
+                    Ok(Group {
+                        id: GroupId(id),
+                        name: g.text("name")?,
+                        created_at: g.int("created_at")?,
+                        members: by_group.remove(&id).unwrap_or_default(),
+                    })
+                })
+                .collect()
+        })
     }
 
     /// The groups `user` belongs to: (id, name), by name.

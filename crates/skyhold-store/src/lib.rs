@@ -40,6 +40,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -239,26 +240,78 @@ pub(crate) trait BeginWrite {
     type Db: sqlx::Database;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<
-        Output = std::result::Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>,
-    > + Send;
+    ) -> impl std::future::Future<Output = std::result::Result<WriteTx<Self::Db>, sqlx::Error>> + Send;
 }
+
+/// A transaction begun by [`BeginWrite`]: used as the connection it runs
+/// on (`&mut *tx`), ended by `commit` (dropping it rolls back). On SQLite
+/// it also holds this process's turn to write the database file.
+pub(crate) struct WriteTx<DB: sqlx::Database> {
+    tx: sqlx::Transaction<'static, DB>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl<DB: sqlx::Database> WriteTx<DB> {
+    pub(crate) async fn commit(self) -> std::result::Result<(), sqlx::Error> {
+        // The turn is given up only after the commit.
+        let WriteTx { tx, _turn } = self;
+        tx.commit().await
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+/// One queue of writers per SQLite file in this process. SQLite has one
+/// writer at a time; writers that find the lock taken poll for it from the
+/// busy handler, sleeping up to 100 ms between tries, so under contention a
+/// short transaction can wait many times its length. Taking turns here
+/// first (in arrival order, woken as soon as the previous one commits)
+/// leaves the busy handler only for other processes and for single
+/// statements outside transactions.
+fn sqlite_write_turns(file: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
+    static TURNS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    turns.entry(file.to_path_buf()).or_default().clone()
+}
+
+/// As long as a writer waits for SQLite's busy handler (`busy_timeout`).
+const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(10);
 
 impl BeginWrite for SqlitePool {
     type Db = sqlx::Sqlite;
-    async fn begin_write(
-        &self,
-    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> std::result::Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
+        let turns = sqlite_write_turns(self.connect_options().get_filename());
+        let turn = tokio::time::timeout(SQLITE_WRITE_WAIT, turns.lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        let tx = self.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx {
+            tx,
+            _turn: Some(turn),
+        })
     }
 }
 
 impl BeginWrite for PgPool {
     type Db = sqlx::Postgres;
-    async fn begin_write(
-        &self,
-    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        self.begin().await
+    async fn begin_write(&self) -> std::result::Result<WriteTx<sqlx::Postgres>, sqlx::Error> {
+        Ok(WriteTx {
+            tx: self.begin().await?,
+            _turn: None,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 //! Quotas and their reservations. Usage is counted from the inventory (what
-//! an owner's live instances and volumes take) plus the unexpired
+//! an owner's live instances and volumes take, from the `owner_usage`
+//! counters the resources table's triggers keep) plus the unexpired
 //! reservations of launches in flight; checking a launch and reserving its
 //! amount happen in one transaction, serialized per quota subject (SQLite:
 //! `BEGIN IMMEDIATE`; PostgreSQL: one advisory lock per subject, taken in
@@ -28,9 +29,6 @@ pub struct QuotaScope {
     pub fallback: QuotaSubject,
     pub owners: Vec<String>,
 }
-
-/// Instance states that hold no capacity.
-const IDLE_STATES: &str = "'stopped', 'stopping', 'terminated', 'shutting-down'";
 
 fn limits_from_row(r: &impl ReadRow) -> Result<Limits> {
     let get = |c: &str| -> Result<Option<u64>> { Ok(r.opt_int(c)?.map(|v| v.max(0) as u64)) };
@@ -103,17 +101,17 @@ macro_rules! applicable_in {
         owners.dedup();
         let mut by_owner: std::collections::HashMap<String, Amount> = std::collections::HashMap::new();
         if !owners.is_empty() {
-            // Live capacity and unexpired reservations in ONE statement:
+            // Live capacity (the owner_usage counters the resources'
+            // triggers keep: instances not stopped by type, volumes) and
+            // unexpired reservations in ONE statement:
             // on PostgreSQL (READ COMMITTED) every statement has its own
             // snapshot, and a launch settling between two statements
             // (its reservation deleted, its instances inserted) would be
             // counted in neither.
             let n = owners.len();
             let sql = format!(
-                "SELECT 'r' AS src, LOWER(owner) AS o, kind, rtype, COUNT(*) AS n, \
-                 CAST(COALESCE(SUM(size_gib), 0) AS BIGINT) AS g, CAST(0 AS BIGINT) AS v, CAST(0 AS BIGINT) AS m \
-                 FROM resources WHERE deleted_at IS NULL AND kind IN ('instance', 'volume') AND LOWER(owner) IN ({}) \
-                 AND NOT (kind = 'instance' AND state IN ({IDLE_STATES})) GROUP BY LOWER(owner), kind, rtype \
+                "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, \
+                 CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner IN ({}) AND n > 0 \
                  UNION ALL \
                  SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
                  CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
@@ -342,11 +340,15 @@ impl Store {
     /// Gives a reservation back (its launch settled, and what it made is in
     /// the inventory now). `false` if it was gone already.
     pub async fn release_reservation(&self, id: ReservationId) -> Result<bool> {
+        // In a write transaction: on SQLite it waits its turn with the
+        // reservations instead of polling for the lock.
         on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
             let r = sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
                 .bind(id.0)
-                .execute(p)
+                .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
             Ok(r.rows_affected() == 1)
         })
     }

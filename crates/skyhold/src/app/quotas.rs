@@ -27,12 +27,11 @@ impl App {
     /// user's usage is what they own; a group's is what its members and
     /// the group own.
     pub async fn quota_scopes(&self, owner: &Subject) -> Result<Vec<QuotaScope>, AppError> {
-        let groups = self.store.list_groups().await?;
-        let group_scope = |g: &skyhold_store::Group| {
-            let mut owners: Vec<String> = g.members.clone();
+        let group_scope = |g: skyhold_store::Group| {
+            let mut owners: Vec<String> = g.members;
             owners.push(format!("group:{}", g.name));
             QuotaScope {
-                subject: QuotaSubject::Group(g.name.clone()),
+                subject: QuotaSubject::Group(g.name),
                 fallback: QuotaSubject::DefaultGroup,
                 owners,
             }
@@ -45,16 +44,19 @@ impl App {
                     owners: vec![name.clone()],
                 }];
                 scopes.extend(
-                    groups
-                        .iter()
-                        .filter(|g| g.members.iter().any(|m| m == name))
+                    self.store
+                        .groups_of_member(name)
+                        .await?
+                        .into_iter()
                         .map(group_scope),
                 );
                 scopes
             }
-            Subject::Group(name) => groups
-                .iter()
-                .filter(|g| &g.name == name)
+            Subject::Group(name) => self
+                .store
+                .group_by_name(name)
+                .await?
+                .into_iter()
                 .map(group_scope)
                 .collect(),
         })

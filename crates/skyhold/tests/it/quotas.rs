@@ -167,6 +167,75 @@ async fn usage_counts_running_owned_capacity_and_defaults_apply_until_overridden
     );
 }
 
+/// Usage comes from counters the store keeps as resources change: every
+/// kind of change (stop, start, new owner, resize, gone from a listing)
+/// moves them, and they agree with what the inventory holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_follows_stops_owner_changes_resizes_and_deletions() {
+    let (_db, store) = seeded().await;
+    let d = AuditDraft::default();
+    store
+        .set_quota(
+            &QuotaSubject::DefaultUser,
+            &limits(Some(50), None),
+            None,
+            2_000,
+            &d,
+        )
+        .await
+        .unwrap();
+    let acct = AccountName::parse("acme").unwrap();
+    let usage = |u: &[skyhold_core::quota::Applicable]| {
+        (u[0].usage.instances, u[0].usage.vcpus, u[0].usage.volume_gib)
+    };
+    // i-1 stopped, i-2 given to bob, i-3 gone, i-4 started; vol-2 grown to
+    // 150 GiB, vol-1 gone.
+    let instances = vec![
+        owned("i-1", "ann", "t3.micro", "stopped"),
+        owned("i-2", "bob", "m5.large", "running"),
+        owned("i-4", "ann", "t3.micro", "running"),
+        owned("i-5", "bob", "t3.micro", "running"),
+        owned("i-6", "group:dev", "t3.micro", "running"),
+    ];
+    store
+        .apply_listing(&acct, "us-east-1", ResourceKind::Instance, &instances, 3_000)
+        .await
+        .unwrap();
+    store
+        .apply_listing(
+            &acct,
+            "us-east-1",
+            ResourceKind::Volume,
+            &[volume("vol-2", "ann", 150)],
+            3_000,
+        )
+        .await
+        .unwrap();
+    let ann = store.quota_usage(&[user_scope("ann")], 3_000).await.unwrap();
+    assert_eq!(usage(&ann), (1, 2, 150), "{ann:?}");
+    let bob = store.quota_usage(&[user_scope("bob")], 3_000).await.unwrap();
+    assert_eq!(usage(&bob), (2, 4, 0), "{bob:?}");
+    // Everything stopped or gone: nothing counts.
+    store
+        .apply_listing(
+            &acct,
+            "us-east-1",
+            ResourceKind::Instance,
+            &[owned("i-4", "ann", "t3.micro", "terminated")],
+            4_000,
+        )
+        .await
+        .unwrap();
+    store
+        .apply_listing(&acct, "us-east-1", ResourceKind::Volume, &[], 4_000)
+        .await
+        .unwrap();
+    for who in ["ann", "bob"] {
+        let u = store.quota_usage(&[user_scope(who)], 4_000).await.unwrap();
+        assert_eq!(usage(&u), (0, 0, 0), "{who}: {u:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reservations_count_until_released_or_expired() {
     let (_db, store) = seeded().await;
