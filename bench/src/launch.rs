@@ -120,7 +120,7 @@ pub async fn launch_bench(backend: &str, total: usize, launches: usize) -> Resul
             .into_iter()
             .collect(),
     };
-    app.create_blueprint(&system, spec).await.map_err(err)?;
+    app.create_blueprint(&system, Ok(spec)).await.map_err(err)?;
     // Every quota applies and is checked (none is reached): the user's
     // default, and each of their groups'.
     let big = Limits {

@@ -89,6 +89,15 @@ pub(crate) fn instance(i: &Instance) -> ObservedResource {
     put(a, "instance_type", Some(&o.rtype));
     put(a, "private_ip", Some(&o.private_ip));
     put(a, "public_ip", Some(&o.public_ip));
+    // The primary IPv6 address, else the first of the first interface
+    // that has one (what the DNS reconciler writes as AAAA).
+    let ipv6 = i.ipv6_address().or_else(|| {
+        i.network_interfaces()
+            .iter()
+            .flat_map(|n| n.ipv6_addresses())
+            .find_map(|x| x.ipv6_address())
+    });
+    put(a, "ipv6_address", ipv6);
     a.insert("launch_time".into(), rfc3339(o.created_at));
     if o.state == "stopped" {
         if let Some(t) = i.state_transition_reason().and_then(stopped_at) {

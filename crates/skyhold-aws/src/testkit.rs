@@ -187,6 +187,45 @@ impl Ec2 {
             .unwrap_or_default())
     }
 
+    /// Gives an instance's first network interface the IPv6 address
+    /// `address` (`add` true) or takes it away again.
+    pub async fn set_instance_ipv6(
+        &self,
+        id: &str,
+        address: &str,
+        add: bool,
+    ) -> Result<(), BoxError> {
+        let out = self
+            .client
+            .describe_instances()
+            .instance_ids(id)
+            .send()
+            .await?;
+        let eni = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.network_interfaces())
+            .find_map(|n| n.network_interface_id().map(str::to_owned))
+            .ok_or("the instance has no network interface")?;
+        if add {
+            self.client
+                .assign_ipv6_addresses()
+                .network_interface_id(eni)
+                .ipv6_addresses(address)
+                .send()
+                .await?;
+        } else {
+            self.client
+                .unassign_ipv6_addresses()
+                .network_interface_id(eni)
+                .ipv6_addresses(address)
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
     /// The names of the account's key pairs in this region.
     pub async fn key_pair_names(&self) -> Result<Vec<String>, BoxError> {
         let out = self.client.describe_key_pairs().send().await?;

@@ -281,7 +281,8 @@ impl Store {
     /// Groups (`g`) matching `filter` (bound to `arg` as `$1`), with their
     /// members, in two queries.
     async fn groups_where(&self, filter: &str, arg: Option<&str>) -> Result<Vec<Group>> {
-        let groups_sql = format!("SELECT g.id, g.name, g.created_at FROM groups g {filter} ORDER BY g.name");
+        let groups_sql =
+            format!("SELECT g.id, g.name, g.created_at FROM groups g {filter} ORDER BY g.name");
         let members_sql = format!(
             "SELECT m.group_id, u.username FROM group_members m JOIN users u ON u.id = m.user_id \
              WHERE m.group_id IN (SELECT g.id FROM groups g {filter}) ORDER BY u.username"

@@ -137,6 +137,35 @@ impl Store {
         })
     }
 
+    /// Adds a `wanted` record of type `rtype` beside `of` (same zone,
+    /// name, instance and launch), unless a live one exists already.
+    /// Returns the new row, `None` when there was one.
+    pub async fn want_sibling_record(
+        &self,
+        of: &DnsRecordRow,
+        rtype: &str,
+        now: Millis,
+    ) -> Result<Option<DnsRecordRow>> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!(
+                "INSERT INTO dns_records (account, region, zone_id, name, rtype, provider_id, launch_id, value, \
+                 state, error, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, '', 'wanted', '', $8, $8) \
+                 ON CONFLICT DO NOTHING RETURNING {COLS}"
+            ))
+            .bind(&of.account)
+            .bind(&of.region)
+            .bind(&of.zone_id)
+            .bind(&of.name)
+            .bind(rtype)
+            .bind(&of.provider_id)
+            .bind(of.launch_id.map(|l| l.0))
+            .bind(now)
+            .fetch_optional(p)
+            .await?;
+            row.as_ref().map(record_from_row).transpose()
+        })
+    }
+
     /// The first of `names` that a live record of zone `zone_id` has.
     pub async fn dns_name_taken(&self, zone_id: &str, names: &[String]) -> Result<Option<String>> {
         let live = self.live_dns_records().await?;

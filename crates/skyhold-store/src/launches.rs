@@ -62,6 +62,65 @@ pub struct NewLaunch<'a> {
     pub reservation_id: Option<ReservationId>,
     /// One key-hook secret hash per server (index 1…), or none.
     pub secret_hashes: &'a [String],
+    /// The servers' names: refused (`NameTaken`) if one is in use, checked
+    /// in the transaction that writes the row, serialized with every other
+    /// launch's, so two launches cannot both take a name.
+    pub server_names: &'a [String],
+}
+
+/// The first of `$names` a live instance (its Name tag) or a running
+/// launch's server already has, read inside `$exec`; evaluates to
+/// `Result<Option<String>>`.
+macro_rules! name_taken_in {
+    ($exec:expr, $names:expr) => {
+        'taken: {
+            let names: &[String] = $names;
+            if names.is_empty() {
+                break 'taken Ok(None);
+            }
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT name FROM resources WHERE kind = 'instance' AND deleted_at IS NULL \
+                 AND state NOT IN ('terminated', 'shutting-down') AND name IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for n in names {
+                sep.push_bind(n);
+            }
+            qb.push(") LIMIT 1");
+            match qb.build().fetch_optional(&mut *$exec).await {
+                Ok(Some(r)) => break 'taken r.try_get("name").map(Some).map_err(StoreError::from),
+                Ok(None) => {}
+                Err(e) => break 'taken Err(e.into()),
+            }
+            // A running launch of several servers is named by its base
+            // name; its servers' names are in its plan.
+            let rows = match sqlx::query("SELECT params FROM launches WHERE state = 'running'")
+                .fetch_all(&mut *$exec)
+                .await
+            {
+                Ok(rows) => rows,
+                Err(e) => break 'taken Err(e.into()),
+            };
+            for r in rows {
+                let params: String = match r.try_get("params") {
+                    Ok(p) => p,
+                    Err(e) => break 'taken Err(e.into()),
+                };
+                let v: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
+                let taken = v["servers"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["name"].as_str());
+                for t in taken {
+                    if names.iter().any(|n| n == t) {
+                        break 'taken Ok(Some(t.to_owned()));
+                    }
+                }
+            }
+            Ok(None)
+        }
+    };
 }
 
 /// How a launch ended.
@@ -119,8 +178,24 @@ impl Store {
     /// `Conflict` when a launch with this idempotency key exists (the
     /// caller then reads it).
     pub async fn create_launch(&self, l: &NewLaunch<'_>, now: Millis) -> Result<LaunchRow> {
+        let mut locks: Vec<String> = l.server_names.iter().map(|n| n.to_lowercase()).collect();
+        locks.sort();
+        locks.dedup();
         on_pool!(self, p => {
             let mut tx = p.begin_write().await?;
+            // SQLite's one writer serializes this already; PostgreSQL
+            // takes a lock per name, in sorted order.
+            if matches!(self.pool, crate::Pool::Postgres(_)) {
+                for n in &locks {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(format!("skyhold-launch-name:{n}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if let Some(taken) = name_taken_in!(tx, l.server_names)? {
+                return Err(StoreError::NameTaken(taken));
+            }
             let row = sqlx::query(&format!(
                 "INSERT INTO launches (token, idempotency_key, blueprint_id, blueprint_name, blueprint_version, \
                  account, region, name, instance_type, count, owner, requested_by, requested_by_name, params, \
@@ -272,27 +347,38 @@ impl Store {
     }
 
     /// Launches, newest first, below `cursor`: of `owner` (the owner tag's
-    /// value) and/or asked for by `requested_by`. At most `limit + 1` rows
-    /// (one more tells that a next page exists).
+    /// value) and/or asked for by `requested_by`, and, when `visible` is
+    /// given as (user, owner values), only those that user asked for or
+    /// whose owner is one of the values (filtered here, so pages are full).
+    /// At most `limit + 1` rows (one more tells that a next page exists).
     pub async fn list_launches(
         &self,
         owner: Option<&str>,
         requested_by: Option<UserId>,
+        visible: Option<(UserId, &[String])>,
         cursor: Option<LaunchId>,
         limit: i64,
     ) -> Result<Vec<LaunchRow>> {
         on_pool!(self, p => {
-            let rows = sqlx::query(&format!(
-                "SELECT {COLS} FROM launches WHERE ($1 IS NULL OR owner = $1) \
-                 AND ($2 IS NULL OR requested_by = $2) AND ($3 IS NULL OR id < $3) \
-                 ORDER BY id DESC LIMIT $4"
-            ))
-            .bind(owner)
-            .bind(requested_by.map(|u| u.0))
-            .bind(cursor.map(|c| c.0))
-            .bind(limit + 1)
-            .fetch_all(p)
-            .await?;
+            let mut qb = sqlx::QueryBuilder::new(format!("SELECT {COLS} FROM launches WHERE 1 = 1"));
+            if let Some(o) = owner {
+                qb.push(" AND owner = ").push_bind(o);
+            }
+            if let Some(u) = requested_by {
+                qb.push(" AND requested_by = ").push_bind(u.0);
+            }
+            if let Some((u, owners)) = visible {
+                qb.push(" AND (requested_by = ").push_bind(u.0);
+                for o in owners {
+                    qb.push(" OR owner = ").push_bind(o);
+                }
+                qb.push(")");
+            }
+            if let Some(c) = cursor {
+                qb.push(" AND id < ").push_bind(c.0);
+            }
+            qb.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
+            let rows = qb.build().fetch_all(p).await?;
             rows.iter().map(launch_from_row).collect()
         })
     }
@@ -314,38 +400,9 @@ impl Store {
     /// `names` (the Name tag): a launch refuses such names before it calls
     /// the provider. Returns the first name taken.
     pub async fn launch_name_taken(&self, names: &[String]) -> Result<Option<String>> {
-        if names.is_empty() {
-            return Ok(None);
-        }
         on_pool!(self, p => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT name FROM resources WHERE kind = 'instance' AND deleted_at IS NULL \
-                 AND state NOT IN ('terminated', 'shutting-down') AND name IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for n in names {
-                sep.push_bind(n);
-            }
-            qb.push(") LIMIT 1");
-            if let Some(r) = qb.build().fetch_optional(p).await? {
-                return Ok(Some(r.try_get("name")?));
-            }
-            // A running launch of several servers is named by its base
-            // name; its servers' names are in its plan.
-            let rows = sqlx::query("SELECT params FROM launches WHERE state = 'running'")
-                .fetch_all(p)
-                .await?;
-            for r in rows {
-                let params: String = r.try_get("params")?;
-                let v: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
-                let taken = v["servers"].as_array().into_iter().flatten().filter_map(|s| s["name"].as_str());
-                for t in taken {
-                    if names.iter().any(|n| n == t) {
-                        return Ok(Some(t.to_owned()));
-                    }
-                }
-            }
-            Ok(None)
+            let mut conn = p.acquire().await?;
+            name_taken_in!(conn, names)
         })
     }
 }

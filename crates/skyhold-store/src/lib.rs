@@ -39,8 +39,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 use std::str::FromStr;
-use std::time::Duration;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +48,9 @@ pub enum StoreError {
     NotFound,
     #[error("already exists: {0}")]
     Conflict(String),
+    /// A server name in use (by a live instance or a running launch).
+    #[error("the name {0} is taken")]
+    NameTaken(String),
     #[error("invalid database url: {0}")]
     BadUrl(String),
     #[error("database error: {0}")]
@@ -241,7 +244,16 @@ pub(crate) trait BeginWrite {
     fn begin_write(
         &self,
     ) -> impl std::future::Future<Output = std::result::Result<WriteTx<Self::Db>, sqlx::Error>> + Send;
+
+    /// This process's turn to write, for a single statement outside a
+    /// transaction (held until dropped; nothing to wait for on PostgreSQL).
+    fn write_turn(
+        &self,
+    ) -> impl std::future::Future<Output = std::result::Result<WriteTurn, sqlx::Error>> + Send;
 }
+
+/// A turn to write taken by [`BeginWrite::write_turn`].
+pub(crate) struct WriteTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGuard<()>>);
 
 /// A transaction begun by [`BeginWrite`]: used as the connection it runs
 /// on (`&mut *tx`), ended by `commit` (dropping it rolls back). On SQLite
@@ -281,7 +293,9 @@ impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
 /// statements outside transactions.
 fn sqlite_write_turns(file: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
     static TURNS: std::sync::LazyLock<
-        std::sync::Mutex<std::collections::HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+        std::sync::Mutex<
+            std::collections::HashMap<std::path::PathBuf, Arc<tokio::sync::Mutex<()>>>,
+        >,
     > = std::sync::LazyLock::new(Default::default);
     let mut turns = TURNS.lock().unwrap_or_else(|e| e.into_inner());
     turns.entry(file.to_path_buf()).or_default().clone()
@@ -293,15 +307,17 @@ const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(10);
 impl BeginWrite for SqlitePool {
     type Db = sqlx::Sqlite;
     async fn begin_write(&self) -> std::result::Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
+        let WriteTurn(turn) = self.write_turn().await?;
+        let tx = self.begin_with("BEGIN IMMEDIATE").await?;
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    async fn write_turn(&self) -> std::result::Result<WriteTurn, sqlx::Error> {
         let turns = sqlite_write_turns(self.connect_options().get_filename());
         let turn = tokio::time::timeout(SQLITE_WRITE_WAIT, turns.lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
-        let tx = self.begin_with("BEGIN IMMEDIATE").await?;
-        Ok(WriteTx {
-            tx,
-            _turn: Some(turn),
-        })
+        Ok(WriteTurn(Some(turn)))
     }
 }
 
@@ -312,6 +328,10 @@ impl BeginWrite for PgPool {
             tx: self.begin().await?,
             _turn: None,
         })
+    }
+
+    async fn write_turn(&self) -> std::result::Result<WriteTurn, sqlx::Error> {
+        Ok(WriteTurn(None))
     }
 }
 

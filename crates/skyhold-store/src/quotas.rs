@@ -52,16 +52,13 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-/// Usage and limits of each scope, read inside `$exec` (a transaction or
-/// a connection): the limits of every subject and fallback in one query,
-/// then the live capacity by type and the unexpired reservations of every
-/// owner a limited scope counts (one statement, so one snapshot, for all
-/// scopes), summed per scope. Evaluates to `Vec<Applicable>` (errors
-/// return from the enclosing function).
-macro_rules! applicable_in {
-    ($exec:expr, $scopes:expr, $now:expr) => {{
+/// The limits that apply to each scope (its own, else its fallback's,
+/// else none), read with `$exec` in one query. Evaluates to
+/// `Vec<(QuotaSubject, Limits)>` in `$scopes`' order (errors return from
+/// the enclosing function).
+macro_rules! limits_in {
+    ($exec:expr, $scopes:expr) => {{
         let scopes: &[QuotaScope] = $scopes;
-        let now: Millis = $now;
         let mut keys: Vec<String> = scopes
             .iter()
             .flat_map(|s| [s.subject.key(), s.fallback.key()])
@@ -80,78 +77,106 @@ macro_rules! applicable_in {
         for r in q.fetch_all(&mut *$exec).await? {
             stored.insert(r.text("subject")?, limits_from_row(&r)?);
         }
-        // Each scope's limits, then the usage of every owner any limited
-        // scope counts, in one statement for all scopes together (this runs
-        // under the quota locks: few round trips keep them short).
-        let resolved: Vec<(QuotaSubject, Limits)> = scopes
+        scopes
             .iter()
             .map(|s| match (stored.get(&s.subject.key()), stored.get(&s.fallback.key())) {
                 (Some(l), _) => (s.subject.clone(), *l),
                 (None, Some(l)) => (s.fallback.clone(), *l),
                 (None, None) => (s.subject.clone(), Limits::default()),
             })
-            .collect();
-        let mut owners: Vec<String> = scopes
-            .iter()
-            .zip(&resolved)
-            .filter(|(_, (_, l))| !l.is_unlimited())
-            .flat_map(|(s, _)| s.owners.iter().map(|o| o.to_lowercase()))
-            .collect();
-        owners.sort();
-        owners.dedup();
-        let mut by_owner: std::collections::HashMap<String, Amount> = std::collections::HashMap::new();
-        if !owners.is_empty() {
-            // Live capacity (the owner_usage counters the resources'
-            // triggers keep: instances not stopped by type, volumes) and
-            // unexpired reservations in ONE statement:
-            // on PostgreSQL (READ COMMITTED) every statement has its own
-            // snapshot, and a launch settling between two statements
-            // (its reservation deleted, its instances inserted) would be
-            // counted in neither.
-            let n = owners.len();
-            let sql = format!(
-                "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, \
-                 CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner IN ({}) AND n > 0 \
-                 UNION ALL \
-                 SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
-                 CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
-                 CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m \
-                 FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN ({}) GROUP BY LOWER(owner)",
-                placeholders(2, n),
-                placeholders(2 + n, n)
-            );
-            let mut q = sqlx::query(&sql).bind(now);
-            for o in owners.iter().chain(&owners) {
-                q = q.bind(o);
-            }
-            for r in q.fetch_all(&mut *$exec).await? {
-                let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
-                let (n, gib) = (held("n")?, held("g")?);
-                let used = if r.text("src")? == "q" {
-                    Amount {
-                        instances: n,
-                        vcpus: held("v")?,
-                        memory_mib: held("m")?,
-                        volume_gib: gib,
-                    }
-                } else if r.text("kind")? == "volume" {
-                    Amount { volume_gib: gib, ..Default::default() }
-                } else {
-                    // An unknown type counts as an instance; its vCPUs
-                    // and memory cannot be known.
-                    Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
-                        instances: n,
-                        ..Default::default()
-                    })
-                };
-                let e = by_owner.entry(r.text("o")?).or_default();
-                *e = e.plus(used);
-            }
+            .collect::<Vec<(QuotaSubject, Limits)>>()
+    }};
+}
+
+/// What each owner uses, in ONE statement (so one snapshot: on
+/// PostgreSQL's READ COMMITTED every statement has its own, and a launch
+/// settling between two, its reservation deleted and its instances
+/// inserted, would be counted in neither): the `owner_usage` counters the
+/// resources table's triggers keep (instances not stopped by type,
+/// volumes) and the unexpired reservations. The owners are one bind
+/// (`$owners`, in the form `$sql` reads them: a text array on PostgreSQL,
+/// a JSON array on SQLite). Evaluates to `HashMap<owner, Amount>`.
+macro_rules! usage_in {
+    ($exec:expr, $sql:expr, $owners:expr, $now:expr) => {{
+        let mut by_owner: std::collections::HashMap<String, Amount> =
+            std::collections::HashMap::new();
+        for r in sqlx::query($sql)
+            .bind($now)
+            .bind($owners)
+            .fetch_all(&mut *$exec)
+            .await?
+        {
+            let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
+            let (n, gib) = (held("n")?, held("g")?);
+            let used = if r.text("src")? == "q" {
+                Amount {
+                    instances: n,
+                    vcpus: held("v")?,
+                    memory_mib: held("m")?,
+                    volume_gib: gib,
+                }
+            } else if r.text("kind")? == "volume" {
+                Amount {
+                    volume_gib: gib,
+                    ..Default::default()
+                }
+            } else {
+                // An unknown type counts as an instance; its vCPUs and
+                // memory cannot be known.
+                Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
+                    instances: n,
+                    ..Default::default()
+                })
+            };
+            let e = by_owner.entry(r.text("o")?).or_default();
+            *e = e.plus(used);
         }
-        let mut out: Vec<Applicable> = Vec::with_capacity(scopes.len());
-        for (s, (source, limits)) in scopes.iter().zip(resolved) {
+        by_owner
+    }};
+}
+
+/// `usage_in!`'s statement with the owners as `$2`, in each dialect.
+const USAGE_PG: &str = "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, \
+     CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner = ANY($2) AND n > 0 \
+     UNION ALL \
+     SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
+     CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
+     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m \
+     FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) = ANY($2) GROUP BY LOWER(owner)";
+const USAGE_SQLITE: &str = "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, \
+     CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner IN (SELECT value FROM json_each($2)) AND n > 0 \
+     UNION ALL \
+     SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
+     CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
+     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m \
+     FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN (SELECT value FROM json_each($2)) \
+     GROUP BY LOWER(owner)";
+
+/// The owners (lower-cased, once each) whose usage the limited scopes
+/// count; an unlimited quota needs no counting.
+fn counted_owners(scopes: &[QuotaScope], resolved: &[(QuotaSubject, Limits)]) -> Vec<String> {
+    let mut owners: Vec<String> = scopes
+        .iter()
+        .zip(resolved)
+        .filter(|(_, (_, l))| !l.is_unlimited())
+        .flat_map(|(s, _)| s.owners.iter().map(|o| o.to_lowercase()))
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
+}
+
+/// Each scope's limits and usage: the sum of its owners'.
+fn applicable(
+    scopes: &[QuotaScope],
+    resolved: Vec<(QuotaSubject, Limits)>,
+    by_owner: &std::collections::HashMap<String, Amount>,
+) -> Vec<Applicable> {
+    scopes
+        .iter()
+        .zip(resolved)
+        .map(|(s, (source, limits))| {
             let mut usage = Amount::default();
-            // An unlimited quota needs no counting.
             if !limits.is_unlimited() {
                 let mut mine: Vec<String> = s.owners.iter().map(|o| o.to_lowercase()).collect();
                 mine.sort();
@@ -162,15 +187,18 @@ macro_rules! applicable_in {
                     }
                 }
             }
-            out.push(Applicable {
+            Applicable {
                 subject: s.subject.clone(),
                 source,
                 limits,
                 usage,
-            });
-        }
-        out
-    }};
+            }
+        })
+        .collect()
+}
+
+fn json_owners(owners: &[String]) -> String {
+    serde_json::to_string(owners).unwrap_or_else(|_| "[]".into())
 }
 
 macro_rules! insert_reservation {
@@ -279,15 +307,34 @@ impl Store {
     /// Limits and usage of each scope as they are now (for the launch form
     /// and the profile; nothing is held).
     pub async fn quota_usage(&self, scopes: &[QuotaScope], now: Millis) -> Result<Vec<Applicable>> {
-        on_pool!(self, p => {
-            let mut conn = p.acquire().await?;
-            Ok(applicable_in!(conn, scopes, now))
-        })
+        let by_owner = match &self.pool {
+            crate::Pool::Sqlite(p) => {
+                let mut c = p.acquire().await?;
+                let resolved = limits_in!(c, scopes);
+                let owners = counted_owners(scopes, &resolved);
+                let used = usage_in!(c, USAGE_SQLITE, json_owners(&owners), now);
+                (resolved, used)
+            }
+            crate::Pool::Postgres(p) => {
+                let mut c = p.acquire().await?;
+                let resolved = limits_in!(c, scopes);
+                let owners = counted_owners(scopes, &resolved);
+                let used = usage_in!(c, USAGE_PG, &owners, now);
+                (resolved, used)
+            }
+        };
+        Ok(applicable(scopes, by_owner.0, &by_owner.1))
     }
 
     /// Checks `request` against every scope and, if it fits all, reserves
-    /// it for `owner` until `expires_at`, in one transaction serialized per
-    /// subject. `Ok(Err(_))` names the first quota exceeded (nothing held).
+    /// it for `owner` until `expires_at`, serialized per subject.
+    /// `Ok(Err(_))` names the first quota exceeded (nothing held).
+    ///
+    /// The limits are read first, outside the lock (a quota edited at that
+    /// very moment applies from the next launch). Under the lock there are
+    /// only the usage statement, the insert and the commit: every launch
+    /// of a group waits for all those ahead of it, so this section is what
+    /// 50 concurrent launches multiply.
     pub async fn reserve_quota(
         &self,
         scopes: &[QuotaScope],
@@ -296,13 +343,17 @@ impl Store {
         now: Millis,
         expires_at: Millis,
     ) -> Result<std::result::Result<(ReservationId, Vec<Applicable>), Exceeded>> {
-        let mut keys: Vec<String> = scopes.iter().map(|s| s.subject.key()).collect();
+        let mut keys: Vec<String> = scopes
+            .iter()
+            .map(|s| format!("skyhold-quota:{}", s.subject.key()))
+            .collect();
         keys.sort();
         keys.dedup();
-        // After the locks: usage, the check, the reservation, one commit.
+        // Under the lock: usage, the check, the reservation, one commit.
         macro_rules! check_and_reserve {
-            ($tx:ident) => {{
-                let applicable = applicable_in!($tx, scopes, now);
+            ($tx:ident, $resolved:expr, $sql:expr, $owners:expr) => {{
+                let by_owner = usage_in!($tx, $sql, $owners, now);
+                let applicable = applicable(scopes, $resolved, &by_owner);
                 if let Err(e) = quota::check(&applicable, request) {
                     return Ok(Err(e));
                 }
@@ -313,26 +364,36 @@ impl Store {
         }
         match &self.pool {
             crate::Pool::Sqlite(p) => {
+                let resolved = {
+                    let mut c = p.acquire().await?;
+                    limits_in!(c, scopes)
+                };
+                let owners = json_owners(&counted_owners(scopes, &resolved));
+                // BEGIN IMMEDIATE: the one writer is the lock.
                 let mut tx = p.begin_write().await?;
-                check_and_reserve!(tx)
+                check_and_reserve!(tx, resolved, USAGE_SQLITE, owners)
             }
             crate::Pool::Postgres(p) => {
+                let resolved = {
+                    let mut c = p.acquire().await?;
+                    limits_in!(c, scopes)
+                };
+                let owners = counted_owners(scopes, &resolved);
                 let mut tx = p.begin_write().await?;
-                // A reservation is short-lived and expires by itself: one
-                // lost with a crash costs nothing, so its commit does not
-                // wait for the WAL flush while the locks are held (the
-                // launch row written next flushes it anyway). The locks
-                // are taken one statement each, in sorted order.
-                sqlx::query("SELECT set_config('synchronous_commit', 'off', true)")
-                    .execute(&mut *tx)
-                    .await?;
-                for k in &keys {
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                        .bind(format!("skyhold-quota:{k}"))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                check_and_reserve!(tx)
+                // One statement: the subjects' advisory locks in sorted
+                // order (two launches never deadlock), and a commit that
+                // does not wait for the WAL flush while they are held (a
+                // reservation expires by itself, so one lost in a crash
+                // costs nothing; the launch row written next flushes it).
+                sqlx::query(
+                    "SELECT set_config('synchronous_commit', 'off', true), \
+                     (SELECT COUNT(pg_advisory_xact_lock(hashtextextended(k, 0))) \
+                      FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s)",
+                )
+                .bind(&keys)
+                .execute(&mut *tx)
+                .await?;
+                check_and_reserve!(tx, resolved, USAGE_PG, &owners)
             }
         }
     }
@@ -340,15 +401,14 @@ impl Store {
     /// Gives a reservation back (its launch settled, and what it made is in
     /// the inventory now). `false` if it was gone already.
     pub async fn release_reservation(&self, id: ReservationId) -> Result<bool> {
-        // In a write transaction: on SQLite it waits its turn with the
-        // reservations instead of polling for the lock.
+        // On SQLite it waits its turn with the reservations instead of
+        // polling for the lock.
         on_pool!(self, p => {
-            let mut tx = p.begin_write().await?;
+            let _turn = p.write_turn().await?;
             let r = sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
                 .bind(id.0)
-                .execute(&mut *tx)
+                .execute(p)
                 .await?;
-            tx.commit().await?;
             Ok(r.rows_affected() == 1)
         })
     }

@@ -113,6 +113,16 @@ impl AppError {
     }
 }
 
+/// A page size given as `?limit=`: a whole number from 1 to 1000.
+pub fn page_limit<T: TryFrom<u32>>(raw: &str) -> Result<T, AppError> {
+    raw.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .and_then(|n| T::try_from(n).ok())
+        .ok_or_else(|| AppError::bad_parameter("limit", "a whole number from 1 to 1000"))
+}
+
 impl From<skyhold_store::StoreError> for AppError {
     fn from(e: skyhold_store::StoreError) -> Self {
         match e {
@@ -121,6 +131,9 @@ impl From<skyhold_store::StoreError> for AppError {
                 AppError::Conflict(format!("{what} already exists"))
             }
             skyhold_store::StoreError::Invalid(what) => AppError::BadRequest(what),
+            skyhold_store::StoreError::NameTaken(name) => AppError::NameTaken(format!(
+                "a server named {name} exists already (or is being launched): choose another name"
+            )),
             other => AppError::Internal(other.into()),
         }
     }

@@ -86,15 +86,7 @@ impl AuditFilter {
                         AppError::bad_parameter("cursor", "use next_cursor as given")
                     })?)
                 }
-                "limit" => {
-                    f.limit = v
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| {
-                            AppError::bad_parameter("limit", "a whole number from 1 to 1000")
-                        })?
-                }
+                "limit" => f.limit = crate::error::page_limit(v)?,
                 "format" if allow_export => {}
                 other => {
                     return Err(AppError::bad_parameter(

@@ -176,13 +176,17 @@ impl App {
         Ok(())
     }
 
+    /// Creates a blueprint at version 1. `spec` is the request as parsed:
+    /// its errors are reported only after the actor is allowed to create
+    /// (who may not learns nothing from them, and the denial is audited).
     pub async fn create_blueprint(
         &self,
         actor: &Actor,
-        spec: BlueprintSpec,
+        spec: Result<BlueprintSpec, AppError>,
     ) -> Result<BlueprintRow, AppError> {
         self.authorize(actor, Action::ManageBlueprints, Object::None)
             .await?;
+        let spec = spec?;
         self.check_blueprint(&spec).await?;
         let mut d = actor.audit(
             "blueprint.create",
@@ -199,18 +203,25 @@ impl App {
             .await?)
     }
 
-    /// Writes `spec` as the next version, if the blueprint is still at
-    /// `expected_version` (or at any version when `None`).
+    /// Writes `edit(current spec)` as the next version, if the blueprint
+    /// is still at `expected_version` (or at any version when `None`).
+    /// The blueprint must be visible (else 404) and manageable; only then
+    /// is the edit applied, so its errors reach only those allowed. An
+    /// edit that changes nothing writes no version.
     pub async fn update_blueprint(
         &self,
         actor: &Actor,
         name_or_id: &str,
         expected_version: Option<i64>,
-        spec: BlueprintSpec,
+        edit: impl FnOnce(&BlueprintSpec) -> Result<BlueprintSpec, AppError>,
     ) -> Result<BlueprintRow, AppError> {
-        let b = self.find_blueprint(name_or_id).await?;
+        let b = self.blueprint(actor, name_or_id, None).await?;
         self.authorize(actor, Action::ManageBlueprints, Object::Blueprint(b.id))
             .await?;
+        let spec = edit(&b.spec)?;
+        if spec == b.spec && expected_version.is_none_or(|v| v == b.current_version) {
+            return Ok(b);
+        }
         self.check_blueprint(&spec).await?;
         let mut d = actor.audit("blueprint.update", blueprint_target(&b));
         d.new = Some(serde_json::json!({ "spec": spec_summary(&spec) }));

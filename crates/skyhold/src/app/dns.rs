@@ -98,30 +98,44 @@ impl App {
             if only.is_some_and(|p| p != rec.provider_id) {
                 continue;
             }
-            match self.reconcile_record(&rec).await {
-                Ok(Step::Written) => pass.written += 1,
-                Ok(Step::Removed) => pass.removed += 1,
-                Ok(Step::Waiting) => pass.waiting += 1,
-                Ok(Step::Unchanged) => {}
-                Err(e) => {
-                    pass.failed += 1;
-                    tracing::warn!(record = %rec.name, error = %e, "DNS reconcile");
-                    self.store
-                        .set_dns_record(
-                            rec.id,
-                            &rec.state,
-                            &rec.value,
-                            &e.to_string(),
-                            now_millis(),
-                        )
-                        .await?;
+            let mut next = Some(rec);
+            while let Some(rec) = next.take() {
+                match self.reconcile_record(&rec).await {
+                    Ok((step, sibling)) => {
+                        match step {
+                            Step::Written => pass.written += 1,
+                            Step::Removed => pass.removed += 1,
+                            Step::Waiting => pass.waiting += 1,
+                            Step::Unchanged => {}
+                        }
+                        // An AAAA record the server needs now, in this pass.
+                        next = sibling;
+                    }
+                    Err(e) => {
+                        pass.failed += 1;
+                        tracing::warn!(record = %rec.name, rtype = %rec.rtype, error = %e, "DNS reconcile");
+                        self.store
+                            .set_dns_record(
+                                rec.id,
+                                &rec.state,
+                                &rec.value,
+                                &e.to_string(),
+                                now_millis(),
+                            )
+                            .await?;
+                    }
                 }
             }
         }
         Ok(pass)
     }
 
-    async fn reconcile_record(&self, rec: &DnsRecordRow) -> Result<Step, AppError> {
+    /// One record's step; with, for an A record whose server has an IPv6
+    /// address, the AAAA record newly wanted beside it.
+    async fn reconcile_record(
+        &self,
+        rec: &DnsRecordRow,
+    ) -> Result<(Step, Option<DnsRecordRow>), AppError> {
         let account = AccountName::parse(&rec.account).map_err(AppError::Conflict)?;
         let provider = self.sync.provider(&account).ok_or_else(|| {
             AppError::Conflict(format!(
@@ -147,36 +161,36 @@ impl App {
         let timeout = self.config.action_timeout;
         let late = || AppError::Provider("Route 53 did not answer in time".into());
         let Some(r) = alive else {
-            if rec.state == "present" {
-                tokio::time::timeout(
-                    timeout,
-                    provider.change_dns_record(
-                        &rec.zone_id,
-                        &rec.name,
-                        &rec.rtype,
-                        &rec.value,
-                        true,
-                    ),
-                )
-                .await
-                .map_err(|_| late())??;
-            }
-            self.store
-                .set_dns_record(rec.id, "removed", &rec.value, "", now_millis())
-                .await?;
-            return Ok(Step::Removed);
+            return self.remove_record(provider.as_ref(), rec).await;
         };
         let o = &r.observed;
-        let address = if self.config.dns_private || o.public_ip.is_empty() {
-            o.private_ip.clone()
-        } else {
-            o.public_ip.clone()
+        let ipv6 = o
+            .attributes
+            .get("ipv6_address")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let address = match rec.rtype.as_str() {
+            "AAAA" => ipv6.to_owned(),
+            _ if self.config.dns_private || o.public_ip.is_empty() => o.private_ip.clone(),
+            _ => o.public_ip.clone(),
         };
+        let sibling = match rec.rtype.as_str() {
+            "A" if !ipv6.is_empty() => {
+                self.store
+                    .want_sibling_record(rec, "AAAA", now_millis())
+                    .await?
+            }
+            _ => None,
+        };
+        if address.is_empty() && rec.rtype == "AAAA" {
+            // The server has no IPv6 address (any more): no AAAA record.
+            return self.remove_record(provider.as_ref(), rec).await;
+        }
         if address.is_empty() {
-            return Ok(Step::Waiting);
+            return Ok((Step::Waiting, sibling));
         }
         if rec.state == "present" && rec.value == address && rec.error.is_empty() {
-            return Ok(Step::Unchanged);
+            return Ok((Step::Unchanged, sibling));
         }
         tokio::time::timeout(
             timeout,
@@ -187,7 +201,28 @@ impl App {
         self.store
             .set_dns_record(rec.id, "present", &address, "", now_millis())
             .await?;
-        Ok(Step::Written)
+        Ok((Step::Written, sibling))
+    }
+
+    /// Deletes `rec` from its zone (if it was written) and marks it
+    /// removed.
+    async fn remove_record(
+        &self,
+        provider: &dyn Provider,
+        rec: &DnsRecordRow,
+    ) -> Result<(Step, Option<DnsRecordRow>), AppError> {
+        if rec.state == "present" {
+            tokio::time::timeout(
+                self.config.action_timeout,
+                provider.change_dns_record(&rec.zone_id, &rec.name, &rec.rtype, &rec.value, true),
+            )
+            .await
+            .map_err(|_| AppError::Provider("Route 53 did not answer in time".into()))??;
+        }
+        self.store
+            .set_dns_record(rec.id, "removed", &rec.value, "", now_millis())
+            .await?;
+        Ok((Step::Removed, None))
     }
 
     /// skyhold's DNS records, newest first (the Sync page).

@@ -212,18 +212,7 @@ impl App {
                         AccountName::parse(v).map_err(|m| AppError::bad_parameter("account", m))?,
                     )
                 }
-                "limit" => {
-                    q.limit = v
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| {
-                            AppError::bad_parameter(
-                                "limit",
-                                "must be a whole number from 1 to 1000",
-                            )
-                        })?
-                }
+                "limit" => q.limit = crate::error::page_limit(v)?,
                 "cursor" => {
                     q.before_id = Some(v.parse().map_err(|_| {
                         AppError::bad_parameter("cursor", "use next_cursor as given")

@@ -178,10 +178,10 @@ impl App {
             )
         })?;
         let names: Vec<String> = plan.servers.iter().map(|s| s.name.clone()).collect();
+        // Early, before anything is held (checked again where the launch
+        // row is written, where two launches cannot race for a name).
         if let Some(taken) = self.store.launch_name_taken(&names).await? {
-            return Err(AppError::NameTaken(format!(
-                "a server named {taken} exists already (or is being launched): choose another name"
-            )));
+            return Err(StoreError::NameTaken(taken).into());
         }
         let image = self
             .find_image(
@@ -409,19 +409,8 @@ impl App {
         let reservation = match reserved {
             Ok((id, _)) => id,
             Err(exceeded) => {
-                let mut d = actor.audit(
-                    "launch.create",
-                    AuditTarget {
-                        kind: "blueprint".into(),
-                        id: p.blueprint.id.to_string(),
-                        name: p.blueprint.spec.name.clone(),
-                        ..Default::default()
-                    },
-                );
-                d.outcome = audit::outcome::DENIED.into();
                 let e = AppError::QuotaExceeded(Box::new(exceeded));
-                d.reason = format!("{}: {e}", e.code());
-                self.record(&d).await;
+                self.record_launch_refusal(actor, &p.blueprint, &e).await;
                 return Err(e);
             }
         };
@@ -438,6 +427,7 @@ impl App {
             None => Vec::new(),
         };
         let hashes: Vec<String> = secrets.iter().map(|s| auth::sha256_hex(s)).collect();
+        let server_names: Vec<String> = p.plan.servers.iter().map(|s| s.name.clone()).collect();
         let params = serde_json::json!({
             "servers": p.plan.servers,
             "image": p.image.id,
@@ -470,6 +460,7 @@ impl App {
                     params: &params,
                     reservation_id: Some(reservation),
                     secret_hashes: &hashes,
+                    server_names: &server_names,
                 },
                 now,
             )
@@ -486,7 +477,12 @@ impl App {
                         .await?
                         .ok_or_else(|| AppError::Conflict("launch vanished".into()));
                 }
-                return Err(e.into());
+                let e = AppError::from(e);
+                if let AppError::NameTaken(_) = e {
+                    // Another launch took the name since the early check.
+                    self.record_launch_refusal(actor, &p.blueprint, &e).await;
+                }
+                return Err(e);
             }
         };
         // From here the launch runs in a task of its own: a client that
@@ -495,6 +491,22 @@ impl App {
         tokio::spawn(async move { app.run_launch(&actor, p, row, now, secrets).await })
             .await
             .map_err(|e| AppError::Internal(anyhow::anyhow!("the launch's task failed: {e}")))?
+    }
+
+    /// Audits a launch from blueprint `b` refused with `e` (nothing held).
+    async fn record_launch_refusal(&self, actor: &Actor, b: &BlueprintRow, e: &AppError) {
+        let mut d = actor.audit(
+            "launch.create",
+            AuditTarget {
+                kind: "blueprint".into(),
+                id: b.id.to_string(),
+                name: b.spec.name.clone(),
+                ..Default::default()
+            },
+        );
+        d.outcome = audit::outcome::DENIED.into();
+        d.reason = format!("{}: {e}", e.code());
+        self.record(&d).await;
     }
 
     /// One RunInstances per server, in order; the first failure stops the
@@ -806,9 +818,18 @@ impl App {
     ) -> Result<(Vec<LaunchRow>, Option<LaunchId>), AppError> {
         self.authorize(actor, Action::ViewActions, Object::None)
             .await?;
+        // The rule of `may_see_launch`, as a filter in the query.
+        let sees_all = matches!(
+            actor.role,
+            skyhold_core::Role::Admin | skyhold_core::Role::Auditor
+        );
+        let mine: Vec<String> = std::iter::once(actor.username.clone())
+            .chain(actor.groups.iter().map(|(_, g)| format!("group:{g}")))
+            .collect();
+        let visible = (!sees_all).then_some((actor.user_id, mine.as_slice()));
         let mut rows = self
             .store
-            .list_launches(owner, requested_by, cursor, limit)
+            .list_launches(owner, requested_by, visible, cursor, limit)
             .await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
@@ -817,7 +838,7 @@ impl App {
         } else {
             None
         };
-        rows.retain(|l| self.may_see_launch(actor, l));
+        debug_assert!(rows.iter().all(|l| self.may_see_launch(actor, l)));
         Ok((rows, next))
     }
 

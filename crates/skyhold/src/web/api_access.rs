@@ -1139,15 +1139,7 @@ pub(super) async fn list_actions(
             "resource" => resource = Some(id_param(v, "resource", ResourceId)?),
             "actor" => by = Some(app.find_user(v).await?.id),
             "cursor" => cursor = Some(id_param(v, "action", ActionId)?),
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        AppError::bad_parameter("limit", "a whole number from 1 to 1000")
-                    })?
-            }
+            "limit" => limit = crate::error::page_limit(v)?,
             other => {
                 return Err(AppError::bad_parameter(
                     &skyhold_core::clip(other, 40),

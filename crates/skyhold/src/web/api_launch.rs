@@ -305,8 +305,7 @@ pub(super) async fn create_blueprint(
     Extension(actor): Extension<Actor>,
     bytes: Bytes,
 ) -> Result<Response, AppError> {
-    let b: BlueprintBody = body(&bytes)?;
-    let spec = b.apply(None)?;
+    let spec = body::<BlueprintBody>(&bytes).and_then(|b| b.apply(None));
     let row = app.create_blueprint(&actor, spec).await?;
     Ok((StatusCode::CREATED, Json(blueprint_out(&app, &actor, &row))).into_response())
 }
@@ -375,14 +374,15 @@ pub(super) async fn update_blueprint(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Result<Json<BlueprintOut>, AppError> {
-    let b: BlueprintBody = body(&bytes)?;
-    let expected = b.version;
-    // The current spec is read through the check (a hidden blueprint is a
-    // 404 before anything is parsed against it).
-    let current = app.blueprint(&actor, &id, None).await?;
-    let spec = b.apply(Some(current.spec.clone()))?;
+    // The body is applied to the current spec only after the checks (a
+    // hidden blueprint is a 404, an unmanageable one a 403, whatever the
+    // body says).
+    let parsed = body::<BlueprintBody>(&bytes);
+    let expected = parsed.as_ref().ok().and_then(|b| b.version);
     let row = app
-        .update_blueprint(&actor, &current.id.to_string(), expected, spec)
+        .update_blueprint(&actor, &id, expected, move |current| {
+            parsed?.apply(Some(current.clone()))
+        })
         .await?;
     Ok(Json(blueprint_out(&app, &actor, &row)))
 }

@@ -433,15 +433,7 @@ pub(super) async fn list_launches(
             "owner" => owner = Some(v.to_owned()),
             "actor" => by = Some(app.find_user(v).await?.id),
             "cursor" => cursor = Some(id_param(v, "launch", LaunchId)?),
-            "limit" => {
-                limit = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        AppError::bad_parameter("limit", "a whole number from 1 to 1000")
-                    })?
-            }
+            "limit" => limit = crate::error::page_limit(v)?,
             other => {
                 return Err(AppError::bad_parameter(
                     &skyhold_core::clip(other, 40),

@@ -248,20 +248,14 @@ async fn create_blueprint(
 ) -> Result<Response, PageError> {
     let f = Fields::parse(&body);
     f.check_csrf(&actor)?;
-    // Refused before the form is read: who may not create learns nothing
-    // from its errors.
-    if let Err(e) = app
-        .authorize(&actor, Action::ManageBlueprints, Object::None)
-        .await
-    {
-        return Ok(failed(&app, &actor, "blueprints", e, "/blueprints"));
-    }
-    let result = match body_of(&f).and_then(|b| b.apply(None)) {
-        Ok(spec) => app.create_blueprint(&actor, spec).await.map(|_| ()),
-        Err(e) => Err(e),
-    };
-    Ok(match result {
-        Ok(()) => done("/blueprints", "created"),
+    // The form's errors come after the check (who may not create learns
+    // nothing from them).
+    let spec = body_of(&f).and_then(|b| b.apply(None));
+    Ok(match app.create_blueprint(&actor, spec).await {
+        Ok(_) => done("/blueprints", "created"),
+        Err(e @ (AppError::Forbidden(_) | AppError::Unauthenticated)) => {
+            failed(&app, &actor, "blueprints", e, "/blueprints")
+        }
         Err(e) => failed(&app, &actor, "blueprints", e, "/blueprints/new"),
     })
 }
@@ -291,30 +285,17 @@ async fn update_blueprint(
     let f = Fields::parse(&body);
     f.check_csrf(&actor)?;
     let back = format!("/blueprints/{id}/edit");
-    let current = match app.blueprint(&actor, &id, None).await {
-        Ok(b) => b,
-        Err(e) => return Ok(failed(&app, &actor, "blueprints", e, "/blueprints")),
-    };
-    if let Err(e) = app
-        .authorize(
-            &actor,
-            Action::ManageBlueprints,
-            Object::Blueprint(current.id),
-        )
-        .await
-    {
-        return Ok(failed(&app, &actor, "blueprints", e, "/blueprints"));
-    }
     let expected = f.get("version").trim().parse::<i64>().ok();
-    let result = match body_of(&f).and_then(|b| b.apply(Some(current.spec.clone()))) {
-        Ok(spec) => app
-            .update_blueprint(&actor, &current.id.to_string(), expected, spec)
-            .await
-            .map(|_| ()),
-        Err(e) => Err(e),
-    };
+    let result = app
+        .update_blueprint(&actor, &id, expected, |current| {
+            body_of(&f).and_then(|b| b.apply(Some(current.clone())))
+        })
+        .await;
     Ok(match result {
-        Ok(()) => done("/blueprints", "updated"),
+        Ok(_) => done("/blueprints", "updated"),
+        Err(e @ (AppError::Forbidden(_) | AppError::NotFound(_) | AppError::Unauthenticated)) => {
+            failed(&app, &actor, "blueprints", e, "/blueprints")
+        }
         Err(e) => failed(&app, &actor, "blueprints", e, &back),
     })
 }

@@ -262,6 +262,29 @@ async fn launches_are_tagged_on_create_and_held_to_quotas() {
         )
         .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    // Others' launches are filtered out before paging: cy's pages are
+    // empty and end at once, ann's first page of one is hers.
+    let (_, list) = server
+        .send(
+            Method::GET,
+            "/api/v1/launches?limit=1",
+            &cy,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"], json!([]), "{list}");
+    assert!(list["next_cursor"].is_null(), "{list}");
+    let (_, list) = server
+        .send(
+            Method::GET,
+            "/api/v1/launches?limit=1",
+            &ann,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(list["items"][0]["owner"], "ann", "{list}");
 
     // The audit log records the launch with its instances, and the refusal.
     let (_, audit) = server
@@ -663,13 +686,20 @@ async fn a_crash_during_run_instances_settles_by_tag_on_restart() {
     assert_eq!(v["items"][0]["owner"], "admin", "{v}");
 }
 
-/// 50 launches at once against a quota of 10 instances (on PostgreSQL
-/// spread over two server processes): exactly 10 instances, and 40 clear
-/// refusals naming the quota.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_concurrent_launches_never_overshoot_a_quota() {
+/// Server processes on a fresh database (two on PostgreSQL, one on
+/// SQLite) with blueprint `racer` for moto account `account`, and an admin
+/// token.
+async fn racers(
+    account: &str,
+) -> (
+    TestDb,
+    AccountSpec,
+    Vec<crate::replicas::Replica>,
+    reqwest::Client,
+    String,
+) {
     let moto = shared_moto();
-    let spec = AccountSpec::new("race", moto, &[REGION]).with_kinds(&["instance"]);
+    let spec = AccountSpec::new(account, moto, &[REGION]).with_kinds(&["instance"]);
     let db = TestDb::new().await;
     let config = replica_config(&db, "race.toml", "sync_on_start = false", &spec);
     let processes = if backend() == Backend::Postgres { 2 } else { 1 };
@@ -678,37 +708,37 @@ async fn fifty_concurrent_launches_never_overshoot_a_quota() {
         .collect();
     let http = reqwest::Client::new();
     let admin = admin_token(&http, &replicas[0].url).await;
-    let base = replicas[0].url.clone();
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(&admin)
-            .json(&body)
-            .send()
-    };
-    let mut bp = blueprint("racer", "race");
+    let mut bp = blueprint("racer", account);
     bp["dns_zone"] = json!("");
     bp["dns_name_pattern"] = json!("");
-    assert!(post("/api/v1/blueprints", bp)
+    let r = http
+        .post(format!("{}/api/v1/blueprints", replicas[0].url))
+        .bearer_auth(&admin)
+        .json(&bp)
+        .send()
         .await
-        .unwrap()
-        .status()
-        .is_success());
-    let r = post(
-        "/api/v1/quotas",
-        json!({"subject": "default:user", "instances": 10}),
-    )
-    .await
-    .unwrap();
+        .unwrap();
     assert!(r.status().is_success());
+    (db, spec, replicas, http, admin)
+}
+
+/// Launches `bodies` at once, spread over `replicas`: each one's status
+/// and answer, in order.
+async fn launch_all(
+    replicas: &[crate::replicas::Replica],
+    http: &reqwest::Client,
+    admin: &str,
+    bodies: Vec<Value>,
+) -> Vec<(StatusCode, Value)> {
     let mut tasks = Vec::new();
-    for i in 0..50 {
-        let url = replicas[i % processes].url.clone();
-        let (http, admin) = (http.clone(), admin.clone());
+    for (i, body) in bodies.into_iter().enumerate() {
+        let url = replicas[i % replicas.len()].url.clone();
+        let (http, admin) = (http.clone(), admin.to_owned());
         tasks.push(tokio::spawn(async move {
             let r = http
                 .post(format!("{url}/api/v1/launches"))
                 .bearer_auth(&admin)
-                .json(&json!({"blueprint": "racer", "name": format!("r{i}")}))
+                .json(&body)
                 .send()
                 .await
                 .unwrap();
@@ -716,10 +746,57 @@ async fn fifty_concurrent_launches_never_overshoot_a_quota() {
             (status, r.json::<Value>().await.unwrap())
         }));
     }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
+/// Ten launches of one name at once (over two processes on PostgreSQL):
+/// one server starts, nine are refused with `name_taken`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_launches_of_one_name_start_one_server() {
+    let (_db, spec, replicas, http, admin) = racers("samename").await;
+    let bodies = (0..10)
+        .map(|_| json!({"blueprint": "racer", "name": "twin"}))
+        .collect();
+    let answers = launch_all(&replicas, &http, &admin, bodies).await;
+    let created = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::CREATED)
+        .count();
+    for (s, v) in &answers {
+        assert!(
+            *s == StatusCode::CREATED
+                || (*s == StatusCode::CONFLICT && v["error"]["code"] == "name_taken"),
+            "{s}: {v}"
+        );
+    }
+    assert_eq!(created, 1, "{answers:?}");
+    assert_eq!(moto_instances(&spec).await.len(), 1);
+}
+
+/// 50 launches at once against a quota of 10 instances (on PostgreSQL
+/// spread over two server processes): exactly 10 instances, and 40 clear
+/// refusals naming the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_launches_never_overshoot_a_quota() {
+    let (_db, spec, replicas, http, admin) = racers("race").await;
+    let r = http
+        .post(format!("{}/api/v1/quotas", replicas[0].url))
+        .bearer_auth(&admin)
+        .json(&json!({"subject": "default:user", "instances": 10}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let bodies = (0..50)
+        .map(|i| json!({"blueprint": "racer", "name": format!("r{i}")}))
+        .collect();
     let mut created = 0;
     let mut refused = 0;
-    for t in tasks {
-        let (status, v) = t.await.unwrap();
+    for (status, v) in launch_all(&replicas, &http, &admin, bodies).await {
         match status {
             StatusCode::CREATED => {
                 assert_eq!(v["state"], "succeeded", "{v}");
@@ -848,6 +925,13 @@ async fn the_cli_launches_previews_and_manages_blueprints_and_quotas() {
             "description=edited",
             "default_type=t3.small",
         ],
+        "",
+    ));
+    assert!(ok && o.contains("version 2"), "{o}{e}");
+    // The same edit again changes nothing, so writes no version.
+    let (ok, o, e) = out(&server.cli_as(
+        &admin,
+        &["blueprint", "edit", "dev-box", "description=edited"],
         "",
     ));
     assert!(ok && o.contains("version 2"), "{o}{e}");
@@ -1380,6 +1464,10 @@ async fn the_pages_edit_blueprints_preview_and_launch() {
 
 /// The A records of (address, name) in a zone, read through the SDK.
 async fn zone_records(aws: &Aws, zone: &str) -> Vec<(String, String)> {
+    zone_records_of(aws, zone, "A").await
+}
+
+async fn zone_records_of(aws: &Aws, zone: &str, rtype: &str) -> Vec<(String, String)> {
     let r = aws
         .route53
         .list_resource_record_sets()
@@ -1390,7 +1478,7 @@ async fn zone_records(aws: &Aws, zone: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = r
         .resource_record_sets()
         .iter()
-        .filter(|s| s.r#type().as_str() == "A")
+        .filter(|s| s.r#type().as_str() == rtype)
         .flat_map(|s| {
             s.resource_records().iter().map(|v| {
                 (
@@ -1495,6 +1583,37 @@ async fn dns_records_follow_the_servers_skyhold_launched() {
     assert!(
         page.contains("web-2.dev.example.com") && page.contains("removed"),
         "{page}"
+    );
+    // A server that gets an IPv6 address gets an AAAA record beside its A
+    // record (seen by the next sync), and loses it with the address.
+    let web2 = l["instances"][1]["provider_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(zone_records_of(&aws, &zone, "AAAA").await, vec![]);
+    aws.ec2
+        .set_instance_ipv6(&web2, "2001:db8::2", true)
+        .await
+        .unwrap();
+    server.sync().await;
+    let pass = server.app().reconcile_dns(None).await.unwrap();
+    assert_eq!(pass.written, 1, "{pass:?}");
+    let aaaa = vec![("web-2.dev.example.com".to_owned(), "2001:db8::2".to_owned())];
+    assert_eq!(zone_records_of(&aws, &zone, "AAAA").await, aaaa);
+    let pass = server.app().reconcile_dns(None).await.unwrap();
+    assert_eq!(pass, skyhold::app::DnsPass::default());
+    aws.ec2
+        .set_instance_ipv6(&web2, "2001:db8::2", false)
+        .await
+        .unwrap();
+    server.sync().await;
+    let pass = server.app().reconcile_dns(None).await.unwrap();
+    assert_eq!(pass.removed, 1, "{pass:?}");
+    assert_eq!(zone_records_of(&aws, &zone, "AAAA").await, vec![]);
+    assert_eq!(
+        zone_records(&aws, &zone).await,
+        vec![want[0].clone(), want[2].clone()],
+        "the A records stay"
     );
     server.stop().await;
 }

@@ -186,7 +186,11 @@ async fn usage_follows_stops_owner_changes_resizes_and_deletions() {
         .unwrap();
     let acct = AccountName::parse("acme").unwrap();
     let usage = |u: &[skyhold_core::quota::Applicable]| {
-        (u[0].usage.instances, u[0].usage.vcpus, u[0].usage.volume_gib)
+        (
+            u[0].usage.instances,
+            u[0].usage.vcpus,
+            u[0].usage.volume_gib,
+        )
     };
     // i-1 stopped, i-2 given to bob, i-3 gone, i-4 started; vol-2 grown to
     // 150 GiB, vol-1 gone.
@@ -198,7 +202,13 @@ async fn usage_follows_stops_owner_changes_resizes_and_deletions() {
         owned("i-6", "group:dev", "t3.micro", "running"),
     ];
     store
-        .apply_listing(&acct, "us-east-1", ResourceKind::Instance, &instances, 3_000)
+        .apply_listing(
+            &acct,
+            "us-east-1",
+            ResourceKind::Instance,
+            &instances,
+            3_000,
+        )
         .await
         .unwrap();
     store
@@ -211,9 +221,15 @@ async fn usage_follows_stops_owner_changes_resizes_and_deletions() {
         )
         .await
         .unwrap();
-    let ann = store.quota_usage(&[user_scope("ann")], 3_000).await.unwrap();
+    let ann = store
+        .quota_usage(&[user_scope("ann")], 3_000)
+        .await
+        .unwrap();
     assert_eq!(usage(&ann), (1, 2, 150), "{ann:?}");
-    let bob = store.quota_usage(&[user_scope("bob")], 3_000).await.unwrap();
+    let bob = store
+        .quota_usage(&[user_scope("bob")], 3_000)
+        .await
+        .unwrap();
     assert_eq!(usage(&bob), (2, 4, 0), "{bob:?}");
     // Everything stopped or gone: nothing counts.
     store
