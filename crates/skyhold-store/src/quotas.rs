@@ -98,41 +98,75 @@ macro_rules! limits_in {
 /// a JSON array on SQLite). Evaluates to `HashMap<owner, Amount>`.
 macro_rules! usage_in {
     ($exec:expr, $sql:expr, $owners:expr, $now:expr) => {{
-        let mut by_owner: std::collections::HashMap<String, Amount> =
-            std::collections::HashMap::new();
-        for r in sqlx::query($sql)
-            .bind($now)
-            .bind($owners)
-            .fetch_all(&mut *$exec)
-            .await?
-        {
-            let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
-            let (n, gib) = (held("n")?, held("g")?);
-            let used = if r.text("src")? == "q" {
-                Amount {
-                    instances: n,
-                    vcpus: held("v")?,
-                    memory_mib: held("m")?,
-                    volume_gib: gib,
-                }
-            } else if r.text("kind")? == "volume" {
-                Amount {
-                    volume_gib: gib,
-                    ..Default::default()
-                }
-            } else {
-                // An unknown type counts as an instance; its vCPUs and
-                // memory cannot be known.
-                Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
-                    instances: n,
-                    ..Default::default()
-                })
-            };
-            let e = by_owner.entry(r.text("o")?).or_default();
-            *e = e.plus(used);
-        }
-        by_owner
+        let rows = sqlx::query($sql).bind($now).bind($owners).fetch_all(&mut *$exec).await?;
+        usage_from_rows(&rows)?
     }};
+}
+
+/// Sums `usage_in!`'s rows per owner.
+fn usage_from_rows(rows: &[impl ReadRow]) -> Result<std::collections::HashMap<String, Amount>> {
+    let mut by_owner: std::collections::HashMap<String, Amount> = std::collections::HashMap::new();
+    for r in rows {
+        let held = |c: &str| -> Result<u64> { Ok(r.int(c)?.max(0) as u64) };
+        let (n, gib) = (held("n")?, held("g")?);
+        let used = if r.text("src")? == "q" {
+            Amount {
+                instances: n,
+                vcpus: held("v")?,
+                memory_mib: held("m")?,
+                volume_gib: gib,
+            }
+        } else if r.text("kind")? == "volume" {
+            Amount {
+                volume_gib: gib,
+                ..Default::default()
+            }
+        } else {
+            // An unknown type counts as an instance; its vCPUs and memory
+            // cannot be known.
+            Amount::of_instances(&r.text("rtype")?, n, 0).unwrap_or(Amount {
+                instances: n,
+                ..Default::default()
+            })
+        };
+        let e = by_owner.entry(r.text("o")?).or_default();
+        *e = e.plus(used);
+    }
+    Ok(by_owner)
+}
+
+/// In-process turns per quota subject: a process's launches of one
+/// subject wait here, in arrival order, and the one whose turn it is meets
+/// no advisory lock wait (only other replicas' launches).
+#[derive(Default)]
+pub(crate) struct Turns(
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+);
+
+impl Turns {
+    /// Takes the turns of `keys` (sorted, so two callers never deadlock).
+    async fn take(&self, keys: &[String]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut held = Vec::with_capacity(keys.len());
+        for k in keys {
+            let turn = {
+                let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+                map.entry(k.clone()).or_default().clone()
+            };
+            held.push(turn.lock_owned().await);
+        }
+        held
+    }
+}
+
+/// A stable 64-bit advisory lock id for `key` (FNV-1a): the same in every
+/// replica, whatever its build.
+fn lock_id(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h as i64
 }
 
 /// `usage_in!`'s statement with the owners as `$2`, in each dialect.
@@ -374,26 +408,68 @@ impl Store {
                 check_and_reserve!(tx, resolved, USAGE_SQLITE, owners)
             }
             crate::Pool::Postgres(p) => {
-                let resolved = {
-                    let mut c = p.acquire().await?;
-                    limits_in!(c, scopes)
-                };
+                // The connection is taken (and the pool's liveness ping
+                // done) before the turn, so the section holds none of that.
+                let mut conn = p.acquire().await?;
+                let resolved = limits_in!(conn, scopes);
                 let owners = counted_owners(scopes, &resolved);
-                let mut tx = p.begin_write().await?;
-                // One statement: the subjects' advisory locks in sorted
-                // order (two launches never deadlock), and a commit that
-                // does not wait for the WAL flush while they are held (a
+                // This process's launches of a subject queue here, in
+                // arrival order; the advisory locks then serialize them
+                // with other replicas'.
+                let _turns = self.quota_turns.take(&keys).await;
+                // One round trip opens the transaction, lets its commit skip
+                // waiting for the WAL flush while the locks are held (a
                 // reservation expires by itself, so one lost in a crash
-                // costs nothing; the launch row written next flushes it).
-                sqlx::query(
-                    "SELECT set_config('synchronous_commit', 'off', true), \
-                     (SELECT COUNT(pg_advisory_xact_lock(hashtextextended(k, 0))) \
-                      FROM (SELECT k FROM unnest($1::text[]) AS k ORDER BY k) AS s)",
-                )
-                .bind(&keys)
-                .execute(&mut *tx)
-                .await?;
-                check_and_reserve!(tx, resolved, USAGE_PG, &owners)
+                // costs nothing; the launch row written next flushes it),
+                // and takes the subjects' advisory locks in sorted order
+                // (two launches never deadlock).
+                let mut begin = String::from("BEGIN; SELECT set_config('synchronous_commit', 'off', true);");
+                for k in &keys {
+                    begin.push_str(&format!(" SELECT pg_advisory_xact_lock({});", lock_id(k)));
+                }
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+                // A second: the reservation inserted and the usage read in
+                // one statement (its snapshot does not see the row it
+                // inserts; the check adds the request itself). Over a
+                // limit, the rollback takes the row back.
+                let sql = format!(
+                    "WITH ins AS (INSERT INTO quota_reservations \
+                     (owner, instances, vcpus, memory_mib, volume_gib, created_at, expires_at) \
+                     VALUES ($3, $4, $5, $6, $7, $8, $9) RETURNING id) \
+                     SELECT 'i' AS src, '' AS o, '' AS kind, '' AS rtype, id AS n, CAST(0 AS BIGINT) AS g, \
+                     CAST(0 AS BIGINT) AS v, CAST(0 AS BIGINT) AS m FROM ins UNION ALL {USAGE_PG}"
+                );
+                let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+                let rows = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(&owners)
+                    .bind(owner)
+                    .bind(clamp(request.instances))
+                    .bind(clamp(request.vcpus))
+                    .bind(clamp(request.memory_mib))
+                    .bind(clamp(request.volume_gib))
+                    .bind(now)
+                    .bind(expires_at)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let mut id = None;
+                let mut usage_rows = Vec::with_capacity(rows.len());
+                for r in rows {
+                    if r.text("src")? == "i" {
+                        id = Some(r.int("n")?);
+                    } else {
+                        usage_rows.push(r);
+                    }
+                }
+                let by_owner = usage_from_rows(&usage_rows)?;
+                let applicable = applicable(scopes, resolved, &by_owner);
+                if let Err(e) = quota::check(&applicable, request) {
+                    tx.rollback().await?;
+                    return Ok(Err(e));
+                }
+                let id = id.ok_or_else(|| StoreError::Corrupt("the reservation was not inserted".into()))?;
+                tx.commit().await?;
+                Ok(Ok((ReservationId(id), applicable)))
             }
         }
     }

@@ -578,6 +578,82 @@ async fn a_late_run_instances_answer_is_adopted_by_tag_not_repeated() {
     server.stop().await;
 }
 
+/// A launch of three whose third RunInstances is refused: the two servers
+/// that started are recorded (state `partial`, saying so), the third's
+/// quota is given back, and nothing more is launched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partly_failed_launch_records_what_started_and_gives_back_the_rest() {
+    let proxy = FaultProxy::start(shared_moto()).await;
+    let (server, spec, ann, _cy) = setup(&proxy.endpoint).await;
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/quotas",
+            &server.token,
+            json!({"subject": "user:ann", "instances": 5}),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    // The third server's request carries its Name tag, part-3.
+    proxy.set(
+        "part-3",
+        Fault::Error {
+            status: 400,
+            body: crate::proxy::ec2_error(
+                "InstanceLimitExceeded",
+                "You have requested more instances than your current instance limit allows",
+            ),
+        },
+    );
+    let (s, l) = server
+        .send(
+            Method::POST,
+            "/api/v1/launches",
+            &ann,
+            json!({"blueprint": "dev-box", "name": "part", "count": 3}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    assert_eq!(l["state"], "partial", "{l}");
+    let names: Vec<&str> = l["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["part-1", "part-2"], "{l}");
+    let error = l["error"]["message"]
+        .as_str()
+        .or(l["error"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        error.contains("2 of 3 servers started") && error.contains("InstanceLimitExceeded"),
+        "{l}"
+    );
+    assert_eq!(moto_instances(&spec).await.len(), 2);
+    // What started counts; the third's reservation is gone.
+    let (_, mine) = server
+        .send(Method::GET, "/api/v1/me/quota", &ann, json!(null), None)
+        .await;
+    assert_eq!(mine["items"][0]["usage"]["instances"], 2, "{mine}");
+    // The launch as stored says the same.
+    let (_, got) = server
+        .send(
+            Method::GET,
+            &format!("/api/v1/launches/{}", l["id"]),
+            &ann,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(got["state"], "partial", "{got}");
+    assert_eq!(got["instances"], l["instances"], "{got}");
+    server.stop().await;
+}
+
 /// The server is killed while the proxy holds RunInstances' answer (the
 /// instance exists, skyhold never heard): the restarted server settles
 /// the launch from the launch tag, and nothing is launched twice.
