@@ -220,7 +220,10 @@ pub async fn launch_bench(backend: &str, total: usize, launches: usize) -> Resul
             held.push(id);
         }
         for id in held {
-            anyhow::ensure!(app.store.release_reservation(id).await?, "reservation {id:?} gone");
+            anyhow::ensure!(
+                app.store.release_reservation(id).await?,
+                "reservation {id:?} gone"
+            );
         }
     }
     reserve.sort_by(|a, b| a.total_cmp(b));

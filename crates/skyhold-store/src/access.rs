@@ -294,8 +294,10 @@ impl Store {
                 q = q.bind(a);
                 m = m.bind(a);
             }
-            let groups = q.fetch_all(p).await?;
-            let members = m.fetch_all(p).await?;
+            // One connection for both (one pool checkout, one ping).
+            let mut c = p.acquire().await?;
+            let groups = q.fetch_all(&mut *c).await?;
+            let members = m.fetch_all(&mut *c).await?;
             let mut by_group: std::collections::HashMap<i64, Vec<String>> = std::collections::HashMap::new();
             for r in &members {
                 by_group.entry(r.int("group_id")?).or_default().push(r.text("username")?);

@@ -98,7 +98,11 @@ macro_rules! limits_in {
 /// a JSON array on SQLite). Evaluates to `HashMap<owner, Amount>`.
 macro_rules! usage_in {
     ($exec:expr, $sql:expr, $owners:expr, $now:expr) => {{
-        let rows = sqlx::query($sql).bind($now).bind($owners).fetch_all(&mut *$exec).await?;
+        let rows = sqlx::query($sql)
+            .bind($now)
+            .bind($owners)
+            .fetch_all(&mut *$exec)
+            .await?;
         usage_from_rows(&rows)?
     }};
 }
@@ -423,7 +427,8 @@ impl Store {
                 // costs nothing; the launch row written next flushes it),
                 // and takes the subjects' advisory locks in sorted order
                 // (two launches never deadlock).
-                let mut begin = String::from("BEGIN; SELECT set_config('synchronous_commit', 'off', true);");
+                let mut begin =
+                    String::from("BEGIN; SELECT set_config('synchronous_commit', 'off', true);");
                 for k in &keys {
                     begin.push_str(&format!(" SELECT pg_advisory_xact_lock({});", lock_id(k)));
                 }
@@ -467,7 +472,9 @@ impl Store {
                     tx.rollback().await?;
                     return Ok(Err(e));
                 }
-                let id = id.ok_or_else(|| StoreError::Corrupt("the reservation was not inserted".into()))?;
+                let id = id.ok_or_else(|| {
+                    StoreError::Corrupt("the reservation was not inserted".into())
+                })?;
                 tx.commit().await?;
                 Ok(Ok((ReservationId(id), applicable)))
             }

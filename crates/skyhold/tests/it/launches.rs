@@ -595,9 +595,10 @@ async fn a_partly_failed_launch_records_what_started_and_gives_back_the_rest() {
         )
         .await;
     assert!(s.is_success(), "{v}");
-    // The third server's request carries its Name tag, part-3.
+    // The third server's RunInstances carries its Name tag, part-3 (the
+    // DNS name checks ask for `name=part-3.…`, not a tag `Value=`).
     proxy.set(
-        "part-3",
+        "Value=part-3",
         Fault::Error {
             status: 400,
             body: crate::proxy::ec2_error(
