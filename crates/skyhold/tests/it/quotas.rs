@@ -252,6 +252,42 @@ async fn usage_follows_stops_owner_changes_resizes_and_deletions() {
     }
 }
 
+/// Owner values that look like SQL quoting (quotes, dollar quotes,
+/// backslashes) are stored and counted as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_owner_values_are_reserved_and_counted_verbatim() {
+    let (_db, store) = seeded().await;
+    store
+        .set_quota(
+            &QuotaSubject::DefaultUser,
+            &limits(Some(1), None),
+            None,
+            2_000,
+            &AuditDraft::default(),
+        )
+        .await
+        .unwrap();
+    for odd in ["o'neil", "a$sk$b", "c$sk", "d\\e", "$sk1$f$sk$"] {
+        let scopes = [user_scope(odd)];
+        store
+            .reserve_quota(&scopes, one_micro(), odd, 2_000, 10_000)
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{odd}: {e}"));
+        let u = store.quota_usage(&scopes, 2_000).await.unwrap();
+        assert_eq!(u[0].usage.instances, 1, "{odd}: {u:?}");
+        // The limit of one is reached for this owner and no other.
+        assert!(
+            store
+                .reserve_quota(&scopes, one_micro(), odd, 2_000, 10_000)
+                .await
+                .unwrap()
+                .is_err(),
+            "{odd}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reservations_count_until_released_or_expired() {
     let (_db, store) = seeded().await;
