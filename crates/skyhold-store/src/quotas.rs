@@ -162,18 +162,6 @@ impl Turns {
     }
 }
 
-/// `s` as a PostgreSQL dollar-quoted literal, whose tag `s` does not
-/// contain (dollar quotes have no escapes, so nothing in `s` can end them).
-fn pg_text(s: &str) -> String {
-    let mut tag = String::from("$sk$");
-    let mut n = 0u32;
-    while s.contains(&tag[..tag.len() - 1]) {
-        n += 1;
-        tag = format!("$sk{n}$");
-    }
-    format!("{tag}{s}{tag}")
-}
-
 /// A stable 64-bit advisory lock id for `key` (FNV-1a): the same in every
 /// replica, whatever its build.
 fn lock_id(key: &str) -> i64 {
@@ -433,76 +421,61 @@ impl Store {
                 // arrival order; the advisory locks then serialize them
                 // with other replicas'.
                 let _turns = self.quota_turns.take(&keys).await;
-                // The whole section is ONE round trip: a multi-statement
-                // simple query, which PostgreSQL runs as one implicit
-                // transaction. It lets the commit skip waiting for the WAL
-                // flush (a reservation expires by itself, so one lost in a
-                // crash costs nothing; the launch row written next flushes
-                // it), takes the subjects' advisory locks in sorted order
-                // (two launches never deadlock), then, in a statement of
-                // its own (so its snapshot is taken once the locks are
-                // held), inserts the reservation and reads the usage it is
-                // checked against (that snapshot does not see the row it
-                // inserts; the check adds the request itself). The simple
-                // protocol takes no binds: every value is a number or a
-                // dollar-quoted literal (`pg_text`).
-                let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
-                let mut sql = String::from("SELECT set_config('synchronous_commit', 'off', true);");
+                // One round trip opens the transaction, lets its commit skip
+                // waiting for the WAL flush while the locks are held (a
+                // reservation expires by itself, so one lost in a crash
+                // costs nothing; the launch row written next flushes it),
+                // and takes the subjects' advisory locks in sorted order
+                // (two launches never deadlock).
+                let mut begin =
+                    String::from("BEGIN; SELECT set_config('synchronous_commit', 'off', true);");
                 for k in &keys {
-                    sql.push_str(&format!(" SELECT pg_advisory_xact_lock({});", lock_id(k)));
+                    begin.push_str(&format!(" SELECT pg_advisory_xact_lock({});", lock_id(k)));
                 }
-                let owner_list = owners
-                    .iter()
-                    .map(|o| pg_text(o))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let usage = USAGE_PG
-                    .replace("$1", &now.to_string())
-                    .replace("ANY($2)", &format!("ANY(ARRAY[{owner_list}]::text[])"));
-                sql.push_str(&format!(
-                    " WITH ins AS (INSERT INTO quota_reservations \
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+                // A second: the reservation inserted and the usage read in
+                // one statement (its snapshot does not see the row it
+                // inserts; the check adds the request itself). Over a
+                // limit, the rollback takes the row back.
+                let sql = format!(
+                    "WITH ins AS (INSERT INTO quota_reservations \
                      (owner, instances, vcpus, memory_mib, volume_gib, created_at, expires_at) \
-                     VALUES ({}, {}, {}, {}, {}, {now}, {expires_at}) RETURNING id) \
+                     VALUES ($3, $4, $5, $6, $7, $8, $9) RETURNING id) \
                      SELECT 'i' AS src, '' AS o, '' AS kind, '' AS rtype, id AS n, CAST(0 AS BIGINT) AS g, \
-                     CAST(0 AS BIGINT) AS v, CAST(0 AS BIGINT) AS m FROM ins UNION ALL {usage}",
-                    pg_text(owner),
-                    clamp(request.instances),
-                    clamp(request.vcpus),
-                    clamp(request.memory_mib),
-                    clamp(request.volume_gib),
-                ));
-                // A query string with no binds goes as a simple query.
-                let rows = sqlx::Executor::fetch_all(&mut *conn, sql.as_str()).await?;
+                     CAST(0 AS BIGINT) AS v, CAST(0 AS BIGINT) AS m FROM ins UNION ALL {USAGE_PG}"
+                );
+                let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+                let rows = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(&owners)
+                    .bind(owner)
+                    .bind(clamp(request.instances))
+                    .bind(clamp(request.vcpus))
+                    .bind(clamp(request.memory_mib))
+                    .bind(clamp(request.volume_gib))
+                    .bind(now)
+                    .bind(expires_at)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 let mut id = None;
                 let mut usage_rows = Vec::with_capacity(rows.len());
                 for r in rows {
-                    // The set_config and lock statements' rows have no src.
-                    if sqlx::Row::try_column(&r, "src").is_err() {
-                        continue;
-                    }
                     if r.text("src")? == "i" {
                         id = Some(r.int("n")?);
                     } else {
                         usage_rows.push(r);
                     }
                 }
-                let id = id.ok_or_else(|| {
-                    StoreError::Corrupt("the reservation was not inserted".into())
-                })?;
                 let by_owner = usage_from_rows(&usage_rows)?;
                 let applicable = applicable(scopes, resolved, &by_owner);
                 if let Err(e) = quota::check(&applicable, request) {
-                    // Over a limit: the reservation goes again before this
-                    // process's next launch of these subjects may look (it
-                    // waits for the turn still held). Another replica's
-                    // launch looking meanwhile counts it, so at worst it is
-                    // refused too: never one too many.
-                    sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
-                        .bind(id)
-                        .execute(&mut *conn)
-                        .await?;
+                    tx.rollback().await?;
                     return Ok(Err(e));
                 }
+                let id = id.ok_or_else(|| {
+                    StoreError::Corrupt("the reservation was not inserted".into())
+                })?;
+                tx.commit().await?;
                 Ok(Ok((ReservationId(id), applicable)))
             }
         }
