@@ -70,13 +70,13 @@ pub struct NewLaunch<'a> {
 
 /// The first of `$names` a live instance (its Name tag) or a running
 /// launch's server already has, read inside `$exec`; evaluates to
-/// `Result<Option<String>>`.
+/// `Option<String>` (errors return from the enclosing function).
 macro_rules! name_taken_in {
     ($exec:expr, $names:expr) => {
         'taken: {
             let names: &[String] = $names;
             if names.is_empty() {
-                break 'taken Ok(None);
+                break 'taken None;
             }
             let mut qb = sqlx::QueryBuilder::new(
                 "SELECT name FROM resources WHERE kind = 'instance' AND deleted_at IS NULL \
@@ -87,25 +87,16 @@ macro_rules! name_taken_in {
                 sep.push_bind(n);
             }
             qb.push(") LIMIT 1");
-            match qb.build().fetch_optional(&mut *$exec).await {
-                Ok(Some(r)) => break 'taken r.try_get("name").map(Some).map_err(StoreError::from),
-                Ok(None) => {}
-                Err(e) => break 'taken Err(e.into()),
+            if let Some(r) = qb.build().fetch_optional(&mut *$exec).await? {
+                break 'taken Some(r.try_get::<String, _>("name")?);
             }
             // A running launch of several servers is named by its base
             // name; its servers' names are in its plan.
-            let rows = match sqlx::query("SELECT params FROM launches WHERE state = 'running'")
+            let rows = sqlx::query("SELECT params FROM launches WHERE state = 'running'")
                 .fetch_all(&mut *$exec)
-                .await
-            {
-                Ok(rows) => rows,
-                Err(e) => break 'taken Err(e.into()),
-            };
+                .await?;
             for r in rows {
-                let params: String = match r.try_get("params") {
-                    Ok(p) => p,
-                    Err(e) => break 'taken Err(e.into()),
-                };
+                let params: String = r.try_get("params")?;
                 let v: serde_json::Value = serde_json::from_str(&params).unwrap_or_default();
                 let taken = v["servers"]
                     .as_array()
@@ -114,11 +105,11 @@ macro_rules! name_taken_in {
                     .filter_map(|s| s["name"].as_str());
                 for t in taken {
                     if names.iter().any(|n| n == t) {
-                        break 'taken Ok(Some(t.to_owned()));
+                        break 'taken Some(t.to_owned());
                     }
                 }
             }
-            Ok(None)
+            None
         }
     };
 }
@@ -193,7 +184,7 @@ impl Store {
                         .await?;
                 }
             }
-            if let Some(taken) = name_taken_in!(tx, l.server_names)? {
+            if let Some(taken) = name_taken_in!(tx, l.server_names) {
                 return Err(StoreError::NameTaken(taken));
             }
             let row = sqlx::query(&format!(
@@ -402,7 +393,7 @@ impl Store {
     pub async fn launch_name_taken(&self, names: &[String]) -> Result<Option<String>> {
         on_pool!(self, p => {
             let mut conn = p.acquire().await?;
-            name_taken_in!(conn, names)
+            Ok(name_taken_in!(conn, names))
         })
     }
 }

@@ -173,22 +173,24 @@ fn lock_id(key: &str) -> i64 {
     h as i64
 }
 
-/// `usage_in!`'s statement with the owners as `$2`, in each dialect.
-const USAGE_PG: &str = "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, \
-     CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner = ANY($2) AND n > 0 \
-     UNION ALL \
-     SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
-     CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
-     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m \
-     FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) = ANY($2) GROUP BY LOWER(owner)";
-const USAGE_SQLITE: &str = "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, \
-     CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner IN (SELECT value FROM json_each($2)) AND n > 0 \
-     UNION ALL \
-     SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, \
-     CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, \
-     CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m \
-     FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) IN (SELECT value FROM json_each($2)) \
-     GROUP BY LOWER(owner)";
+/// `usage_in!`'s statement with `$set` testing an owner value against the
+/// owners bound as `$2` (`$1`: now).
+macro_rules! usage_sql {
+    ($set:literal) => {
+        concat!(
+            "SELECT 'r' AS src, owner AS o, kind, rtype, n, size_gib AS g, CAST(0 AS BIGINT) AS v, ",
+            "CAST(0 AS BIGINT) AS m FROM owner_usage WHERE owner ", $set, " AND n > 0 ",
+            "UNION ALL ",
+            "SELECT 'q' AS src, LOWER(owner) AS o, '' AS kind, '' AS rtype, ",
+            "CAST(COALESCE(SUM(instances), 0) AS BIGINT) AS n, CAST(COALESCE(SUM(volume_gib), 0) AS BIGINT) AS g, ",
+            "CAST(COALESCE(SUM(vcpus), 0) AS BIGINT) AS v, CAST(COALESCE(SUM(memory_mib), 0) AS BIGINT) AS m ",
+            "FROM quota_reservations WHERE expires_at > $1 AND LOWER(owner) ", $set, " GROUP BY LOWER(owner)"
+        )
+    };
+}
+/// The owners as a text array on PostgreSQL, a JSON array on SQLite.
+const USAGE_PG: &str = usage_sql!("= ANY($2)");
+const USAGE_SQLITE: &str = usage_sql!("IN (SELECT value FROM json_each($2))");
 
 /// The owners (lower-cased, once each) whose usage the limited scopes
 /// count; an unlimited quota needs no counting.
