@@ -94,13 +94,22 @@ impl App {
     /// next pass.
     pub async fn reconcile_dns(&self, only: Option<&str>) -> Result<DnsPass, AppError> {
         let mut pass = DnsPass::default();
-        for rec in self.store.live_dns_records().await? {
+        let live = self.store.live_dns_records().await?;
+        // Names that have their AAAA row already (no insert is tried for
+        // them on every pass).
+        let with_aaaa: std::collections::HashSet<(String, String)> = live
+            .iter()
+            .filter(|r| r.rtype == "AAAA")
+            .map(|r| (r.zone_id.clone(), r.name.clone()))
+            .collect();
+        for rec in live {
             if only.is_some_and(|p| p != rec.provider_id) {
                 continue;
             }
+            let has_aaaa = with_aaaa.contains(&(rec.zone_id.clone(), rec.name.clone()));
             let mut next = Some(rec);
             while let Some(rec) = next.take() {
-                match self.reconcile_record(&rec).await {
+                match self.reconcile_record(&rec, has_aaaa).await {
                     Ok((step, sibling)) => {
                         match step {
                             Step::Written => pass.written += 1,
@@ -131,10 +140,12 @@ impl App {
     }
 
     /// One record's step; with, for an A record whose server has an IPv6
-    /// address, the AAAA record newly wanted beside it.
+    /// address and no AAAA row yet (`has_aaaa`), the AAAA record newly
+    /// wanted beside it.
     async fn reconcile_record(
         &self,
         rec: &DnsRecordRow,
+        has_aaaa: bool,
     ) -> Result<(Step, Option<DnsRecordRow>), AppError> {
         let account = AccountName::parse(&rec.account).map_err(AppError::Conflict)?;
         let provider = self.sync.provider(&account).ok_or_else(|| {
@@ -175,7 +186,7 @@ impl App {
             _ => o.public_ip.clone(),
         };
         let sibling = match rec.rtype.as_str() {
-            "A" if !ipv6.is_empty() => {
+            "A" if !ipv6.is_empty() && !has_aaaa => {
                 self.store
                     .want_sibling_record(rec, "AAAA", now_millis())
                     .await?
