@@ -123,6 +123,15 @@ impl Ec2 {
 
     /// An instance's state name (`running`, `stopped`, …).
     pub async fn instance_state(&self, id: &str) -> Result<String, BoxError> {
+        Ok(self
+            .described(id)
+            .await?
+            .and_then(|i| Some(i.state()?.name()?.as_str().to_owned()))
+            .unwrap_or_default())
+    }
+
+    /// One instance as DescribeInstances shows it (`None`: not found).
+    async fn described(&self, id: &str) -> Result<Option<aws_sdk_ec2::types::Instance>, BoxError> {
         let out = self
             .client
             .describe_instances()
@@ -133,8 +142,8 @@ impl Ec2 {
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .find_map(|i| i.state()?.name().map(|n| n.as_str().to_owned()))
-            .unwrap_or_default())
+            .next()
+            .cloned())
     }
 
     /// An instance's tags as the provider stores them.
@@ -173,17 +182,10 @@ impl Ec2 {
 
     /// The key pair an instance was launched with.
     pub async fn instance_key_name(&self, id: &str) -> Result<String, BoxError> {
-        let out = self
-            .client
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await?;
-        Ok(out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .find_map(|i| i.key_name().map(str::to_owned))
+        Ok(self
+            .described(id)
+            .await?
+            .and_then(|i| i.key_name().map(str::to_owned))
             .unwrap_or_default())
     }
 
@@ -195,18 +197,14 @@ impl Ec2 {
         address: &str,
         add: bool,
     ) -> Result<(), BoxError> {
-        let out = self
-            .client
-            .describe_instances()
-            .instance_ids(id)
-            .send()
-            .await?;
-        let eni = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .flat_map(|i| i.network_interfaces())
-            .find_map(|n| n.network_interface_id().map(str::to_owned))
+        let eni = self
+            .described(id)
+            .await?
+            .and_then(|i| {
+                i.network_interfaces()
+                    .iter()
+                    .find_map(|n| n.network_interface_id().map(str::to_owned))
+            })
             .ok_or("the instance has no network interface")?;
         if add {
             self.client
