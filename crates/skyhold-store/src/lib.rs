@@ -92,8 +92,8 @@ pub struct Store {
     /// Free-text word sets lately probed, rare or common (see
     /// `resources::WordVerdicts`).
     word_verdicts: std::sync::Arc<resources::WordVerdicts>,
-    /// In-process turns per quota subject (see `quotas.rs`).
-    quota_turns: std::sync::Arc<quotas::Turns>,
+    /// Instance types sized for PostgreSQL quota checks (see `quotas.rs`).
+    sized_types: std::sync::Arc<quotas::SizedTypes>,
 }
 
 /// Runs `$body` with `$p` bound to the backend's pool, once per backend.
@@ -155,7 +155,7 @@ impl Store {
         Ok(Self {
             pool,
             word_verdicts: Default::default(),
-            quota_turns: Default::default(),
+            sized_types: Default::default(),
         })
     }
 

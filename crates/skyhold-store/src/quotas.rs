@@ -4,7 +4,8 @@
 //! reservations of launches in flight; checking a launch and reserving its
 //! amount happen in one transaction, serialized per quota subject (SQLite:
 //! `BEGIN IMMEDIATE`; PostgreSQL: one advisory lock per subject, taken in
-//! sorted order), so concurrent launches cannot overshoot a limit.
+//! sorted order inside the `quota_reserve` function), so concurrent
+//! launches cannot overshoot a limit.
 
 use crate::audit::append_audit;
 use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
@@ -139,27 +140,61 @@ fn usage_from_rows(rows: &[impl ReadRow]) -> Result<std::collections::HashMap<St
     Ok(by_owner)
 }
 
-/// In-process turns per quota subject: a process's launches of one
-/// subject wait here, in arrival order, and the one whose turn it is meets
-/// no advisory lock wait (only other replicas' launches).
+/// The vCPUs and memory of every instance type this process has met in a
+/// quota check, for PostgreSQL's `quota_reserve` (which cannot size a type
+/// itself; a type it is not given makes it ask again). A few hundred types
+/// at most: as many as the inventory holds.
 #[derive(Default)]
-pub(crate) struct Turns(
-    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-);
+pub(crate) struct SizedTypes(std::sync::Mutex<std::collections::BTreeMap<String, (i64, i64)>>);
 
-impl Turns {
-    /// Takes the turns of `keys` (sorted, so two callers never deadlock).
-    async fn take(&self, keys: &[String]) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
-        let mut held = Vec::with_capacity(keys.len());
-        for k in keys {
-            let turn = {
-                let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-                map.entry(k.clone()).or_default().clone()
-            };
-            held.push(turn.lock_owned().await);
+impl SizedTypes {
+    /// Names, vCPUs and MiB, as three parallel arrays (an unknown type is
+    /// sized 0, as `usage_from_rows` counts it).
+    fn columns(&self) -> (Vec<String>, Vec<i64>, Vec<i64>) {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = (Vec::with_capacity(map.len()), Vec::new(), Vec::new());
+        for (name, (v, m)) in map.iter() {
+            out.0.push(name.clone());
+            out.1.push(*v);
+            out.2.push(*m);
         }
-        held
+        out
     }
+
+    fn learn(&self, types: Vec<String>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for t in types {
+            let size = skyhold_core::instance_types::specs(&t)
+                .map(|s| (i64::from(s.vcpus), s.memory_mib.min(i64::MAX as u64) as i64))
+                .unwrap_or((0, 0));
+            map.insert(t, size);
+        }
+    }
+}
+
+/// The limited scopes as `quota_reserve` takes them: their limits, four
+/// per scope (instances, vCPUs, memory GiB, volume GiB; NULL unlimited),
+/// and which owners each counts, as (scope index, lower-cased owner) pairs.
+fn limited_scopes(
+    scopes: &[QuotaScope],
+    resolved: &[(QuotaSubject, Limits)],
+) -> (Vec<Option<i64>>, Vec<i32>, Vec<String>) {
+    let (mut limits, mut pair_scope, mut pair_owner) = (Vec::new(), Vec::new(), Vec::new());
+    let limited = scopes
+        .iter()
+        .zip(resolved)
+        .filter(|(_, (_, l))| !l.is_unlimited());
+    for (i, (s, (_, l))) in limited.enumerate() {
+        limits.extend([l.instances, l.vcpus, l.memory_gib, l.volume_gib].map(opt));
+        let mut mine: Vec<String> = s.owners.iter().map(|o| o.to_lowercase()).collect();
+        mine.sort();
+        mine.dedup();
+        for o in mine {
+            pair_scope.push(i32::try_from(i).unwrap_or(i32::MAX));
+            pair_owner.push(o);
+        }
+    }
+    (limits, pair_scope, pair_owner)
 }
 
 /// A stable 64-bit advisory lock id for `key` (FNV-1a): the same in every
@@ -371,10 +406,14 @@ impl Store {
     /// `Ok(Err(_))` names the first quota exceeded (nothing held).
     ///
     /// The limits are read first, outside the lock (a quota edited at that
-    /// very moment applies from the next launch). Under the lock there are
-    /// only the usage statement, the insert and the commit: every launch
-    /// of a group waits for all those ahead of it, so this section is what
-    /// 50 concurrent launches multiply.
+    /// very moment applies from the next launch). Under the lock there is
+    /// as little as can be: every launch of a group waits for all those
+    /// ahead of it, so this section is what 50 concurrent launches
+    /// multiply. On SQLite it is the usage statement, the insert and the
+    /// commit in one process; on PostgreSQL one call of the
+    /// `quota_reserve` function (migration 0013), which locks, counts,
+    /// checks and inserts in the server, so a waiting launch takes the
+    /// lock without a round trip to its client.
     pub async fn reserve_quota(
         &self,
         scopes: &[QuotaScope],
@@ -389,19 +428,6 @@ impl Store {
             .collect();
         keys.sort();
         keys.dedup();
-        // Under the lock: usage, the check, the reservation, one commit.
-        macro_rules! check_and_reserve {
-            ($tx:ident, $resolved:expr, $sql:expr, $owners:expr) => {{
-                let by_owner = usage_in!($tx, $sql, $owners, now);
-                let applicable = applicable(scopes, $resolved, &by_owner);
-                if let Err(e) = quota::check(&applicable, request) {
-                    return Ok(Err(e));
-                }
-                let id = insert_reservation!($tx, owner, request, now, expires_at)?;
-                $tx.commit().await?;
-                Ok(Ok((ReservationId(id), applicable)))
-            }};
-        }
         match &self.pool {
             crate::Pool::Sqlite(p) => {
                 let resolved = {
@@ -409,76 +435,96 @@ impl Store {
                     limits_in!(c, scopes)
                 };
                 let owners = json_owners(&counted_owners(scopes, &resolved));
-                // BEGIN IMMEDIATE: the one writer is the lock.
+                // BEGIN IMMEDIATE: the one writer is the lock. Under it:
+                // usage, the check, the reservation, one commit.
                 let mut tx = p.begin_write().await?;
-                check_and_reserve!(tx, resolved, USAGE_SQLITE, owners)
+                let by_owner = usage_in!(tx, USAGE_SQLITE, owners, now);
+                let applicable = applicable(scopes, resolved, &by_owner);
+                if let Err(e) = quota::check(&applicable, request) {
+                    return Ok(Err(e));
+                }
+                let id = insert_reservation!(tx, owner, request, now, expires_at)?;
+                tx.commit().await?;
+                Ok(Ok((ReservationId(id), applicable)))
             }
             crate::Pool::Postgres(p) => {
-                // The connection is taken (and the pool's liveness ping
-                // done) before the turn, so the section holds none of that.
                 let mut conn = p.acquire().await?;
                 let resolved = limits_in!(conn, scopes);
                 let owners = counted_owners(scopes, &resolved);
-                // This process's launches of a subject queue here, in
-                // arrival order; the advisory locks then serialize them
-                // with other replicas'.
-                let _turns = self.quota_turns.take(&keys).await;
-                // One round trip opens the transaction, lets its commit skip
-                // waiting for the WAL flush while the locks are held (a
-                // reservation expires by itself, so one lost in a crash
-                // costs nothing; the launch row written next flushes it),
-                // and takes the subjects' advisory locks in sorted order
-                // (two launches never deadlock).
-                let mut begin =
-                    String::from("BEGIN; SELECT set_config('synchronous_commit', 'off', true);");
-                for k in &keys {
-                    begin.push_str(&format!(" SELECT pg_advisory_xact_lock({});", lock_id(k)));
-                }
-                let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
-                // A second: the reservation inserted and the usage read in
-                // one statement (its snapshot does not see the row it
-                // inserts; the check adds the request itself). Over a
-                // limit, the rollback takes the row back.
-                let sql = format!(
-                    "WITH ins AS (INSERT INTO quota_reservations \
-                     (owner, instances, vcpus, memory_mib, volume_gib, created_at, expires_at) \
-                     VALUES ($3, $4, $5, $6, $7, $8, $9) RETURNING id) \
-                     SELECT 'i' AS src, '' AS o, '' AS kind, '' AS rtype, id AS n, CAST(0 AS BIGINT) AS g, \
-                     CAST(0 AS BIGINT) AS v, CAST(0 AS BIGINT) AS m FROM ins UNION ALL {USAGE_PG}"
-                );
-                let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
-                let rows = sqlx::query(&sql)
+                let locks: Vec<i64> = keys.iter().map(|k| lock_id(k)).collect();
+                let (limits, pair_scope, pair_owner) = limited_scopes(scopes, &resolved);
+                let req: Vec<i64> = [
+                    request.instances,
+                    request.vcpus,
+                    request.memory_mib,
+                    request.volume_gib,
+                ]
+                .iter()
+                .map(|v| (*v).min(i64::MAX as u64) as i64)
+                .collect();
+                // Usually one call; a second only when the inventory holds
+                // an instance type this process has not sized yet.
+                for _ in 0..3 {
+                    let (types, vcpus, mib) = self.sized_types.columns();
+                    let rows = sqlx::query(
+                        "SELECT src, o, kind, rtype, n, g, v, m FROM quota_reserve(\
+                         $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(&locks)
                     .bind(now)
                     .bind(&owners)
+                    .bind(&types)
+                    .bind(&vcpus)
+                    .bind(&mib)
+                    .bind(&limits)
+                    .bind(&pair_scope)
+                    .bind(&pair_owner)
                     .bind(owner)
-                    .bind(clamp(request.instances))
-                    .bind(clamp(request.vcpus))
-                    .bind(clamp(request.memory_mib))
-                    .bind(clamp(request.volume_gib))
-                    .bind(now)
+                    .bind(&req)
                     .bind(expires_at)
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&mut *conn)
                     .await?;
-                let mut id = None;
-                let mut usage_rows = Vec::with_capacity(rows.len());
-                for r in rows {
-                    if r.text("src")? == "i" {
-                        id = Some(r.int("n")?);
-                    } else {
-                        usage_rows.push(r);
+                    let (mut id, mut new_type) = (None, false);
+                    let mut usage_rows = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        match r.text("src")?.as_str() {
+                            "i" => id = Some(r.int("n")?),
+                            "u" => new_type = true,
+                            _ => usage_rows.push(r),
+                        }
                     }
+                    if new_type {
+                        let seen = usage_rows
+                            .iter()
+                            .filter(|r| r.text("src").is_ok_and(|s| s == "r"))
+                            .map(|r| r.text("rtype"))
+                            .collect::<Result<Vec<_>>>()?;
+                        self.sized_types.learn(seen);
+                        continue;
+                    }
+                    let by_owner = usage_from_rows(&usage_rows)?;
+                    let applicable = applicable(scopes, resolved, &by_owner);
+                    // The database decided with the same rows; the two
+                    // checks agree unless one of them is wrong, and then
+                    // the refusal wins.
+                    return match (id, quota::check(&applicable, request)) {
+                        (Some(id), Ok(())) => Ok(Ok((ReservationId(id), applicable))),
+                        (None, Err(e)) => Ok(Err(e)),
+                        (Some(id), Err(e)) => {
+                            sqlx::query("DELETE FROM quota_reservations WHERE id = $1")
+                                .bind(id)
+                                .execute(&mut *conn)
+                                .await?;
+                            Ok(Err(e))
+                        }
+                        (None, Ok(())) => Err(StoreError::Corrupt(
+                            "the database refused a reservation that fits every quota".into(),
+                        )),
+                    };
                 }
-                let by_owner = usage_from_rows(&usage_rows)?;
-                let applicable = applicable(scopes, resolved, &by_owner);
-                if let Err(e) = quota::check(&applicable, request) {
-                    tx.rollback().await?;
-                    return Ok(Err(e));
-                }
-                let id = id.ok_or_else(|| {
-                    StoreError::Corrupt("the reservation was not inserted".into())
-                })?;
-                tx.commit().await?;
-                Ok(Ok((ReservationId(id), applicable)))
+                Err(StoreError::Corrupt(
+                    "the inventory's instance types kept changing during a quota check".into(),
+                ))
             }
         }
     }

@@ -48,24 +48,29 @@ fn limits(instances: Option<u64>, vcpus: Option<u64>) -> Limits {
     }
 }
 
-async fn seeded() -> (TestDb, Store) {
-    let db = TestDb::new().await;
-    let store = Store::connect(&db.url).await.unwrap();
-    let acct = AccountName::parse("acme").unwrap();
-    let instances = vec![
+/// ann: 3 instances not stopped (6 vCPUs, 10 GiB of memory) and 108 GiB
+/// of volumes; bob and group:dev one instance each.
+fn seeded_instances() -> Vec<ObservedResource> {
+    vec![
         owned("i-1", "ann", "t3.micro", "running"),
         owned("i-2", "ann", "m5.large", "pending"),
         owned("i-3", "Ann", "t3.micro", "running"),
         owned("i-4", "ann", "t3.micro", "stopped"),
         owned("i-5", "bob", "t3.micro", "running"),
         owned("i-6", "group:dev", "t3.micro", "running"),
-    ];
+    ]
+}
+
+async fn seeded() -> (TestDb, Store) {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let acct = AccountName::parse("acme").unwrap();
     store
         .apply_listing(
             &acct,
             "us-east-1",
             ResourceKind::Instance,
-            &instances,
+            &seeded_instances(),
             1_000,
         )
         .await
@@ -286,6 +291,100 @@ async fn odd_owner_values_are_reserved_and_counted_verbatim() {
             "{odd}"
         );
     }
+}
+
+/// Every dimension is checked at its limit (on PostgreSQL by the database
+/// and by skyhold from the same rows, which must agree): up to the limit
+/// fits, one more does not, and the refusal names the dimension. An
+/// instance of a type nobody can size counts as an instance without
+/// vCPUs or memory; a limited scope that counts no owner still bounds the
+/// request itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dimension_fits_up_to_its_limit_and_no_further() {
+    let (_db, store) = seeded().await;
+    let mut instances = seeded_instances();
+    instances.push(owned("i-7", "ann", "zz9.plural", "running"));
+    store
+        .apply_listing(
+            &AccountName::parse("acme").unwrap(),
+            "us-east-1",
+            ResourceKind::Instance,
+            &instances,
+            1_500,
+        )
+        .await
+        .unwrap();
+    let d = AuditDraft::default();
+    let ann = QuotaSubject::User("ann".into());
+    let scopes = [user_scope("ann")];
+    let micro = one_micro();
+    let only = |d: Dimension, v: u64| {
+        let mut l = Limits::default();
+        match d {
+            Dimension::Instances => l.instances = Some(v),
+            Dimension::Vcpus => l.vcpus = Some(v),
+            Dimension::MemoryGib => l.memory_gib = Some(v),
+            Dimension::VolumeGib => l.volume_gib = Some(v),
+        }
+        l
+    };
+    for (dim, used) in [
+        (Dimension::Instances, 4),
+        (Dimension::Vcpus, 6),
+        (Dimension::MemoryGib, 10),
+        (Dimension::VolumeGib, 108),
+    ] {
+        let limit = used + micro.get(dim);
+        store
+            .set_quota(&ann, &only(dim, limit), None, 2_000, &d)
+            .await
+            .unwrap();
+        let (id, applicable) = store
+            .reserve_quota(&scopes, micro, "ann", 2_000, 10_000)
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{dim}: {e}"));
+        assert_eq!(applicable[0].usage.get(dim), used, "{dim}");
+        let e = store
+            .reserve_quota(&scopes, micro, "ann", 2_000, 10_000)
+            .await
+            .unwrap()
+            .expect_err("one more than the limit");
+        assert_eq!(
+            (e.subject.as_str(), e.dimension, e.limit, e.usage, e.request),
+            ("user:ann", dim, limit, limit, micro.get(dim)),
+        );
+        assert!(store.release_reservation(id).await.unwrap());
+    }
+    store.delete_quota(&ann, &d).await.unwrap();
+    let empty = QuotaSubject::Group("empty".into());
+    store
+        .set_quota(&empty, &only(Dimension::Instances, 1), None, 2_000, &d)
+        .await
+        .unwrap();
+    let scopes = [
+        user_scope("ann"),
+        QuotaScope {
+            subject: empty.clone(),
+            fallback: QuotaSubject::DefaultGroup,
+            owners: vec![],
+        },
+    ];
+    let two = micro.plus(micro);
+    let e = store
+        .reserve_quota(&scopes, two, "ann", 2_000, 10_000)
+        .await
+        .unwrap()
+        .expect_err("two instances under a limit of one");
+    assert_eq!(
+        (e.subject.as_str(), e.limit, e.usage, e.request),
+        ("group:empty", 1, 0, 2)
+    );
+    assert!(store
+        .reserve_quota(&scopes, micro, "ann", 2_000, 10_000)
+        .await
+        .unwrap()
+        .is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
