@@ -494,48 +494,117 @@ impl Provider for AwsProvider {
     async fn set_tags(
         &self,
         region: &str,
-        kind: ResourceKind,
-        provider_id: &str,
+        resource: &ObservedResource,
         tags: &[(String, String)],
     ) -> Result<ActReceipt, ProviderError> {
-        use aws_sdk_ec2::operation::RequestId;
-        // EC2 resources take CreateTags with their id; other services tag
-        // through their own APIs (not offered yet).
-        let ec2_kind = matches!(
-            kind,
-            ResourceKind::Instance
-                | ResourceKind::Volume
-                | ResourceKind::Snapshot
-                | ResourceKind::Image
-                | ResourceKind::SecurityGroup
-                | ResourceKind::Vpc
-                | ResourceKind::Subnet
-                | ResourceKind::ElasticIp
-                | ResourceKind::KeyPair
-                | ResourceKind::LaunchTemplate
-        );
-        if !ec2_kind {
-            return Err(ProviderError::new(
-                ProviderErrorKind::NotPermitted,
-                format!("setting tags on a {kind} is not supported yet"),
-            ));
-        }
-        if provider_id.is_empty() || tags.is_empty() {
+        let (kind, id) = (resource.kind, resource.provider_id.as_str());
+        if id.is_empty() || tags.is_empty() {
             return Err(invalid("a resource id and at least one tag"));
         }
         let rc = self.clients(region).await;
-        let mut req = rc.ec2().create_tags().resources(provider_id);
-        for (k, v) in tags {
-            req = req.tags(
-                aws_sdk_ec2::types::Tag::builder()
-                    .key(k.clone())
-                    .value(v.clone())
-                    .build(),
-            );
-        }
-        let out = req.send().await.map_err(|e| classify("CreateTags", e))?;
+        // The services that tag by ARN read it from the resource as the
+        // inventory holds it.
+        let arn = || {
+            resource
+                .attributes
+                .get("arn")
+                .and_then(|v| v.as_str())
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| invalid("the resource's ARN (re-sync it first)"))
+        };
+        let request_id = match kind {
+            ResourceKind::Instance
+            | ResourceKind::Volume
+            | ResourceKind::Snapshot
+            | ResourceKind::Image
+            | ResourceKind::SecurityGroup
+            | ResourceKind::Vpc
+            | ResourceKind::Subnet
+            | ResourceKind::ElasticIp
+            | ResourceKind::KeyPair
+            | ResourceKind::LaunchTemplate => {
+                use aws_sdk_ec2::operation::RequestId;
+                let mut req = rc.ec2().create_tags().resources(id);
+                for (k, v) in tags {
+                    req = req.tags(aws_sdk_ec2::types::Tag::builder().key(k).value(v).build());
+                }
+                let out = req.send().await.map_err(|e| classify("CreateTags", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            // Application and network load balancers are listed by ARN;
+            // classic ones by name.
+            ResourceKind::LoadBalancer if id.starts_with("arn:") => {
+                use aws_sdk_elasticloadbalancingv2::operation::RequestId;
+                let mut req = rc.elbv2().add_tags().resource_arns(id);
+                for (k, v) in tags {
+                    req = req.tags(
+                        aws_sdk_elasticloadbalancingv2::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build(),
+                    );
+                }
+                let out = req.send().await.map_err(|e| classify("AddTags", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            ResourceKind::LoadBalancer => {
+                use aws_sdk_elasticloadbalancing::operation::RequestId;
+                let mut req = rc.elb().add_tags().load_balancer_names(id);
+                for (k, v) in tags {
+                    let tag = aws_sdk_elasticloadbalancing::types::Tag::builder()
+                        .key(k)
+                        .value(v)
+                        .build()
+                        .map_err(|e| invalid(&format!("tag {k}: {e}")))?;
+                    req = req.tags(tag);
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify("AddTags (classic)", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            ResourceKind::DbInstance => {
+                use aws_sdk_rds::operation::RequestId;
+                let mut req = rc.rds().add_tags_to_resource().resource_name(arn()?);
+                for (k, v) in tags {
+                    req = req.tags(aws_sdk_rds::types::Tag::builder().key(k).value(v).build());
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify("AddTagsToResource (RDS)", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            ResourceKind::CacheCluster => {
+                use aws_sdk_elasticache::operation::RequestId;
+                let mut req = rc
+                    .elasticache()
+                    .add_tags_to_resource()
+                    .resource_name(arn()?);
+                for (k, v) in tags {
+                    req = req.tags(
+                        aws_sdk_elasticache::types::Tag::builder()
+                            .key(k)
+                            .value(v)
+                            .build(),
+                    );
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify("AddTagsToResource (ElastiCache)", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            _ => {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::NotPermitted,
+                    format!("setting tags on a {kind} is not supported yet"),
+                ))
+            }
+        };
         Ok(ActReceipt {
-            request_id: out.request_id().unwrap_or_default().to_owned(),
+            request_id: request_id.unwrap_or_default(),
         })
     }
 

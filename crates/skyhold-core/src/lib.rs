@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod blueprint;
+pub mod expiry;
 pub mod ids;
 pub mod instance_types;
 pub mod launch;

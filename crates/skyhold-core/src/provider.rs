@@ -257,8 +257,7 @@ pub trait Provider: Send + Sync {
     async fn set_tags(
         &self,
         _region: &str,
-        _kind: ResourceKind,
-        _provider_id: &str,
+        _resource: &ObservedResource,
         _tags: &[(String, String)],
     ) -> Result<ActReceipt, ProviderError> {
         Err(unsupported("tagging"))

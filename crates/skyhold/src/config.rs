@@ -11,6 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod policies;
+pub use policies::Policies;
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://data/skyhold.db";
 
@@ -58,6 +61,8 @@ pub struct Config {
     /// `"public"`: the public address if any, else the private).
     pub dns_private: bool,
     pub accounts: Vec<AccountConfig>,
+    /// `[policies]`: the global ones (an account's override them).
+    pub policies: Policies,
 }
 
 /// `audit_anchor`: a file to append a JSON line to, or a URL to POST to.
@@ -268,6 +273,8 @@ pub struct AccountConfig {
     /// Visible only to admins, auditors and subjects holding a grant on
     /// the account or on one of its resources.
     pub restricted: bool,
+    /// `[accounts.policies]`: this account's, over the global ones.
+    pub policies: Policies,
 }
 
 impl AccountConfig {
@@ -338,6 +345,7 @@ struct RawConfig {
     dns_address: Option<String>,
     #[serde(default)]
     accounts: Vec<RawAccount>,
+    policies: Option<policies::RawPolicies>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -366,6 +374,7 @@ struct RawAccount {
     browse_buckets: Vec<String>,
     #[serde(default)]
     restricted: bool,
+    policies: Option<policies::RawPolicies>,
 }
 
 /// `regions`: a list of names, or the word "all-enabled".
@@ -1115,7 +1124,12 @@ impl Config {
                     ));
                 }
             }
+            let account_policies = match a.policies {
+                None => Policies::default(),
+                Some(p) => p.parse().map_err(|(key, m)| loc.err(at, key, m))?,
+            };
             accounts.push(AccountConfig {
+                policies: account_policies,
                 name,
                 browse_buckets: a.browse_buckets,
                 restricted: a.restricted,
@@ -1159,6 +1173,10 @@ impl Config {
                 oidc,
             },
             accounts,
+            policies: match raw.policies {
+                None => Policies::default(),
+                Some(p) => p.parse().map_err(|(key, m)| loc.err(None, key, m))?,
+            },
         })
     }
 
@@ -1230,6 +1248,33 @@ secret_access_key = "hush"
         assert!(
             !dbg.contains("s3cret") && !dbg.contains("hush"),
             "secret in Debug output"
+        );
+    }
+
+    #[test]
+    fn policies_cap_expiry_globally_and_per_account() {
+        let c = parse(
+            "[policies.expiry]\nmax_ttl = \"30d\"\n\n[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n\
+             [accounts.policies.expiry]\nmax_ttl = \"7d\"\n\n[[accounts]]\nname = \"b\"\nregions = [\"us-east-1\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.policies.max_ttl_ms, Some(30 * 86_400_000));
+        assert_eq!(c.accounts[0].policies.max_ttl_ms, Some(7 * 86_400_000));
+        assert_eq!(c.accounts[1].policies.max_ttl_ms, None);
+        assert_eq!(parse("").unwrap().policies, Policies::default());
+        let e = parse("[policies.expiry]\nmax_ttl = \"soon\"\n").unwrap_err();
+        assert_eq!(e.key.as_deref(), Some("policies.expiry.max_ttl"), "{e}");
+        let e = parse("[policies.expiry]\nmax_ttl = \"0d\"\n").unwrap_err();
+        assert!(e.message.contains("positive"), "{e}");
+        // Keys not built yet are refused, not ignored.
+        let e = parse("[policies.expiry]\nwarn = [\"1h\"]\n").unwrap_err();
+        assert!(e.message.contains("warn"), "{e}");
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n[accounts.policies.expiry]\nmax_ttl = \"x\"\n")
+            .unwrap_err();
+        assert_eq!(
+            e.key.as_deref(),
+            Some("accounts[0].policies.expiry.max_ttl"),
+            "{e}"
         );
     }
 

@@ -59,6 +59,10 @@ pub enum AppError {
     /// launched).
     #[error("{0}")]
     NameTaken(String),
+    /// An expiry further from now than the maximum TTL allows (the API
+    /// adds `cap`).
+    #[error("{0}")]
+    TtlExceedsMax(Box<TtlCap>),
     /// An SSH public key that cannot be used (format, type, size).
     #[error("invalid key: {0}")]
     InvalidKey(String),
@@ -91,6 +95,7 @@ impl AppError {
             AppError::QuotaExceeded(_) => "quota_exceeded",
             AppError::NameTaken(_) => "name_taken",
             AppError::InvalidKey(_) => "invalid_key",
+            AppError::TtlExceedsMax(_) => "ttl_exceeds_max",
             AppError::Internal(_) => "internal",
         }
     }
@@ -101,6 +106,7 @@ impl AppError {
             AppError::InvalidBlueprint { field, .. } => Some(field),
             AppError::BadParameter { parameter, .. } => Some(parameter),
             AppError::InvalidKey(_) => Some("public_key"),
+            AppError::TtlExceedsMax(_) => Some("expires_at"),
             _ => None,
         }
     }
@@ -110,6 +116,25 @@ impl AppError {
             parameter: parameter.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+/// The cap an expiry exceeded: the maximum TTL, where it comes from, and
+/// the latest expiry it allows now.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TtlCap {
+    pub max_ttl: String,
+    pub source: String,
+    pub latest: String,
+}
+
+impl std::fmt::Display for TtlCap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the maximum TTL is {} (from {}): expiry at most {}",
+            self.max_ttl, self.source, self.latest
+        )
     }
 }
 

@@ -161,6 +161,11 @@ pub enum Action {
     TerminateResource,
     /// Write `skyhold:owner` (manage).
     SetOwner,
+    /// Set, extend or clear `skyhold:expires-at` within the cap (manage).
+    SetExpiry,
+    /// Make a resource never expire: admins, or a manage grant on the
+    /// resource or its account (owning it is not enough).
+    NeverExpire,
     /// Make an image of an instance (operate).
     CreateImage,
     /// Deregister an own image (manage).
@@ -220,6 +225,8 @@ impl Action {
             Action::RebootResource => "resource.reboot",
             Action::TerminateResource => "resource.terminate",
             Action::SetOwner => "resource.set_owner",
+            Action::SetExpiry => "resource.set_expiry",
+            Action::NeverExpire => "resource.never_expire",
             Action::CreateImage => "resource.create_image",
             Action::DeregisterImage => "resource.deregister",
             Action::BrowseObjects => "bucket.browse",
@@ -354,6 +361,8 @@ fn required(action: Action) -> Option<Level> {
         A::TerminateResource
         | A::DeregisterImage
         | A::SetOwner
+        | A::SetExpiry
+        | A::NeverExpire
         | A::ActFor
         | A::ManageMembers
         | A::ViewGrants
@@ -409,6 +418,22 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
     // Auditors read every object's grants.
     if action == A::ViewGrants && role == Role::Auditor {
         return Decision::Allow;
+    }
+    // Never expiring takes a grant: what an owner holds by owning is not
+    // enough to exempt it from every expiry policy.
+    if let (A::NeverExpire, Object::Resource(r)) = (action, object) {
+        let granted = actor
+            .held("resource", &r.id.to_string())
+            .max(actor.held("account", r.account.as_str()));
+        return match level_on(policy, actor, object) {
+            None => Decision::Hide,
+            Some(_) if role == Role::Member && granted >= Some(Level::Manage) => Decision::Allow,
+            Some(_) => Decision::Deny(format!(
+                "{} needs an admin, or a manage grant on the resource or its account \
+                 (owning it is not enough)",
+                action.as_str()
+            )),
+        };
     }
     let need = required(action).unwrap_or(Level::Manage);
     match level_on(policy, actor, object) {
@@ -692,6 +717,45 @@ mod tests {
         );
         assert!(matches!(stop(&au, &hidden), Decision::Deny(_)));
         assert_eq!(stop(&actor(Role::Admin), &hidden), Decision::Allow);
+    }
+
+    #[test]
+    fn owners_set_expiry_but_never_expiring_takes_a_grant() {
+        let p = policy();
+        let mine = resource("dev", "ann");
+        let m = actor(Role::Member);
+        let d = |a: &Actor, action| decide(&p, a, action, Object::Resource(&mine));
+        assert_eq!(d(&m, Action::SetExpiry), Decision::Allow);
+        assert!(matches!(d(&m, Action::NeverExpire), Decision::Deny(_)));
+        let mut g = m.clone();
+        g.grants.push(Held {
+            object_kind: "account".into(),
+            object_key: "dev".into(),
+            level: Level::Manage,
+        });
+        assert_eq!(d(&g, Action::NeverExpire), Decision::Allow);
+        let mut op = m.clone();
+        op.grants.push(Held {
+            object_kind: "resource".into(),
+            object_key: "42".into(),
+            level: Level::Operate,
+        });
+        assert!(matches!(d(&op, Action::NeverExpire), Decision::Deny(_)));
+        assert_eq!(d(&actor(Role::Admin), Action::NeverExpire), Decision::Allow);
+        // A viewer with a manage grant still never acts.
+        let mut v = actor(Role::Viewer);
+        v.grants = g.grants.clone();
+        assert!(matches!(d(&v, Action::NeverExpire), Decision::Deny(_)));
+        assert!(matches!(d(&v, Action::SetExpiry), Decision::Deny(_)));
+        assert_eq!(
+            decide(
+                &p,
+                &m,
+                Action::NeverExpire,
+                Object::Resource(&resource("secret", ""))
+            ),
+            Decision::Hide
+        );
     }
 
     #[test]

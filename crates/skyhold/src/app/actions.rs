@@ -11,6 +11,7 @@ use crate::auth;
 use crate::error::AppError;
 use skyhold_core::access::{owner_subject, OWNER_TAG};
 use skyhold_core::audit::{self, AuditDraft};
+use skyhold_core::expiry::{Expiry, ExpiryRequest, EXPIRES_TAG};
 use skyhold_core::{
     now_millis, ActionId, Millis, ObservedResource, PowerAction, Resource, ResourceId,
     ResourceKind, Subject, UserId,
@@ -33,6 +34,11 @@ pub enum Op {
     },
     /// Deregister an own image.
     Deregister,
+    /// Change `skyhold:expires-at` as asked (resolved against the current
+    /// expiry, the clock and the cap before it runs, into `SetExpiry`).
+    Expire(ExpiryRequest),
+    /// Write `skyhold:expires-at` (a time or `never`).
+    SetExpiry(Expiry),
 }
 
 impl Op {
@@ -42,6 +48,7 @@ impl Op {
             Op::SetOwner(_) => "set_owner",
             Op::CreateImage { .. } => "create_image",
             Op::Deregister => "deregister",
+            Op::Expire(_) | Op::SetExpiry(_) => "set_expiry",
         }
     }
 
@@ -54,12 +61,15 @@ impl Op {
             Op::SetOwner(_) => Action::SetOwner,
             Op::CreateImage { .. } => Action::CreateImage,
             Op::Deregister => Action::DeregisterImage,
+            Op::Expire(ExpiryRequest::Never) | Op::SetExpiry(Expiry::Never) => Action::NeverExpire,
+            Op::Expire(_) | Op::SetExpiry(_) => Action::SetExpiry,
         }
     }
 
     fn params(&self) -> serde_json::Value {
         match self {
-            Op::Power(_) | Op::Deregister => serde_json::json!({}),
+            Op::Power(_) | Op::Deregister | Op::Expire(_) => serde_json::json!({}),
+            Op::SetExpiry(e) => serde_json::json!({"expires_at": e.tag_value()}),
             Op::SetOwner(o) => serde_json::json!({"owner": o}),
             Op::CreateImage {
                 name,
@@ -143,13 +153,16 @@ impl App {
             .map_err(Self::not_found(id))?;
         let action = op.action();
         self.authorize(actor, action, Object::Resource(&r)).await?;
-        if let Err(e) = self.check_op(&r, &op, confirm).await {
-            let mut d = actor.audit(action.as_str(), resource_target(&r));
-            d.outcome = audit::outcome::DENIED.into();
-            d.reason = format!("{}: {e}", e.code());
-            self.record(&d).await;
-            return Err(e);
-        }
+        let op = match self.check_op(&r, op, confirm).await {
+            Ok(op) => op,
+            Err(e) => {
+                let mut d = actor.audit(action.as_str(), resource_target(&r));
+                d.outcome = audit::outcome::DENIED.into();
+                d.reason = format!("{}: {e}", e.code());
+                self.record(&d).await;
+                return Err(e);
+            }
+        };
         // One key per (user, Idempotency-Key, resource, operation): a retry
         // finds the first action instead of calling the provider again,
         // and one key sent with a bulk request still acts on every row. A
@@ -274,15 +287,16 @@ impl App {
     }
 
     /// Refuses what the provider would refuse anyway, or what needs more
-    /// from the caller.
-    async fn check_op(&self, r: &Resource, op: &Op, confirm: Option<&str>) -> Result<(), AppError> {
+    /// from the caller; returns the operation to run (an expiry request
+    /// resolved to the time it sets).
+    async fn check_op(&self, r: &Resource, op: Op, confirm: Option<&str>) -> Result<Op, AppError> {
         if r.deleted_at.is_some() {
             return Err(AppError::InvalidState(format!(
                 "resource {} is gone (terminated or deleted)",
                 r.id
             )));
         }
-        match op {
+        match &op {
             Op::Power(p) => {
                 if r.observed.kind != ResourceKind::Instance {
                     return Err(AppError::BadRequest(format!(
@@ -294,6 +308,12 @@ impl App {
                 }
                 if *p == PowerAction::Terminate {
                     confirm_named(r, confirm, "terminating")?;
+                }
+            }
+            Op::Expire(req) => return Ok(Op::SetExpiry(self.resolve_expiry(r, *req).await?)),
+            Op::SetExpiry(_) => {
+                if !skyhold_core::expiry::expirable(r.observed.kind) {
+                    return Err(super::expiry::not_expirable(r));
                 }
             }
             Op::CreateImage {
@@ -349,7 +369,7 @@ impl App {
                 }
             },
         }
-        Ok(())
+        Ok(op)
     }
 
     /// Provider call → targeted re-read (after a success) → outcome,
@@ -373,14 +393,25 @@ impl App {
                     .await
                     .map(|rc| (rc, None)),
                 Op::SetOwner(owner) => provider
-                    .set_tags(
-                        &r.region,
-                        o.kind,
-                        &o.provider_id,
-                        &[(OWNER_TAG.to_owned(), owner.clone())],
-                    )
+                    .set_tags(&r.region, o, &[(OWNER_TAG.to_owned(), owner.clone())])
                     .await
                     .map(|rc| (rc, None)),
+                Op::SetExpiry(e) => {
+                    let value = e.tag_value().ok_or_else(|| {
+                        skyhold_core::ProviderError::new(
+                            skyhold_core::ProviderErrorKind::Other,
+                            "no expiry to write",
+                        )
+                    })?;
+                    provider
+                        .set_tags(&r.region, o, &[(EXPIRES_TAG.to_owned(), value)])
+                        .await
+                        .map(|rc| (rc, None))
+                }
+                Op::Expire(_) => Err(skyhold_core::ProviderError::new(
+                    skyhold_core::ProviderErrorKind::Other,
+                    "an expiry request runs only once resolved",
+                )),
                 Op::CreateImage {
                     name,
                     description,
@@ -444,6 +475,9 @@ impl App {
             Ok((receipt, made)) => {
                 d.old = Some(match op {
                     Op::SetOwner(_) => serde_json::json!({"owner": o.owner}),
+                    Op::Expire(_) | Op::SetExpiry(_) => {
+                        serde_json::json!({"expires_at": o.tags.get(EXPIRES_TAG)})
+                    }
                     _ => serde_json::json!({"state": o.state}),
                 });
                 d.new = Some(match op {
@@ -460,6 +494,11 @@ impl App {
                     }),
                     Op::Deregister => {
                         serde_json::json!({"state": "deregistered", "action_id": row.id.0})
+                    }
+                    Op::Expire(_) | Op::SetExpiry(_) => {
+                        let mut v = op.params();
+                        v["action_id"] = row.id.0.into();
+                        v
                     }
                 });
                 Outcome {

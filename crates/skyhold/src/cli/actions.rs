@@ -251,6 +251,34 @@ pub async fn set_owner(target: &str, owner: &str, kind: &str, as_json: bool) -> 
     ))
 }
 
+/// Sets, extends or clears a resource's expiry (`body`: one of `in`,
+/// `at`, `extend`, `never`, as the API takes it).
+pub async fn set_expiry(target: &str, body: Value, kind: &str, as_json: bool) -> Result<()> {
+    let c = client()?;
+    let r = resolve(&c, target, kind).await?;
+    let v = c
+        .call(
+            Method::POST,
+            &format!("/resources/{}/expiry", s(&r, "/id")),
+            Some(body),
+        )
+        .await?;
+    if as_json {
+        return emit(&serde_json::to_string_pretty(&v)?);
+    }
+    let set = v["params"]["expires_at"].as_str().unwrap_or_default();
+    emit(&format!(
+        "{} ({}) {}",
+        s(&r, "/name"),
+        s(&r, "/provider_id"),
+        if set == skyhold_core::expiry::NEVER {
+            "never expires".to_owned()
+        } else {
+            format!("expires at {set}")
+        }
+    ))
+}
+
 #[derive(clap::Subcommand)]
 pub enum ImageCommand {
     /// Make an own image of an instance. Without --no-reboot the instance

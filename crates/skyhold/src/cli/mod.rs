@@ -130,6 +130,21 @@ enum Command {
         #[command(subcommand)]
         command: OwnerCommand,
     },
+    /// Set when a resource expires (writes skyhold:expires-at): --in 3d,
+    /// --at 2026-12-24T18:00:00Z or --never.
+    Expire(ExpireArgs),
+    /// Push a resource's expiry later, e.g. `skyhold extend web1 2d`.
+    Extend {
+        /// A name, provider id or skyhold id.
+        target: String,
+        /// How much later: 2d, 8h (units s, m, h, d, w).
+        by: String,
+        /// The resource's kind when resolving a name (default instance).
+        #[arg(long, default_value = "instance")]
+        kind: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start instances (names, i-… ids or skyhold ids).
     Start(PowerArgs),
     /// Stop instances.
@@ -187,6 +202,27 @@ struct PowerArgs {
     /// Do not ask (required for terminate when not on a terminal).
     #[arg(long)]
     yes: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["in", "at", "never"])))]
+struct ExpireArgs {
+    /// A name, provider id or skyhold id.
+    target: String,
+    /// Expire this long from now: 3d, 8h (units s, m, h, d, w).
+    #[arg(long = "in", value_name = "DURATION")]
+    r#in: Option<String>,
+    /// Expire at this time (RFC 3339, e.g. 2026-12-24T18:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Never expire (admins, or a manage grant on it or its account).
+    #[arg(long)]
+    never: bool,
+    /// The resource's kind when resolving a name (default instance).
+    #[arg(long, default_value = "instance")]
+    kind: String,
     #[arg(long)]
     json: bool,
 }
@@ -392,6 +428,20 @@ async fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } => actions::set_owner(&target, &owner, &kind, json).await,
+        Command::Expire(a) => {
+            let body = match (a.r#in, a.at) {
+                (Some(d), _) => serde_json::json!({"in": d}),
+                (_, Some(t)) => serde_json::json!({"at": t}),
+                _ => serde_json::json!({"never": a.never}),
+            };
+            actions::set_expiry(&a.target, body, &a.kind, a.json).await
+        }
+        Command::Extend {
+            target,
+            by,
+            kind,
+            json,
+        } => actions::set_expiry(&target, serde_json::json!({"extend": by}), &kind, json).await,
         Command::Start(a) => actions::power("start", a.targets, a.wait, a.yes, a.json).await,
         Command::Stop(a) => actions::power("stop", a.targets, a.wait, a.yes, a.json).await,
         Command::Reboot(a) => actions::power("reboot", a.targets, a.wait, a.yes, a.json).await,

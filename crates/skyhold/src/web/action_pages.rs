@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/resources/{id}/act", post(act))
         .route("/resources/{id}/owner", post(set_owner))
+        .route("/resources/{id}/expiry", post(set_expiry))
         .route("/resources/{id}/image", post(create_image))
         .route("/resources/{id}/deregister", post(deregister))
         .route("/bulk", post(bulk))
@@ -190,7 +191,7 @@ pub fn panel(
                 tbody { @for a in recent {
                     tr {
                         td { (time(Some(a.created_at))) }
-                        td { (a.kind) @if let Some(o) = a.params.get("owner").and_then(|v| v.as_str()) { " → " (o) } }
+                        td { (a.kind) @if let Some(o) = a.params.get("owner").and_then(|v| v.as_str()) { " → " (o) } @if let Some(x) = a.params.get("expires_at").and_then(|v| v.as_str()) { " → " (x) } }
                         td { (a.requested_by_name) }
                         td { (action_state(a)) }
                         td.wrap { @if a.state == "failed" { (a.error_code) ": " (a.error) } @else { span.dim.mono { (empty(&a.provider_request_id)) } } }
@@ -209,6 +210,48 @@ pub fn owner_form(app: &App, actor: &Actor, r: &Resource) -> Markup {
                 (csrf_field(actor))
                 input type="text" name="owner" value=(r.observed.owner) placeholder="ann or group:dev" size="16" aria-label="New owner" required;
                 button type="submit" { "Set owner" }
+            }
+        }
+    }
+}
+
+/// The resource's expiry and, for those who manage it, the forms that set
+/// it ("in", "extend by", "never" where allowed).
+pub fn expiry_field(app: &App, actor: &Actor, r: &Resource) -> Markup {
+    use skyhold_core::expiry::{Expiry, EXPIRES_TAG};
+    let tag = r.observed.tags.get(EXPIRES_TAG).map(String::as_str);
+    let shown = match Expiry::from_tag(tag) {
+        Expiry::Unset => "never set".to_owned(),
+        Expiry::Never => "never".to_owned(),
+        Expiry::At(t) => skyhold_core::rfc3339(t),
+        Expiry::Unreadable => format!("{:?} (unreadable)", tag.unwrap_or_default()),
+    };
+    let action = format!("/resources/{}/expiry", r.id.0);
+    html! {
+        (shown)
+        @if r.deleted_at.is_none()
+            && skyhold_core::expiry::expirable(r.observed.kind)
+            && app.allows(actor, Action::SetExpiry, Object::Resource(r))
+        {
+            " "
+            form.inline method="post" action=(action) {
+                (csrf_field(actor))
+                input type="text" name="in" placeholder="3d" size="5" aria-label="Expire in (e.g. 3d, 8h)" required;
+                button type="submit" { "Expire in" }
+            }
+            " "
+            form.inline method="post" action=(action) {
+                (csrf_field(actor))
+                input type="text" name="extend" placeholder="2d" size="5" aria-label="Extend by (e.g. 2d)" required;
+                button type="submit" { "Extend" }
+            }
+            @if app.allows(actor, Action::NeverExpire, Object::Resource(r)) {
+                " "
+                form.inline method="post" action=(action) {
+                    (csrf_field(actor))
+                    input type="hidden" name="never" value="1";
+                    button type="submit" { "Never expire" }
+                }
             }
         }
     }
@@ -290,6 +333,39 @@ async fn set_owner(
         Err(e @ AppError::BadParameter { .. }) => {
             Ok(failed(&app, &actor, "", e, &format!("/resources/{id}")))
         }
+        other => after_action(&app, &actor, id, other),
+    }
+}
+
+/// The expiry forms: one of `in`, `at`, `extend` or `never=1`.
+async fn set_expiry(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = Fields::parse(&body);
+    f.check_csrf(&actor)?;
+    let id = resource_id(&id)?;
+    let back = format!("/resources/{id}");
+    let given = |k: &str| Some(f.get(k)).filter(|v| !v.trim().is_empty());
+    let req = match crate::app::parse_expiry_request(
+        given("in"),
+        given("at"),
+        given("extend"),
+        f.get("never") == "1",
+    ) {
+        Ok(r) => r,
+        Err(e) => return Ok(failed(&app, &actor, "", e, &back)),
+    };
+    match app.set_expiry(&actor, ResourceId(id), req).await {
+        // What was wrong with the value, said in full, with the way back.
+        Err(
+            e @ (AppError::BadParameter { .. }
+            | AppError::BadRequest(_)
+            | AppError::TtlExceedsMax(_)
+            | AppError::InvalidState(_)),
+        ) => Ok(failed(&app, &actor, "", e, &back)),
         other => after_action(&app, &actor, id, other),
     }
 }

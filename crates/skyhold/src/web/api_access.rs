@@ -987,16 +987,16 @@ pub struct OwnerBody {
     owner: String,
 }
 
-/// The set-owner action, with the resource as it is afterwards (`null`
-/// when the new owner's resource is no longer visible to the caller).
+/// An action on a resource (set-owner, expiry), with the resource as it is
+/// afterwards (`null` when it is no longer visible to the caller).
 #[derive(Serialize, ToSchema)]
-pub struct OwnerSet {
+pub struct ActedOn {
     #[serde(flatten)]
     pub action: ActionOutNoResource,
     pub resource: Option<ResourceOut>,
 }
 
-/// An action without its resource (see `OwnerSet`).
+/// An action without its resource (see `ActedOn`).
 #[derive(Serialize, ToSchema)]
 pub struct ActionOutNoResource {
     pub id: i64,
@@ -1026,7 +1026,7 @@ pub struct ActionOutNoResource {
     params(ResourcePath, IdempotencyKey),
     request_body = OwnerBody,
     responses(
-        (status = 200, description = "The action and the resource afterwards", body = OwnerSet),
+        (status = 200, description = "The action and the resource afterwards", body = ActedOn),
         (status = 400, response = ApiError),
         (status = 404, response = ApiError),
         (status = 409, response = ApiError),
@@ -1040,15 +1040,25 @@ pub(super) async fn set_owner(
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     bytes: Bytes,
-) -> Result<Json<OwnerSet>, AppError> {
+) -> Result<Json<ActedOn>, AppError> {
     let id = id_param(&id, "resource", ResourceId)?;
     let b: OwnerBody = body(&bytes)?;
     let a = app
         .act(&actor, id, Op::SetOwner(b.owner.trim().to_owned()), None)
         .await?;
-    let r = app.resource_after_action(&actor, id).await?;
-    let a = action_out(&a);
-    Ok(Json(OwnerSet {
+    Ok(Json(acted_on(&app, &actor, &a, id).await?))
+}
+
+/// `a` with its resource as the caller sees it afterwards.
+pub(super) async fn acted_on(
+    app: &AppState,
+    actor: &Actor,
+    a: &ActionRow,
+    id: ResourceId,
+) -> Result<ActedOn, AppError> {
+    let r = app.resource_after_action(actor, id).await?;
+    let a = action_out(a);
+    Ok(ActedOn {
         action: ActionOutNoResource {
             id: a.id,
             action: a.action,
@@ -1063,8 +1073,8 @@ pub(super) async fn set_owner(
             started_at: a.started_at,
             finished_at: a.finished_at,
         },
-        resource: r.map(|r| resource_out(&r, app.permission(&actor, &r))),
-    }))
+        resource: r.map(|r| resource_out(&r, app.permission(actor, &r))),
+    })
 }
 
 #[utoipa::path(

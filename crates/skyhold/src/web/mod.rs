@@ -6,6 +6,7 @@ mod action_pages;
 mod admin_pages;
 mod api;
 mod api_access;
+mod api_expiry;
 mod api_launch;
 mod api_launches;
 mod audit_page;
@@ -77,6 +78,7 @@ pub fn router(app: AppState) -> Router {
         .merge(pages::routes())
         .merge(api::routes())
         .merge(api_access::routes())
+        .merge(api_expiry::routes())
         .merge(api_launch::routes())
         .merge(api_launches::routes())
         .merge(views::routes())
@@ -505,6 +507,9 @@ impl IntoResponse for AppError {
         if let AppError::QuotaExceeded(e) = &self {
             body.error.quota = Some((**e).clone());
         }
+        if let AppError::TtlExceedsMax(c) = &self {
+            body.error.cap = Some((**c).clone());
+        }
         let mut res = (status, Json(body)).into_response();
         decorate(&self, &mut res);
         res
@@ -518,7 +523,8 @@ pub fn status_of(e: &AppError) -> StatusCode {
         AppError::NotFound(_) => StatusCode::NOT_FOUND,
         AppError::BadParameter { .. }
         | AppError::BadRequest(_)
-        | AppError::InvalidBlueprint { .. } => StatusCode::BAD_REQUEST,
+        | AppError::InvalidBlueprint { .. }
+        | AppError::TtlExceedsMax(_) => StatusCode::BAD_REQUEST,
         AppError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         AppError::Conflict(_)
         | AppError::InvalidState(_)

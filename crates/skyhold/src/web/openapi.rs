@@ -13,7 +13,7 @@
 //! operation here and every operation a route, and a schemathesis run
 //! checks that the server answers no status the document does not list.
 
-use super::{api, api_access, api_launch, api_launches};
+use super::{api, api_access, api_expiry, api_launch, api_launches};
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -78,6 +78,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_access::delete_grant,
         api_access::act,
         api_access::set_owner,
+        api_expiry::set_expiry,
         api_access::create_image,
         api_access::deregister,
         api_access::list_actions,
@@ -166,6 +167,11 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub quota: Option<skyhold_core::quota::Exceeded>,
+    /// The maximum TTL an expiry exceeds (`ttl_exceeds_max`): `max_ttl`,
+    /// `source` (blueprint, account or global policy) and `latest`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cap: Option<crate::error::TtlCap>,
 }
 
 pub fn error_body(code: &str, message: String) -> ErrorBody {
@@ -175,6 +181,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
             message,
             field: None,
             quota: None,
+            cap: None,
         },
     }
 }
@@ -182,7 +189,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
 /// Every stable error code: (code, HTTP status, meaning). The statuses are
 /// `web::status_of`'s (a unit test checks them); the last two come only
 /// from the edge (`json_errors`).
-pub const ERROR_CODES: [(&str, u16, &str); 24] = [
+pub const ERROR_CODES: [(&str, u16, &str); 25] = [
     (
         "bad_request",
         400,
@@ -239,6 +246,11 @@ pub const ERROR_CODES: [(&str, u16, &str); 24] = [
         "quota_exceeded",
         409,
         "the launch does not fit a quota; `quota` names its subject, dimension, limit, usage and request",
+    ),
+    (
+        "ttl_exceeds_max",
+        400,
+        "the expiry is further from now than the maximum TTL; `cap` names it, where it comes from and the latest expiry allowed",
     ),
     (
         "name_taken",
@@ -539,6 +551,11 @@ mod tests {
             })),
             AppError::NameTaken(String::new()),
             AppError::InvalidKey(String::new()),
+            AppError::TtlExceedsMax(Box::new(crate::error::TtlCap {
+                max_ttl: "1d".into(),
+                source: "x".into(),
+                latest: String::new(),
+            })),
             AppError::Internal(anyhow::anyhow!("x")),
         ];
         for e in &all {

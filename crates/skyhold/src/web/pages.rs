@@ -951,6 +951,7 @@ async fn detail(
             dt { "Provider ID" } dd.mono { (o.provider_id) }
             dt { "Type" } dd { (empty(&o.rtype)) }
             dt { "Owner" } dd { (empty(&o.owner)) " " (super::action_pages::owner_form(&app, &actor, r)) }
+            @if skyhold_core::expiry::expirable(o.kind) { dt { "Expires" } dd { (super::action_pages::expiry_field(&app, &actor, r)) } }
             @if o.kind == ResourceKind::Instance { dt { "Age" } dd { (age(o.created_at, now_millis())) } }
             @if let Some(f) = o.tags.get(skyhold_core::launch::FQDN_TAG) { dt { "DNS name" } dd.mono { (f) } }
             dt { "First seen" } dd { (time(Some(r.first_seen))) }

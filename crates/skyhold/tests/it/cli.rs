@@ -333,6 +333,74 @@ async fn power_actions_by_name_from_the_cli() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expire_and_extend_by_name_from_the_cli() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("cliexp", moto, &["us-east-1"])
+        .with_kinds(&["instance"])
+        .with_line("[accounts.policies.expiry]\nmax_ttl = \"3d\"");
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let web = ec2.launch(1, 1, "web", &[]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let tok = server.token.clone();
+    let tag = || async {
+        ec2.instance_tags(&web[0])
+            .await
+            .unwrap()
+            .get("skyhold:expires-at")
+            .cloned()
+    };
+
+    let out = server.cli_as(&tok, &["expire", "web-0", "--in", "1d"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let first = tag().await.expect("the tag is written");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("web-0 ({}) expires at {first}", web[0])
+    );
+    let out = server.cli_as(&tok, &["extend", "web-0", "1d", "--json"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let second = tag().await.unwrap();
+    assert_eq!(v["params"]["expires_at"], second, "{v}");
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert_eq!(ms(&second) - ms(&first), 86_400_000);
+    // Beyond the cap: refused with the cap named, the tag unchanged.
+    let out = server.cli_as(&tok, &["extend", "web-0", "2d"], "");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("maximum TTL is 3d (from account cliexp)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(tag().await.as_deref(), Some(second.as_str()));
+    // Exactly one of --in, --at, --never; a bad duration is the server's
+    // field error.
+    for args in [
+        &["expire", "web-0"][..],
+        &["expire", "web-0", "--in", "1d", "--never"][..],
+    ] {
+        let out = server.cli_as(&tok, args, "");
+        assert!(!out.status.success(), "{args:?}");
+    }
+    let out = server.cli_as(&tok, &["expire", "web-0", "--in", "1 day"], "");
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("in"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = server.cli_as(&tok, &["expire", "web-0", "--never"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("never expires"));
+    assert_eq!(tag().await.as_deref(), Some("never"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_pipe_ends_the_cli_quietly() {
     let moto = shared_moto();
     let spec = AccountSpec::new("clipipe", moto, &["us-east-1"]).with_kinds(&["instance"]);

@@ -10,6 +10,7 @@ mod audit;
 mod api;
 mod auth;
 mod cli;
+mod expiry;
 mod failing_kind;
 mod hardening;
 mod images;

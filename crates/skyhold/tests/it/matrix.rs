@@ -317,6 +317,15 @@ fn api_rows() -> Vec<Row> {
             ),
             json!({"owner": "nosuchuser"}),
         ),
+        // Nothing to extend: refused after the check, nothing changes.
+        with(
+            row(
+                M::POST,
+                "/api/v1/resources/{id}/expiry",
+                OnResource(Level::Manage),
+            ),
+            json!({"extend": "1d"}),
+        ),
         row(M::GET, "/api/v1/accounts", Any),
         row(M::GET, "/api/v1/changes", Any),
         with(
@@ -484,6 +493,10 @@ fn page_rows() -> Vec<Row> {
         with(
             row(M::POST, "/resources/{id}/owner", OnResource(Level::Manage)),
             json!({"owner": "nosuchuser"}),
+        ),
+        with(
+            row(M::POST, "/resources/{id}/expiry", OnResource(Level::Manage)),
+            json!({"extend": "1d"}),
         ),
         with(
             row(M::POST, "/resources/{id}/image", OnResource(Level::Operate)),

@@ -811,6 +811,85 @@ async fn detail_page_actions_follow_permission_and_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_detail_page_sets_and_extends_expiry_within_the_cap() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("pgexp", moto, &["us-east-1"])
+        .with_kinds(&["instance"])
+        .with_line("[accounts.policies.expiry]\nmax_ttl = \"2d\"");
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(1, 1, "anns", &[("owner", "ann")]).await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    server
+        .create_user("ann", "ann-password", Role::Member)
+        .await;
+    let id = resource_id(&server, "kind=instance&q=anns-0").await;
+    let detail = format!("/resources/{id}");
+    let expiry = format!("/resources/{id}/expiry");
+    let tag = || async {
+        server.get(&format!("/api/v1/resources/{id}")).await["tags"]["skyhold:expires-at"].clone()
+    };
+
+    // The owner sees the expiry and its forms, but no "Never expire".
+    let ann = login(&server, "ann", "ann-password").await;
+    let (_, page) = get(&ann, &server, &detail).await;
+    assert!(page.contains("never set"), "{page}");
+    assert!(page.contains(&format!("action=\"{expiry}\"")), "{page}");
+    assert!(!page.contains("Never expire"), "{page}");
+    let (status, loc, _) = post(
+        &ann,
+        &server,
+        &expiry,
+        &[("csrf", &csrf(&page)), ("in", "1d")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = get(&ann, &server, &loc).await;
+    assert!(page.contains("set_expiry succeeded"), "{page}");
+    let set = tag().await;
+    let set = set.as_str().expect("an expiry tag");
+    assert!(page.contains(set), "the page shows {set}: {page}");
+    // Beyond the cap: the refusal says why; nothing changes.
+    let (status, _, body) = post(
+        &ann,
+        &server,
+        &expiry,
+        &[("csrf", &csrf(&page)), ("extend", "2d")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body.contains("maximum TTL is 2d (from account pgexp)"),
+        "{body}"
+    );
+    assert_eq!(tag().await, set);
+    // Never expiring is refused to the owner even when posted by hand.
+    let (status, _, _) = post(
+        &ann,
+        &server,
+        &expiry,
+        &[("csrf", &csrf(&page)), ("never", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(tag().await, set);
+    // The admin sees and uses it.
+    let admin = login(&server, "admin", ADMIN_PASSWORD).await;
+    let (_, page) = get(&admin, &server, &detail).await;
+    assert!(page.contains("Never expire"), "{page}");
+    let (status, _, _) = post(
+        &admin,
+        &server,
+        &expiry,
+        &[("csrf", &csrf(&page)), ("never", "1")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert_eq!(tag().await, "never");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permissions_section_adds_changes_and_removes_a_grant() {
     let moto = shared_moto();
     let spec = AccountSpec::new("pgperm", moto, &["us-east-1"]).with_kinds(&["instance"]);

@@ -1,0 +1,176 @@
+//! Setting a resource's expiry (`skyhold:expires-at`): the cap that
+//! applies to it (its blueprint's `max_ttl`, else its account's, else the
+//! global `[policies.expiry] max_ttl`) and the resolution of a request
+//! against it. The change itself is an action (`Op::Expire`) through the
+//! one pipeline: authorize (`manage`; `never` needs more), intent, tag
+//! write, re-read, outcome and audit.
+
+use super::access::Actor;
+use super::actions::Op;
+use super::App;
+use crate::error::{AppError, TtlCap};
+use skyhold_core::expiry::{self, Cap, Expiry, ExpiryError, ExpiryRequest, EXPIRES_TAG};
+use skyhold_core::launch::BLUEPRINT_TAG;
+use skyhold_core::{now_millis, Resource, ResourceId};
+use skyhold_store::ActionRow;
+use std::sync::Arc;
+
+/// The refusal for a kind that cannot expire.
+pub(crate) fn not_expirable(r: &Resource) -> AppError {
+    let kinds: Vec<&str> = expiry::EXPIRABLE.iter().map(|k| k.as_str()).collect();
+    AppError::BadRequest(format!(
+        "a {} cannot expire; expiry applies to {}",
+        r.observed.kind,
+        kinds.join(", ")
+    ))
+}
+
+/// A request as the API and the forms take it: exactly one of `in`, `at`,
+/// `extend` (durations such as `3d`, a time in RFC 3339) or `never`.
+pub fn parse_request(
+    r#in: Option<&str>,
+    at: Option<&str>,
+    extend: Option<&str>,
+    never: bool,
+) -> Result<ExpiryRequest, AppError> {
+    fn given(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    let (r#in, at, extend) = (given(r#in), given(at), given(extend));
+    let n = [r#in.is_some(), at.is_some(), extend.is_some(), never]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if n != 1 {
+        return Err(AppError::BadRequest(
+            "give exactly one of in (e.g. \"3d\"), at (RFC 3339), extend (e.g. \"2d\") or never"
+                .into(),
+        ));
+    }
+    let duration = |field: &str, v: &str| {
+        skyhold_core::search::parse_duration(v).map_err(|m| AppError::bad_parameter(field, m))
+    };
+    Ok(if let Some(v) = r#in {
+        ExpiryRequest::In(duration("in", v)?)
+    } else if let Some(v) = extend {
+        ExpiryRequest::Extend(duration("extend", v)?)
+    } else if let Some(v) = at {
+        let t = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
+            AppError::bad_parameter("at", "a time in RFC 3339, like 2026-12-24T18:00:00Z")
+        })?;
+        ExpiryRequest::At(t.timestamp_millis())
+    } else {
+        ExpiryRequest::Never
+    })
+}
+
+impl App {
+    /// The cap on `r`'s expiry: its blueprint's `max_ttl` (the blueprint as
+    /// it is now, named by the `skyhold:blueprint` tag), else its
+    /// account's, else the global one; `None` when none is set.
+    pub async fn expiry_cap(&self, r: &Resource) -> Result<Option<Cap>, AppError> {
+        if let Some(name) = r
+            .observed
+            .tags
+            .get(BLUEPRINT_TAG)
+            .and_then(|v| v.rsplit_once('@').map(|(n, _)| n))
+        {
+            match self.store.blueprint(name, None).await {
+                Ok(b) => {
+                    if let Some(ms) = b.spec.max_ttl_ms {
+                        return Ok(Some(Cap {
+                            max_ttl_ms: ms,
+                            source: format!("blueprint {}", b.spec.name),
+                        }));
+                    }
+                }
+                // A blueprint deleted since: the account's cap applies.
+                Err(skyhold_store::StoreError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if let Some(ms) = self
+            .config
+            .account(&r.account)
+            .and_then(|a| a.policies.max_ttl_ms)
+        {
+            return Ok(Some(Cap {
+                max_ttl_ms: ms,
+                source: format!("account {}", r.account),
+            }));
+        }
+        Ok(self.config.policies.max_ttl_ms.map(|ms| Cap {
+            max_ttl_ms: ms,
+            source: "policies.expiry".into(),
+        }))
+    }
+
+    /// The expiry `req` sets on `r` now, or why not.
+    pub(crate) async fn resolve_expiry(
+        &self,
+        r: &Resource,
+        req: ExpiryRequest,
+    ) -> Result<Expiry, AppError> {
+        if !expiry::expirable(r.observed.kind) {
+            return Err(not_expirable(r));
+        }
+        let current = Expiry::from_tag(r.observed.tags.get(EXPIRES_TAG).map(String::as_str));
+        let cap = self.expiry_cap(r).await?;
+        expiry::resolve(req, current, now_millis(), cap.as_ref()).map_err(|e| match e {
+            ExpiryError::ExceedsMax { cap, latest } => AppError::TtlExceedsMax(Box::new(TtlCap {
+                max_ttl: skyhold_core::search::format_duration(cap.max_ttl_ms),
+                source: cap.source,
+                latest: skyhold_core::rfc3339(latest),
+            })),
+            ExpiryError::NotInFuture(m) => AppError::BadRequest(m),
+            ExpiryError::NothingToExtend(m) => AppError::InvalidState(m),
+        })
+    }
+
+    /// Sets, extends or clears (`never`) a resource's expiry through the
+    /// action pipeline.
+    pub async fn set_expiry(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: ResourceId,
+        req: ExpiryRequest,
+    ) -> Result<ActionRow, AppError> {
+        self.act(actor, id, Op::Expire(req), None).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_need_exactly_one_valid_part() {
+        assert_eq!(
+            parse_request(Some("3d"), None, None, false).unwrap(),
+            ExpiryRequest::In(3 * 86_400_000)
+        );
+        assert_eq!(
+            parse_request(None, None, Some(" 2h "), false).unwrap(),
+            ExpiryRequest::Extend(2 * 3_600_000)
+        );
+        assert_eq!(
+            parse_request(None, Some("2026-12-03T10:00:00Z"), None, false).unwrap(),
+            ExpiryRequest::At(1_796_292_000_000)
+        );
+        assert_eq!(
+            parse_request(None, None, None, true).unwrap(),
+            ExpiryRequest::Never
+        );
+        for bad in [
+            parse_request(None, None, None, false),
+            parse_request(Some("3d"), None, None, true),
+            parse_request(Some("3d"), Some("2026-12-03T10:00:00Z"), None, false),
+        ] {
+            assert_eq!(bad.unwrap_err().code(), "bad_request");
+        }
+        let e = parse_request(Some("3 days"), None, None, false).unwrap_err();
+        assert_eq!((e.code(), e.field()), ("invalid_parameter", Some("in")));
+        let e = parse_request(None, Some("tomorrow"), None, false).unwrap_err();
+        assert_eq!(e.field(), Some("at"));
+    }
+}
