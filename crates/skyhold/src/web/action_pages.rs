@@ -484,32 +484,42 @@ async fn bulk(
     f.check_csrf(&actor)?;
     let back = local_path(f.get("back"), "/instances");
     let parsed = (|| {
-        let power = match PowerAction::parse(f.get("action").trim()) {
-            Some(PowerAction::Terminate) => {
+        let action = f.get("action").trim();
+        let ttl = || -> Result<i64, AppError> {
+            skyhold_core::search::parse_duration(f.get("ttl").trim())
+                .map_err(|m| AppError::bad_parameter("ttl", m))
+        };
+        let op = match (action, PowerAction::parse(action)) {
+            ("expire", _) => Op::Expire(skyhold_core::expiry::ExpiryRequest::In(ttl()?)),
+            ("extend", _) => Op::Expire(skyhold_core::expiry::ExpiryRequest::Extend(ttl()?)),
+            (_, Some(PowerAction::Terminate)) => {
                 return Err(AppError::bad_parameter(
                     "action",
                     "terminate one instance at a time, from its page (it asks for its name)",
                 ))
             }
-            Some(p) => p,
-            None => {
+            (_, Some(p)) => Op::Power(p),
+            (_, None) => {
                 return Err(AppError::bad_parameter(
                     "action",
-                    "use start, stop or reboot",
+                    "use start, stop, reboot, expire or extend",
                 ))
             }
         };
-        Ok((power, selected(&f)?))
+        Ok((op, selected(&f)?))
     })();
-    let (power, ids) = match parsed {
+    let (op, ids) = match parsed {
         Ok(p) => p,
         Err(e) => return Ok(failed(&app, &actor, "", e, &back)),
     };
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
-        rows.push((id, app.act(&actor, id, Op::Power(power), None).await));
+        rows.push((id, app.act(&actor, id, op.clone(), None).await));
     }
-    let what = format!("Bulk {}", power.as_str());
+    let what = match &op {
+        Op::Power(p) => format!("Bulk {}", p.as_str()),
+        _ => format!("Bulk {} {}", f.get("action").trim(), f.get("ttl").trim()),
+    };
     Ok(report(&app, &actor, &what, &rows, &back).into_response())
 }
 
@@ -643,21 +653,37 @@ async fn claim(
 /// Whether a list row gets a bulk checkbox: an instance the actor may
 /// operate (the bulk actions are start, stop and reboot).
 pub fn bulk_selectable(app: &App, actor: &Actor, r: &Resource) -> bool {
-    r.observed.kind == ResourceKind::Instance
-        && r.deleted_at.is_none()
-        && app.allows(actor, Action::StopResource, Object::Resource(r))
+    let o = Object::Resource(r);
+    r.deleted_at.is_none()
+        && ((r.observed.kind == ResourceKind::Instance
+            && app.allows(actor, Action::StopResource, o))
+            || (skyhold_core::expiry::expirable(r.observed.kind)
+                && app.allows(actor, Action::SetExpiry, o)))
 }
 
 /// The controls under a list's table when some rows are selectable.
-pub fn bulk_bar(back: &str) -> Markup {
+/// Power actions are offered where the list can hold instances (`kind`
+/// instance, or any kind); expiry wherever its kind can expire.
+pub fn bulk_bar(back: &str, kind: Option<ResourceKind>) -> Markup {
+    let power = kind.is_none_or(|k| k == ResourceKind::Instance);
+    let expiry = kind.is_none_or(skyhold_core::expiry::expirable);
     html! {
         div.filters.bulkbar {
             input type="hidden" name="back" value=(back);
-            "With the selected instances: "
+            "With the selected rows: "
             select name="action" aria-label="Bulk action" {
-                option value="stop" { "Stop" }
-                option value="start" { "Start" }
-                option value="reboot" { "Reboot" }
+                @if power {
+                    option value="stop" { "Stop" }
+                    option value="start" { "Start" }
+                    option value="reboot" { "Reboot" }
+                }
+                @if expiry {
+                    option value="expire" { "Expire in…" }
+                    option value="extend" { "Extend by…" }
+                }
+            }
+            @if expiry {
+                input type="text" name="ttl" placeholder="3d" size="5" aria-label="Expire in or extend by (e.g. 3d, 8h)";
             }
             button type="submit" { "Apply" }
             span.dim { "each row is checked and acted on by itself; the result lists every row" }

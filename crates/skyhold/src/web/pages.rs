@@ -770,9 +770,9 @@ async fn list(
                 }
             }
             @if bulk {
-                form #bulk method="post" action="/bulk" data-confirm="Apply this action to every selected instance?" {
+                form #bulk method="post" action="/bulk" data-confirm="Apply this action to every selected row?" {
                     input type="hidden" name="csrf" value=(csrf_of(&actor));
-                    (super::action_pages::bulk_bar(&here))
+                    (super::action_pages::bulk_bar(&here, kind))
                 }
             }
         }

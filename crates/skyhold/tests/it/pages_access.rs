@@ -1084,6 +1084,74 @@ async fn permissions_section_adds_changes_and_removes_a_grant() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_expiry_sets_each_selected_row_on_any_kind_that_expires() {
+    let moto = shared_moto();
+    let spec =
+        AccountSpec::new("pgbulkexp", moto, &["us-east-1"]).with_kinds(&["instance", "volume"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    ec2.launch(1, 1, "anns", &[("owner", "ann")]).await.unwrap();
+    ec2.create_volume(8, "scratch").await.unwrap();
+    let server = TestServer::start(&[spec]).await;
+    server.sync().await;
+    let inst = resource_id(&server, "kind=instance&q=anns-0").await;
+    let vol = resource_id(&server, "kind=volume&q=scratch").await;
+    let admin = login(&server, "admin", ADMIN_PASSWORD).await;
+    // The volumes list offers expiry, not power actions.
+    let (_, page) = get(&admin, &server, "/volumes").await;
+    assert!(
+        page.contains(&format!("name=\"id\" value=\"{vol}\"")),
+        "{page}"
+    );
+    assert!(page.contains("value=\"expire\"") && !page.contains("value=\"stop\""));
+    let ids = [inst.to_string(), vol.to_string()];
+    let form = |action: &'static str, ttl: &'static str| {
+        vec![
+            ("csrf", csrf(&page)),
+            ("action", action.to_owned()),
+            ("ttl", ttl.to_owned()),
+            ("back", "/search".to_owned()),
+            ("id", ids[0].clone()),
+            ("id", ids[1].clone()),
+        ]
+    };
+    let send = |f: Vec<(&'static str, String)>| {
+        let (admin, server) = (&admin, &server);
+        async move {
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(admin, server, "/bulk", &f).await
+        }
+    };
+    let (status, _, body) = send(form("expire", "2d")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("2 of 2 succeeded"), "{body}");
+    let tag = |id: i64| {
+        let server = &server;
+        async move {
+            server.get(&format!("/api/v1/resources/{id}")).await["tags"]["skyhold:expires-at"]
+                .as_str()
+                .map(str::to_owned)
+        }
+    };
+    let (a, b) = (tag(inst).await.unwrap(), tag(vol).await.unwrap());
+    let (_, _, body) = send(form("extend", "1d")).await;
+    assert!(body.contains("2 of 2 succeeded"), "{body}");
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert_eq!(ms(&tag(inst).await.unwrap()) - ms(&a), 86_400_000);
+    assert_eq!(ms(&tag(vol).await.unwrap()) - ms(&b), 86_400_000);
+    // A bad duration refuses the whole request; a power action on the
+    // volume is refused for that row alone.
+    let (status, _, body) = send(form("expire", "soon")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, _, body) = send(form("stop", "")).await;
+    assert!(body.contains("1 of 2 succeeded"), "{body}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_stop_reports_every_row() {
     let moto = shared_moto();
     let spec = AccountSpec::new("pgbulk", moto, &["us-east-1"]).with_kinds(&["instance"]);
