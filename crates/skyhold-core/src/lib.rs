@@ -9,6 +9,7 @@ pub mod expiry;
 pub mod ids;
 pub mod instance_types;
 pub mod launch;
+pub mod prices;
 pub mod provider;
 pub mod query;
 pub mod quota;
