@@ -322,6 +322,55 @@ fn not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 }
 
 /// A request the adapter refuses before calling AWS.
+/// Where a resource's tags are written: EC2 by id, load balancers by ARN
+/// (v2) or name (classic), DB instances and cache clusters by the `arn`
+/// attribute the listing stored.
+enum TagTarget<'a> {
+    Ec2(&'a str),
+    Elbv2(&'a str),
+    Elb(&'a str),
+    Rds(&'a str),
+    ElastiCache(&'a str),
+}
+
+impl<'a> TagTarget<'a> {
+    fn of(r: &'a ObservedResource) -> Result<Self, ProviderError> {
+        let id = r.provider_id.as_str();
+        if id.is_empty() {
+            return Err(invalid("a resource id"));
+        }
+        let arn = || {
+            r.attributes
+                .get("arn")
+                .and_then(|v| v.as_str())
+                .filter(|a| !a.is_empty())
+                .ok_or_else(|| invalid("the resource's ARN (re-sync it first)"))
+        };
+        Ok(match r.kind {
+            ResourceKind::Instance
+            | ResourceKind::Volume
+            | ResourceKind::Snapshot
+            | ResourceKind::Image
+            | ResourceKind::SecurityGroup
+            | ResourceKind::Vpc
+            | ResourceKind::Subnet
+            | ResourceKind::ElasticIp
+            | ResourceKind::KeyPair
+            | ResourceKind::LaunchTemplate => TagTarget::Ec2(id),
+            ResourceKind::LoadBalancer if id.starts_with("arn:") => TagTarget::Elbv2(id),
+            ResourceKind::LoadBalancer => TagTarget::Elb(id),
+            ResourceKind::DbInstance => TagTarget::Rds(arn()?),
+            ResourceKind::CacheCluster => TagTarget::ElastiCache(arn()?),
+            kind => {
+                return Err(ProviderError::new(
+                    ProviderErrorKind::NotPermitted,
+                    format!("tags on a {kind} are not supported yet"),
+                ))
+            }
+        })
+    }
+}
+
 fn invalid(what: &str) -> ProviderError {
     ProviderError::new(ProviderErrorKind::Other, format!("invalid request: {what}"))
 }
@@ -497,32 +546,12 @@ impl Provider for AwsProvider {
         resource: &ObservedResource,
         tags: &[(String, String)],
     ) -> Result<ActReceipt, ProviderError> {
-        let (kind, id) = (resource.kind, resource.provider_id.as_str());
-        if id.is_empty() || tags.is_empty() {
-            return Err(invalid("a resource id and at least one tag"));
+        if tags.is_empty() {
+            return Err(invalid("at least one tag"));
         }
         let rc = self.clients(region).await;
-        // The services that tag by ARN read it from the resource as the
-        // inventory holds it.
-        let arn = || {
-            resource
-                .attributes
-                .get("arn")
-                .and_then(|v| v.as_str())
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| invalid("the resource's ARN (re-sync it first)"))
-        };
-        let request_id = match kind {
-            ResourceKind::Instance
-            | ResourceKind::Volume
-            | ResourceKind::Snapshot
-            | ResourceKind::Image
-            | ResourceKind::SecurityGroup
-            | ResourceKind::Vpc
-            | ResourceKind::Subnet
-            | ResourceKind::ElasticIp
-            | ResourceKind::KeyPair
-            | ResourceKind::LaunchTemplate => {
+        let request_id = match TagTarget::of(resource)? {
+            TagTarget::Ec2(id) => {
                 use aws_sdk_ec2::operation::RequestId;
                 let mut req = rc.ec2().create_tags().resources(id);
                 for (k, v) in tags {
@@ -531,11 +560,9 @@ impl Provider for AwsProvider {
                 let out = req.send().await.map_err(|e| classify("CreateTags", e))?;
                 out.request_id().map(str::to_owned)
             }
-            // Application and network load balancers are listed by ARN;
-            // classic ones by name.
-            ResourceKind::LoadBalancer if id.starts_with("arn:") => {
+            TagTarget::Elbv2(arn) => {
                 use aws_sdk_elasticloadbalancingv2::operation::RequestId;
-                let mut req = rc.elbv2().add_tags().resource_arns(id);
+                let mut req = rc.elbv2().add_tags().resource_arns(arn);
                 for (k, v) in tags {
                     req = req.tags(
                         aws_sdk_elasticloadbalancingv2::types::Tag::builder()
@@ -547,9 +574,9 @@ impl Provider for AwsProvider {
                 let out = req.send().await.map_err(|e| classify("AddTags", e))?;
                 out.request_id().map(str::to_owned)
             }
-            ResourceKind::LoadBalancer => {
+            TagTarget::Elb(name) => {
                 use aws_sdk_elasticloadbalancing::operation::RequestId;
-                let mut req = rc.elb().add_tags().load_balancer_names(id);
+                let mut req = rc.elb().add_tags().load_balancer_names(name);
                 for (k, v) in tags {
                     let tag = aws_sdk_elasticloadbalancing::types::Tag::builder()
                         .key(k)
@@ -564,9 +591,9 @@ impl Provider for AwsProvider {
                     .map_err(|e| classify("AddTags (classic)", e))?;
                 out.request_id().map(str::to_owned)
             }
-            ResourceKind::DbInstance => {
+            TagTarget::Rds(arn) => {
                 use aws_sdk_rds::operation::RequestId;
-                let mut req = rc.rds().add_tags_to_resource().resource_name(arn()?);
+                let mut req = rc.rds().add_tags_to_resource().resource_name(arn);
                 for (k, v) in tags {
                     req = req.tags(aws_sdk_rds::types::Tag::builder().key(k).value(v).build());
                 }
@@ -576,12 +603,9 @@ impl Provider for AwsProvider {
                     .map_err(|e| classify("AddTagsToResource (RDS)", e))?;
                 out.request_id().map(str::to_owned)
             }
-            ResourceKind::CacheCluster => {
+            TagTarget::ElastiCache(arn) => {
                 use aws_sdk_elasticache::operation::RequestId;
-                let mut req = rc
-                    .elasticache()
-                    .add_tags_to_resource()
-                    .resource_name(arn()?);
+                let mut req = rc.elasticache().add_tags_to_resource().resource_name(arn);
                 for (k, v) in tags {
                     req = req.tags(
                         aws_sdk_elasticache::types::Tag::builder()
@@ -596,11 +620,83 @@ impl Provider for AwsProvider {
                     .map_err(|e| classify("AddTagsToResource (ElastiCache)", e))?;
                 out.request_id().map(str::to_owned)
             }
-            _ => {
-                return Err(ProviderError::new(
-                    ProviderErrorKind::NotPermitted,
-                    format!("setting tags on a {kind} is not supported yet"),
-                ))
+        };
+        Ok(ActReceipt {
+            request_id: request_id.unwrap_or_default(),
+        })
+    }
+
+    async fn remove_tags(
+        &self,
+        region: &str,
+        resource: &ObservedResource,
+        keys: &[String],
+    ) -> Result<ActReceipt, ProviderError> {
+        if keys.is_empty() {
+            return Err(invalid("at least one tag key"));
+        }
+        let rc = self.clients(region).await;
+        let request_id = match TagTarget::of(resource)? {
+            TagTarget::Ec2(id) => {
+                use aws_sdk_ec2::operation::RequestId;
+                let mut req = rc.ec2().delete_tags().resources(id);
+                for k in keys {
+                    req = req.tags(aws_sdk_ec2::types::Tag::builder().key(k).build());
+                }
+                let out = req.send().await.map_err(|e| classify("DeleteTags", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            TagTarget::Elbv2(arn) => {
+                use aws_sdk_elasticloadbalancingv2::operation::RequestId;
+                let mut req = rc.elbv2().remove_tags().resource_arns(arn);
+                for k in keys {
+                    req = req.tag_keys(k);
+                }
+                let out = req.send().await.map_err(|e| classify("RemoveTags", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            TagTarget::Elb(name) => {
+                use aws_sdk_elasticloadbalancing::operation::RequestId;
+                let mut req = rc.elb().remove_tags().load_balancer_names(name);
+                for k in keys {
+                    req = req.tags(
+                        aws_sdk_elasticloadbalancing::types::TagKeyOnly::builder()
+                            .key(k)
+                            .build(),
+                    );
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify("RemoveTags (classic)", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            TagTarget::Rds(arn) => {
+                use aws_sdk_rds::operation::RequestId;
+                let mut req = rc.rds().remove_tags_from_resource().resource_name(arn);
+                for k in keys {
+                    req = req.tag_keys(k);
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify("RemoveTagsFromResource (RDS)", e))?;
+                out.request_id().map(str::to_owned)
+            }
+            TagTarget::ElastiCache(arn) => {
+                use aws_sdk_elasticache::operation::RequestId;
+                let mut req = rc
+                    .elasticache()
+                    .remove_tags_from_resource()
+                    .resource_name(arn);
+                for k in keys {
+                    req = req.tag_keys(k);
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| classify("RemoveTagsFromResource (ElastiCache)", e))?;
+                out.request_id().map(str::to_owned)
             }
         };
         Ok(ActReceipt {

@@ -10,6 +10,10 @@ use crate::Millis;
 
 pub use crate::launch::EXPIRES_TAG;
 
+/// The opt-out tag: its value is the reason. Honoured only when skyhold
+/// wrote it (or the account trusts the tag as it is).
+pub const KEEP_TAG: &str = "skyhold:keep";
+
 /// The tag value of a resource that must never expire.
 pub const NEVER: &str = "never";
 

@@ -263,6 +263,17 @@ pub trait Provider: Send + Sync {
         Err(unsupported("tagging"))
     }
 
+    /// Removes tags (by key) from one resource; keys it does not have are
+    /// no error.
+    async fn remove_tags(
+        &self,
+        _region: &str,
+        _resource: &ObservedResource,
+        _keys: &[String],
+    ) -> Result<ActReceipt, ProviderError> {
+        Err(unsupported("tagging"))
+    }
+
     /// The image `image` names: an id, or the newest own image whose name
     /// matches a pattern (`*` any run of characters). `Ok(None)`: no such
     /// image.

@@ -223,6 +223,27 @@ impl Store {
         })
     }
 
+    /// The latest succeeded action of `kind` on a resource (skyhold's own
+    /// record of what it last wrote there, e.g. the keep tag and who set
+    /// it).
+    pub async fn last_succeeded_action(
+        &self,
+        resource: ResourceId,
+        kind: &str,
+    ) -> Result<Option<ActionRow>> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!(
+                "SELECT {COLS} FROM actions WHERE resource_id = $1 AND kind = $2 AND state = 'succeeded' \
+                 ORDER BY id DESC LIMIT 1"
+            ))
+            .bind(resource.0)
+            .bind(kind)
+            .fetch_optional(p)
+            .await?;
+            row.as_ref().map(action_from_row).transpose()
+        })
+    }
+
     pub async fn action_by_key(&self, key: &str) -> Result<Option<ActionRow>> {
         on_pool!(self, p => {
             let row = sqlx::query(&format!("SELECT {COLS} FROM actions WHERE idempotency_key = $1"))

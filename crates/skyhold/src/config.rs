@@ -275,6 +275,9 @@ pub struct AccountConfig {
     pub restricted: bool,
     /// `[accounts.policies]`: this account's, over the global ones.
     pub policies: Policies,
+    /// Honour a `skyhold:keep` tag set outside skyhold (default false: it
+    /// is reported, not trusted).
+    pub trust_keep_tag: bool,
 }
 
 impl AccountConfig {
@@ -375,6 +378,8 @@ struct RawAccount {
     #[serde(default)]
     restricted: bool,
     policies: Option<policies::RawPolicies>,
+    #[serde(default)]
+    trust_keep_tag: bool,
 }
 
 /// `regions`: a list of names, or the word "all-enabled".
@@ -1130,6 +1135,7 @@ impl Config {
             };
             accounts.push(AccountConfig {
                 policies: account_policies,
+                trust_keep_tag: a.trust_keep_tag,
                 name,
                 browse_buckets: a.browse_buckets,
                 restricted: a.restricted,

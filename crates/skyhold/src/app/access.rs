@@ -166,6 +166,8 @@ pub enum Action {
     /// Make a resource never expire: admins, or a manage grant on the
     /// resource or its account (owning it is not enough).
     NeverExpire,
+    /// Write or remove the `skyhold:keep` opt-out (as `NeverExpire`).
+    KeepResource,
     /// Make an image of an instance (operate).
     CreateImage,
     /// Deregister an own image (manage).
@@ -227,6 +229,7 @@ impl Action {
             Action::SetOwner => "resource.set_owner",
             Action::SetExpiry => "resource.set_expiry",
             Action::NeverExpire => "resource.never_expire",
+            Action::KeepResource => "resource.keep",
             Action::CreateImage => "resource.create_image",
             Action::DeregisterImage => "resource.deregister",
             Action::BrowseObjects => "bucket.browse",
@@ -363,6 +366,7 @@ fn required(action: Action) -> Option<Level> {
         | A::SetOwner
         | A::SetExpiry
         | A::NeverExpire
+        | A::KeepResource
         | A::ActFor
         | A::ManageMembers
         | A::ViewGrants
@@ -419,9 +423,9 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
     if action == A::ViewGrants && role == Role::Auditor {
         return Decision::Allow;
     }
-    // Never expiring takes a grant: what an owner holds by owning is not
-    // enough to exempt it from every expiry policy.
-    if let (A::NeverExpire, Object::Resource(r)) = (action, object) {
+    // Never expiring (or keeping) takes a grant: what an owner holds by
+    // owning is not enough to exempt it from every expiry policy.
+    if let (A::NeverExpire | A::KeepResource, Object::Resource(r)) = (action, object) {
         let granted = actor
             .held("resource", &r.id.to_string())
             .max(actor.held("account", r.account.as_str()));

@@ -11,7 +11,7 @@ use crate::auth;
 use crate::error::AppError;
 use skyhold_core::access::{owner_subject, OWNER_TAG};
 use skyhold_core::audit::{self, AuditDraft};
-use skyhold_core::expiry::{Expiry, ExpiryRequest, EXPIRES_TAG};
+use skyhold_core::expiry::{Expiry, ExpiryRequest, EXPIRES_TAG, KEEP_TAG};
 use skyhold_core::{
     now_millis, ActionId, Millis, ObservedResource, PowerAction, Resource, ResourceId,
     ResourceKind, Subject, UserId,
@@ -39,6 +39,8 @@ pub enum Op {
     Expire(ExpiryRequest),
     /// Write `skyhold:expires-at` (a time or `never`).
     SetExpiry(Expiry),
+    /// Write the `skyhold:keep` opt-out with its reason, or remove it.
+    SetKeep(Option<String>),
 }
 
 impl Op {
@@ -49,6 +51,7 @@ impl Op {
             Op::CreateImage { .. } => "create_image",
             Op::Deregister => "deregister",
             Op::Expire(_) | Op::SetExpiry(_) => "set_expiry",
+            Op::SetKeep(_) => "set_keep",
         }
     }
 
@@ -63,6 +66,7 @@ impl Op {
             Op::Deregister => Action::DeregisterImage,
             Op::Expire(ExpiryRequest::Never) | Op::SetExpiry(Expiry::Never) => Action::NeverExpire,
             Op::Expire(_) | Op::SetExpiry(_) => Action::SetExpiry,
+            Op::SetKeep(_) => Action::KeepResource,
         }
     }
 
@@ -70,6 +74,7 @@ impl Op {
         match self {
             Op::Power(_) | Op::Deregister | Op::Expire(_) => serde_json::json!({}),
             Op::SetExpiry(e) => serde_json::json!({"expires_at": e.tag_value()}),
+            Op::SetKeep(k) => serde_json::json!({"keep": k}),
             Op::SetOwner(o) => serde_json::json!({"owner": o}),
             Op::CreateImage {
                 name,
@@ -316,6 +321,20 @@ impl App {
                     return Err(super::expiry::not_expirable(r));
                 }
             }
+            Op::SetKeep(reason) => {
+                if !skyhold_core::expiry::expirable(r.observed.kind) {
+                    return Err(super::expiry::not_expirable(r));
+                }
+                if let Some(reason) = reason {
+                    let n = reason.chars().count();
+                    if n == 0 || n > 256 || reason.chars().any(char::is_control) {
+                        return Err(AppError::bad_parameter(
+                            "reason",
+                            "1 to 256 characters, no control characters",
+                        ));
+                    }
+                }
+            }
             Op::CreateImage {
                 name, description, ..
             } => {
@@ -408,6 +427,14 @@ impl App {
                         .await
                         .map(|rc| (rc, None))
                 }
+                Op::SetKeep(Some(reason)) => provider
+                    .set_tags(&r.region, o, &[(KEEP_TAG.to_owned(), reason.clone())])
+                    .await
+                    .map(|rc| (rc, None)),
+                Op::SetKeep(None) => provider
+                    .remove_tags(&r.region, o, &[KEEP_TAG.to_owned()])
+                    .await
+                    .map(|rc| (rc, None)),
                 Op::Expire(_) => Err(skyhold_core::ProviderError::new(
                     skyhold_core::ProviderErrorKind::Other,
                     "an expiry request runs only once resolved",
@@ -478,6 +505,7 @@ impl App {
                     Op::Expire(_) | Op::SetExpiry(_) => {
                         serde_json::json!({"expires_at": o.tags.get(EXPIRES_TAG)})
                     }
+                    Op::SetKeep(_) => serde_json::json!({"keep": o.tags.get(KEEP_TAG)}),
                     _ => serde_json::json!({"state": o.state}),
                 });
                 d.new = Some(match op {
@@ -495,7 +523,7 @@ impl App {
                     Op::Deregister => {
                         serde_json::json!({"state": "deregistered", "action_id": row.id.0})
                     }
-                    Op::Expire(_) | Op::SetExpiry(_) => {
+                    Op::Expire(_) | Op::SetExpiry(_) | Op::SetKeep(_) => {
                         let mut v = op.params();
                         v["action_id"] = row.id.0.into();
                         v

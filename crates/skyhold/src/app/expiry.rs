@@ -5,15 +5,32 @@
 //! one pipeline: authorize (`manage`; `never` needs more), intent, tag
 //! write, re-read, outcome and audit.
 
-use super::access::Actor;
+use super::access::{Action, Actor, Object};
 use super::actions::Op;
 use super::App;
 use crate::error::{AppError, TtlCap};
-use skyhold_core::expiry::{self, Cap, Expiry, ExpiryError, ExpiryRequest, EXPIRES_TAG};
+use skyhold_core::expiry::{self, Cap, Expiry, ExpiryError, ExpiryRequest, EXPIRES_TAG, KEEP_TAG};
 use skyhold_core::launch::BLUEPRINT_TAG;
-use skyhold_core::{now_millis, Resource, ResourceId};
+use skyhold_core::{now_millis, Millis, Resource, ResourceId};
 use skyhold_store::ActionRow;
 use std::sync::Arc;
+
+/// Whether a resource's `skyhold:keep` opt-out is honoured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeepStatus {
+    /// No keep tag.
+    None,
+    /// Honoured: skyhold wrote it (`by` who, `at` when), or the account
+    /// trusts the tag (`by` empty, `at` none).
+    Trusted {
+        reason: String,
+        by: String,
+        at: Option<Millis>,
+    },
+    /// A keep tag skyhold did not write (or not with this value): reported,
+    /// not honoured.
+    Untrusted { reason: String },
+}
 
 /// The refusal for a kind that cannot expire.
 pub(crate) fn not_expirable(r: &Resource) -> AppError {
@@ -125,6 +142,66 @@ impl App {
             ExpiryError::NotInFuture(m) => AppError::BadRequest(m),
             ExpiryError::NothingToExtend(m) => AppError::InvalidState(m),
         })
+    }
+
+    /// Whether `r`'s keep tag is honoured: trusted when the last keep
+    /// skyhold wrote on it succeeded with this very value (who and when
+    /// from that action), or when its account says `trust_keep_tag`.
+    pub async fn keep_status(&self, r: &Resource) -> Result<KeepStatus, AppError> {
+        let Some(reason) = r.observed.tags.get(KEEP_TAG).cloned() else {
+            return Ok(KeepStatus::None);
+        };
+        if let Some(a) = self
+            .store
+            .last_succeeded_action(r.id, Op::SetKeep(None).kind())
+            .await?
+        {
+            if a.params["keep"].as_str() == Some(reason.as_str()) {
+                return Ok(KeepStatus::Trusted {
+                    reason,
+                    by: a.requested_by_name,
+                    at: a.finished_at.or(Some(a.created_at)),
+                });
+            }
+        }
+        if self
+            .config
+            .account(&r.account)
+            .is_some_and(|a| a.trust_keep_tag)
+        {
+            return Ok(KeepStatus::Trusted {
+                reason,
+                by: String::new(),
+                at: None,
+            });
+        }
+        Ok(KeepStatus::Untrusted { reason })
+    }
+
+    /// The keep status of a resource the actor may see.
+    pub async fn resource_keep(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<KeepStatus, AppError> {
+        let r = self.store.get_resource(id).await.map_err(|e| match e {
+            skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
+            other => other.into(),
+        })?;
+        self.authorize(actor, Action::ViewResource, Object::Resource(&r))
+            .await?;
+        self.keep_status(&r).await
+    }
+
+    /// Writes (`Some(reason)`) or removes the keep opt-out through the
+    /// action pipeline.
+    pub async fn set_keep(
+        self: &Arc<Self>,
+        actor: &Actor,
+        id: ResourceId,
+        reason: Option<String>,
+    ) -> Result<ActionRow, AppError> {
+        self.act(actor, id, Op::SetKeep(reason), None).await
     }
 
     /// Sets, extends or clears (`never`) a resource's expiry through the

@@ -40,7 +40,7 @@ pub use actions::Op;
 pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use blueprints::parse_ttl;
 pub use dns::DnsPass;
-pub use expiry::parse_request as parse_expiry_request;
+pub use expiry::{parse_request as parse_expiry_request, KeepStatus};
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
 pub use launches::{Commands, LaunchPreview, SshTarget};

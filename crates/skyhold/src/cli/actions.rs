@@ -279,6 +279,48 @@ pub async fn set_expiry(target: &str, body: Value, kind: &str, as_json: bool) ->
     ))
 }
 
+/// Writes (`reason`), removes (`off`) or shows a resource's keep opt-out.
+pub async fn keep(
+    target: &str,
+    reason: Option<&str>,
+    off: bool,
+    kind: &str,
+    as_json: bool,
+) -> Result<()> {
+    let c = client()?;
+    let r = resolve(&c, target, kind).await?;
+    let path = format!("/resources/{}/keep", s(&r, "/id"));
+    let label = format!("{} ({})", s(&r, "/name"), s(&r, "/provider_id"));
+    if !off && reason.is_none() {
+        let v = c.call(Method::GET, &path, None).await?;
+        if as_json {
+            return emit(&serde_json::to_string_pretty(&v)?);
+        }
+        return emit(&match s(&v, "/state").as_str() {
+            "trusted" => format!("{label} is kept: {}", s(&v, "/reason")),
+            "untrusted" => format!(
+                "{label} has a keep tag set outside skyhold ({}): not honoured",
+                s(&v, "/reason")
+            ),
+            _ => format!("{label} is not kept"),
+        });
+    }
+    let v = match reason {
+        Some(why) => {
+            c.call(Method::POST, &path, Some(json!({"reason": why})))
+                .await?
+        }
+        None => c.call(Method::DELETE, &path, None).await?,
+    };
+    if as_json {
+        return emit(&serde_json::to_string_pretty(&v)?);
+    }
+    emit(&match reason {
+        Some(why) => format!("{label} is kept: {why}"),
+        None => format!("{label} is no longer kept"),
+    })
+}
+
 #[derive(clap::Subcommand)]
 pub enum ImageCommand {
     /// Make an own image of an instance. Without --no-reboot the instance

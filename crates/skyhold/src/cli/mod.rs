@@ -145,6 +145,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Keep a resource from expiring (the skyhold:keep tag, with a reason;
+    /// admins or a manage grant), show whether it is kept, or --off.
+    Keep {
+        /// A name, provider id or skyhold id.
+        target: String,
+        /// Why it must stay (without it, and without --off: show).
+        reason: Option<String>,
+        /// Remove the keep tag.
+        #[arg(long, conflicts_with = "reason")]
+        off: bool,
+        /// The resource's kind when resolving a name (default instance).
+        #[arg(long, default_value = "instance")]
+        kind: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Start instances (names, i-… ids or skyhold ids).
     Start(PowerArgs),
     /// Stop instances.
@@ -442,6 +458,13 @@ async fn run(cli: Cli) -> Result<()> {
             kind,
             json,
         } => actions::set_expiry(&target, serde_json::json!({"extend": by}), &kind, json).await,
+        Command::Keep {
+            target,
+            reason,
+            off,
+            kind,
+            json,
+        } => actions::keep(&target, reason.as_deref(), off, &kind, json).await,
         Command::Start(a) => actions::power("start", a.targets, a.wait, a.yes, a.json).await,
         Command::Stop(a) => actions::power("stop", a.targets, a.wait, a.yes, a.json).await,
         Command::Reboot(a) => actions::power("reboot", a.targets, a.wait, a.yes, a.json).await,

@@ -10,7 +10,7 @@ use super::common::{PageError, PageResult};
 use super::forms::{csrf_field, failed, href, local_path, Fields};
 use super::ui::{empty, page, state_badge, time};
 use super::AppState;
-use crate::app::{Action, Actor, App, Object, Op};
+use crate::app::{Action, Actor, App, KeepStatus, Object, Op};
 use crate::error::AppError;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/resources/{id}/act", post(act))
         .route("/resources/{id}/owner", post(set_owner))
         .route("/resources/{id}/expiry", post(set_expiry))
+        .route("/resources/{id}/keep", post(set_keep))
         .route("/resources/{id}/image", post(create_image))
         .route("/resources/{id}/deregister", post(deregister))
         .route("/bulk", post(bulk))
@@ -257,6 +258,44 @@ pub fn expiry_field(app: &App, actor: &Actor, r: &Resource) -> Markup {
     }
 }
 
+/// The keep opt-out (honoured or only reported) and, for those allowed,
+/// its forms.
+pub fn keep_field(app: &App, actor: &Actor, r: &Resource, keep: &KeepStatus) -> Markup {
+    let action = format!("/resources/{}/keep", r.id.0);
+    let allowed =
+        r.deleted_at.is_none() && app.allows(actor, Action::KeepResource, Object::Resource(r));
+    html! {
+        @match keep {
+            KeepStatus::None => { span.dim { "no" } }
+            KeepStatus::Trusted { reason, by, at } => {
+                "kept: " (reason)
+                @if !by.is_empty() { span.dim { " (set by " (by) " " (time(*at)) ")" } }
+                @else { span.dim { " (the account trusts the tag)" } }
+            }
+            KeepStatus::Untrusted { reason } => {
+                "kept: " (reason) " "
+                span.error { "set outside skyhold: not honoured" }
+            }
+        }
+        @if allowed {
+            " "
+            form.inline method="post" action=(action) {
+                (csrf_field(actor))
+                input type="text" name="reason" placeholder="why it must stay" size="18" maxlength="256" aria-label="Why it must stay" required;
+                button type="submit" { "Keep" }
+            }
+            @if !matches!(keep, KeepStatus::None) {
+                " "
+                form.inline method="post" action=(action) {
+                    (csrf_field(actor))
+                    input type="hidden" name="off" value="1";
+                    button type="submit" { "Stop keeping" }
+                }
+            }
+        }
+    }
+}
+
 /// Where the detail page goes after an action: the action's row, or the
 /// stable code of the refusal. Refusals that hide or forbid the resource
 /// are error pages (403/404).
@@ -366,6 +405,25 @@ async fn set_expiry(
             | AppError::TtlExceedsMax(_)
             | AppError::InvalidState(_)),
         ) => Ok(failed(&app, &actor, "", e, &back)),
+        other => after_action(&app, &actor, id, other),
+    }
+}
+
+/// The keep forms: `reason`, or `off=1` to remove it.
+async fn set_keep(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = Fields::parse(&body);
+    f.check_csrf(&actor)?;
+    let id = resource_id(&id)?;
+    let reason = (f.get("off") != "1").then(|| f.get("reason").trim().to_owned());
+    match app.set_keep(&actor, ResourceId(id), reason).await {
+        Err(e @ (AppError::BadParameter { .. } | AppError::BadRequest(_))) => {
+            Ok(failed(&app, &actor, "", e, &format!("/resources/{id}")))
+        }
         other => after_action(&app, &actor, id, other),
     }
 }

@@ -916,6 +916,7 @@ async fn detail(
     let r = &d.resource;
     let o = &r.observed;
     let (recent, _) = app.actions(&actor, Some(r.id), None, None, 20).await?;
+    let keep = app.keep_status(r).await?;
     let grants = if app.allows(&actor, Action::ViewGrants, Object::Resource(r)) {
         let object = format!("resource:{}", r.id.0);
         Some(app.grants(&actor, Some(&object), None).await?)
@@ -951,7 +952,10 @@ async fn detail(
             dt { "Provider ID" } dd.mono { (o.provider_id) }
             dt { "Type" } dd { (empty(&o.rtype)) }
             dt { "Owner" } dd { (empty(&o.owner)) " " (super::action_pages::owner_form(&app, &actor, r)) }
-            @if skyhold_core::expiry::expirable(o.kind) { dt { "Expires" } dd { (super::action_pages::expiry_field(&app, &actor, r)) } }
+            @if skyhold_core::expiry::expirable(o.kind) {
+                dt { "Expires" } dd { (super::action_pages::expiry_field(&app, &actor, r)) }
+                dt { "Keep" } dd { (super::action_pages::keep_field(&app, &actor, r, &keep)) }
+            }
             @if o.kind == ResourceKind::Instance { dt { "Age" } dd { (age(o.created_at, now_millis())) } }
             @if let Some(f) = o.tags.get(skyhold_core::launch::FQDN_TAG) { dt { "DNS name" } dd.mono { (f) } }
             dt { "First seen" } dd { (time(Some(r.first_seen))) }

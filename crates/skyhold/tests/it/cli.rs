@@ -397,6 +397,21 @@ async fn expire_and_extend_by_name_from_the_cli() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("never expires"));
     assert_eq!(tag().await.as_deref(), Some("never"));
+    // Keep: write, show, remove; a reason with --off is refused.
+    let out = server.cli_as(&tok, &["keep", "web-0", "demo day"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.cli_as(&tok, &["keep", "web-0"], "");
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("web-0 ({}) is kept: demo day", web[0])
+    );
+    let out = server.cli_as(&tok, &["keep", "web-0", "why", "--off"], "");
+    assert!(!out.status.success());
+    let out = server.cli_as(&tok, &["keep", "web-0", "--off"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = server.cli_as(&tok, &["keep", "web-0", "--json"], "");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["state"], "none", "{v}");
     server.stop().await;
 }
 

@@ -257,3 +257,132 @@ async fn a_blueprints_max_ttl_caps_its_servers_and_the_global_one_the_rest() {
     assert_eq!(e["error"]["cap"]["source"], "policies.expiry", "{e}");
     server.stop().await;
 }
+
+/// The keep opt-out: written and removed through the pipeline by those
+/// allowed (not by owning), honoured when skyhold wrote it, reported and
+/// not honoured when set outside skyhold unless the account trusts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keep_tag_is_honoured_only_when_skyhold_wrote_it_or_the_account_trusts_it() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("keep", moto, &[REGION]).with_kinds(&["instance", "db_instance"]);
+    let trusting = AccountSpec::new("keeptrust", moto, &[REGION])
+        .with_kinds(&["instance"])
+        .with_line("trust_keep_tag = true");
+    let aws = Aws::connect(moto, &spec.account_id, REGION).await.unwrap();
+    let mine = aws
+        .ec2
+        .launch(1, 1, "kept", &[("owner", "ann")])
+        .await
+        .unwrap();
+    aws.ec2
+        .launch(1, 1, "handkept", &[("skyhold:keep", "said so")])
+        .await
+        .unwrap();
+    aws.create_db_instance("keep-db", 20, &[]).await.unwrap();
+    let other = Aws::connect(moto, &trusting.account_id, REGION)
+        .await
+        .unwrap();
+    other
+        .ec2
+        .launch(1, 1, "trusted", &[("skyhold:keep", "lab server")])
+        .await
+        .unwrap();
+    let server = TestServer::start(&[spec, trusting]).await;
+    server.sync().await;
+    let admin = server.token.clone();
+    let ann = server.user_token("ann", Role::Member).await;
+    let items = server.all("kind=instance").await;
+    let (kept, hand, trusted) = (
+        one(&items, "kept-0"),
+        one(&items, "handkept-0"),
+        one(&items, "trusted-0"),
+    );
+    let db = one(&server.all("kind=db_instance").await, "keep-db");
+    let status = |id: i64| {
+        let server = &server;
+        async move { server.get(&format!("/api/v1/resources/{id}/keep")).await }
+    };
+    let keep = |token: &str, id: i64, body: Value| {
+        let (server, token) = (&server, token.to_owned());
+        async move {
+            server
+                .send(
+                    Method::POST,
+                    &format!("/api/v1/resources/{id}/keep"),
+                    &token,
+                    body,
+                    None,
+                )
+                .await
+        }
+    };
+
+    // Owning it is not enough to keep it.
+    let (s, e) = keep(&ann, kept, json!({"reason": "thesis run"})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(status(kept).await["state"], "none");
+    // An admin keeps it: written in the cloud, honoured, with who.
+    let (s, v) = keep(&admin, kept, json!({"reason": "thesis run"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let tags = aws.ec2.instance_tags(&mine[0]).await.unwrap();
+    assert_eq!(
+        tags.get("skyhold:keep").map(String::as_str),
+        Some("thesis run")
+    );
+    let st = status(kept).await;
+    assert_eq!(
+        (
+            st["state"].as_str(),
+            st["reason"].as_str(),
+            st["by"].as_str()
+        ),
+        (Some("trusted"), Some("thesis run"), Some("admin")),
+        "{st}"
+    );
+    assert!(st["at"].is_string(), "{st}");
+    // Also on a DB instance (tagged by ARN).
+    let (s, v) = keep(&admin, db, json!({"reason": "orders"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["resource"]["tags"]["skyhold:keep"], "orders", "{v}");
+    assert_eq!(status(db).await["state"], "trusted");
+
+    // Set by hand in the cloud: reported, not honoured, unless trusted.
+    let st = status(hand).await;
+    assert_eq!(
+        (st["state"].as_str(), st["reason"].as_str()),
+        (Some("untrusted"), Some("said so")),
+        "{st}"
+    );
+    let st = status(trusted).await;
+    assert_eq!(st["state"], "trusted", "{st}");
+    assert!(st["by"].is_null(), "{st}");
+
+    // Bad reasons are refused, nothing written.
+    for bad in [
+        json!({"reason": ""}),
+        json!({"reason": "x".repeat(257)}),
+        json!({}),
+    ] {
+        let (s, e) = keep(&admin, kept, bad).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    }
+    // Removing it: gone from the cloud, and the status says so.
+    let (s, v) = server
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/resources/{kept}/keep"),
+            &admin,
+            json!(null),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let tags = aws.ec2.instance_tags(&mine[0]).await.unwrap();
+    assert!(!tags.contains_key("skyhold:keep"), "{tags:?}");
+    assert_eq!(status(kept).await["state"], "none");
+    // skyhold writing over a keep tag set by hand makes it skyhold's.
+    let (s, _) = keep(&admin, hand, json!({"reason": "mine now"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(status(hand).await["state"], "trusted");
+    server.stop().await;
+}

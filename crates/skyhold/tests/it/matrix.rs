@@ -101,6 +101,9 @@ enum Rule {
     OnBlueprint(Level),
     /// Admins change blueprints; those who cannot see one get a 404.
     ManageBlueprint,
+    /// Exempting a resource from expiry (keep): admins, or a manage
+    /// *grant* (none here), never ownership; hidden where not visible.
+    Exempt,
 }
 
 /// The level `who` has on blueprint mx-bp (None: not visible).
@@ -135,6 +138,10 @@ fn expect(rule: Rule, who: Who, r: Option<Res>) -> Expect {
             Some(_) => Expect::Forbidden,
         },
         Rule::ManageBlueprint => match blueprint_level(who) {
+            None => Expect::Hidden,
+            Some(_) => yes(who == Who::Admin),
+        },
+        Rule::Exempt => match level(who, r.expect("a resource row")) {
             None => Expect::Hidden,
             Some(_) => yes(who == Who::Admin),
         },
@@ -326,6 +333,17 @@ fn api_rows() -> Vec<Row> {
             ),
             json!({"extend": "1d"}),
         ),
+        row(
+            M::GET,
+            "/api/v1/resources/{id}/keep",
+            OnResource(Level::View),
+        ),
+        // An empty reason: refused after the check, nothing written.
+        with(
+            row(M::POST, "/api/v1/resources/{id}/keep", Exempt),
+            json!({"reason": ""}),
+        ),
+        row(M::DELETE, "/api/v1/resources/{id}/keep", Exempt),
         row(M::GET, "/api/v1/accounts", Any),
         row(M::GET, "/api/v1/changes", Any),
         with(
@@ -497,6 +515,10 @@ fn page_rows() -> Vec<Row> {
         with(
             row(M::POST, "/resources/{id}/expiry", OnResource(Level::Manage)),
             json!({"extend": "1d"}),
+        ),
+        with(
+            row(M::POST, "/resources/{id}/keep", Exempt),
+            json!({"reason": ""}),
         ),
         with(
             row(M::POST, "/resources/{id}/image", OnResource(Level::Operate)),

@@ -886,6 +886,22 @@ async fn the_detail_page_sets_and_extends_expiry_within_the_cap() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert_eq!(tag().await, "never");
+    // Keeping it: the admin's form; the owner sees who kept it, no form.
+    let (status, _, _) = post(
+        &admin,
+        &server,
+        &format!("/resources/{id}/keep"),
+        &[("csrf", &csrf(&page)), ("reason", "demo day")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = get(&ann, &server, &detail).await;
+    assert!(page.contains("kept: demo day"), "{page}");
+    assert!(page.contains("set by admin"), "{page}");
+    assert!(
+        !page.contains(&format!("action=\"/resources/{id}/keep\"")),
+        "{page}"
+    );
     server.stop().await;
 }
 
