@@ -5,7 +5,7 @@
 //! one pipeline: authorize (`manage`; `never` needs more), intent, tag
 //! write, re-read, outcome and audit.
 
-use super::access::{Action, Actor, Object};
+use super::access::Actor;
 use super::actions::Op;
 use super::App;
 use crate::error::{AppError, TtlCap};
@@ -184,12 +184,7 @@ impl App {
         actor: &Actor,
         id: ResourceId,
     ) -> Result<KeepStatus, AppError> {
-        let r = self.store.get_resource(id).await.map_err(|e| match e {
-            skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
-            other => other.into(),
-        })?;
-        self.authorize(actor, Action::ViewResource, Object::Resource(&r))
-            .await?;
+        let r = self.visible_resource(actor, id).await?;
         self.keep_status(&r).await
     }
 

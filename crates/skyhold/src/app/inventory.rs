@@ -103,17 +103,27 @@ impl App {
         Ok(self.can_see(actor, &r).then_some(r))
     }
 
-    pub async fn resource(
+    /// One resource, if the actor may see it (a refusal is audited).
+    pub async fn visible_resource(
         &self,
         actor: &Actor,
         id: ResourceId,
-    ) -> Result<ResourceDetail, AppError> {
+    ) -> Result<Resource, AppError> {
         let r = self.store.get_resource(id).await.map_err(|e| match e {
             skyhold_store::StoreError::NotFound => AppError::NotFound(format!("resource {id}")),
             other => other.into(),
         })?;
         self.authorize(actor, Action::ViewResource, Object::Resource(&r))
             .await?;
+        Ok(r)
+    }
+
+    pub async fn resource(
+        &self,
+        actor: &Actor,
+        id: ResourceId,
+    ) -> Result<ResourceDetail, AppError> {
+        let r = self.visible_resource(actor, id).await?;
         let mut related = self.related(&r).await?;
         for (_, list) in &mut related {
             list.retain(|x| self.can_see(actor, x));
