@@ -853,6 +853,8 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
     let dns = items
         .iter()
         .any(|i| i["tags"][skyhold_core::launch::FQDN_TAG].is_string());
+    // And resources with an expiry, theirs.
+    let expiry = items.iter().any(|i| i["expires_at"].is_string());
     let rows: Vec<Vec<String>> = items
         .iter()
         .map(|i| {
@@ -874,6 +876,9 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
             if dns {
                 row.push(s(i, &format!("/tags/{}", skyhold_core::launch::FQDN_TAG)));
             }
+            if expiry {
+                row.push(s(i, "/expires_at"));
+            }
             row
         })
         .collect();
@@ -890,6 +895,9 @@ async fn ls(c: &Client, pairs: Vec<(&str, String)>, all: bool, as_json: bool) ->
     ];
     if dns {
         header.push("DNS NAME");
+    }
+    if expiry {
+        header.push("EXPIRES");
     }
     print_table(&header, &rows)?;
     if cursor.is_some() {

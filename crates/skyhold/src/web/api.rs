@@ -95,6 +95,9 @@ pub struct ResourceOut {
     /// When it disappeared from its provider (tombstoned).
     #[schema(format = DateTime)]
     pub deleted_at: Option<String>,
+    /// Its expiry from `skyhold:expires-at`: RFC 3339, `never`, or null
+    /// when unset or unreadable (the tag itself is in `tags`).
+    pub expires_at: Option<String>,
 }
 
 pub fn resource_out(r: &Resource, permission: Option<skyhold_core::Level>) -> ResourceOut {
@@ -115,6 +118,12 @@ pub fn resource_out(r: &Resource, permission: Option<skyhold_core::Level>) -> Re
         first_seen: rfc3339(r.first_seen),
         last_seen: rfc3339(r.last_seen),
         deleted_at: r.deleted_at.map(rfc3339),
+        expires_at: skyhold_core::expiry::Expiry::from_tag(
+            o.tags
+                .get(skyhold_core::expiry::EXPIRES_TAG)
+                .map(String::as_str),
+        )
+        .tag_value(),
     }
 }
 

@@ -247,6 +247,24 @@ fn name_cell(r: &Resource, _: Millis) -> Markup {
     html! { a href={"/resources/" (r.id)} { (label) } }
 }
 
+/// A list's "Expires" cell: how long until the expiry (or since it
+/// passed), the time on hover; `never`; empty when unset.
+fn expires_cell(r: &Resource, now: Millis) -> Markup {
+    use skyhold_core::expiry::{Expiry, EXPIRES_TAG};
+    let tag = r.observed.tags.get(EXPIRES_TAG).map(String::as_str);
+    match Expiry::from_tag(tag) {
+        Expiry::At(t) if t > now => html! {
+            span title=(skyhold_core::rfc3339(t)) { "in " (age(Some(now), t)) }
+        },
+        Expiry::At(t) => html! {
+            span.error title=(skyhold_core::rfc3339(t)) { "passed " (age(Some(t), now)) " ago" }
+        },
+        Expiry::Never => html! { "never" },
+        Expiry::Unreadable => html! { span.dim title=(tag.unwrap_or_default()) { "unreadable" } },
+        Expiry::Unset => html! {},
+    }
+}
+
 fn columns(kind: ResourceKind) -> Vec<Col> {
     let account = Col::new(
         Some(SortKey::Account),
@@ -301,6 +319,7 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             Col::new(Some(SortKey::Owner), "Owner", |r, _| {
                 empty(&r.observed.owner)
             }),
+            Col::new(None, "Expires", |r, now| expires_cell(r, now)),
         ],
         ResourceKind::Volume => vec![
             account,

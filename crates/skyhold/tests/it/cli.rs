@@ -358,6 +358,12 @@ async fn expire_and_extend_by_name_from_the_cli() {
         text(&out.stdout).trim(),
         format!("web-0 ({}) expires at {first}", web[0])
     );
+    let out = server.cli_as(&tok, &["ls"], "");
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("EXPIRES") && listing.contains(&first),
+        "{listing}"
+    );
     let out = server.cli_as(&tok, &["extend", "web-0", "1d", "--json"], "");
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

@@ -85,6 +85,10 @@ async fn expiry_is_set_extended_and_capped_on_every_kind_that_costs() {
         assert_eq!(v["state"], "succeeded", "{kind}: {v}");
         assert_eq!(v["action"], "set_expiry", "{v}");
         assert!(near(expires_at(&v), t0 + 3 * DAY), "{kind}: {v}");
+        assert_eq!(
+            v["resource"]["expires_at"], v["resource"]["tags"]["skyhold:expires-at"],
+            "{v}"
+        );
     }
     let tags = aws.ec2.instance_tags(&web[0]).await.unwrap();
     let in_moto = tags

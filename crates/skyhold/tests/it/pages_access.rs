@@ -849,6 +849,9 @@ async fn the_detail_page_sets_and_extends_expiry_within_the_cap() {
     let set = tag().await;
     let set = set.as_str().expect("an expiry tag");
     assert!(page.contains(set), "the page shows {set}: {page}");
+    // The list shows how long is left, the time on hover.
+    let (_, list) = get(&ann, &server, "/instances").await;
+    assert!(list.contains(&format!("title=\"{set}\">in 23h")), "{list}");
     // Beyond the cap: the refusal says why; nothing changes.
     let (status, _, body) = post(
         &ann,
