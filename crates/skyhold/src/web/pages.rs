@@ -319,7 +319,7 @@ fn columns(kind: ResourceKind) -> Vec<Col> {
             Col::new(Some(SortKey::Owner), "Owner", |r, _| {
                 empty(&r.observed.owner)
             }),
-            Col::new(None, "Expires", |r, now| expires_cell(r, now)),
+            Col::new(None, "Expires", expires_cell),
         ],
         ResourceKind::Volume => vec![
             account,
