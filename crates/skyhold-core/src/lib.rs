@@ -38,6 +38,27 @@ pub fn now_millis() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// The time as skyhold's deadlines read it (expiry, and the policies to
+/// come): the system clock plus an offset, zero unless a test (or a demo)
+/// moves it forward to pass a deadline without waiting for it. Clones
+/// share the offset.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Clock {
+    pub fn now(&self) -> Millis {
+        now_millis().saturating_add(self.offset_ms.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Moves this clock (and its clones) `ms` forward.
+    pub fn advance(&self, ms: i64) {
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Renders stored milliseconds as RFC 3339 (UTC, second precision).
 pub fn rfc3339(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -11,7 +11,7 @@ use super::App;
 use crate::error::{AppError, TtlCap};
 use skyhold_core::expiry::{self, Cap, Expiry, ExpiryError, ExpiryRequest, EXPIRES_TAG, KEEP_TAG};
 use skyhold_core::launch::BLUEPRINT_TAG;
-use skyhold_core::{now_millis, Millis, Resource, ResourceId};
+use skyhold_core::{Millis, Resource, ResourceId};
 use skyhold_store::ActionRow;
 use std::sync::Arc;
 
@@ -133,7 +133,7 @@ impl App {
         }
         let current = Expiry::from_tag(r.observed.tags.get(EXPIRES_TAG).map(String::as_str));
         let cap = self.expiry_cap(r).await?;
-        expiry::resolve(req, current, now_millis(), cap.as_ref()).map_err(|e| match e {
+        expiry::resolve(req, current, self.now(), cap.as_ref()).map_err(|e| match e {
             ExpiryError::ExceedsMax { cap, latest } => AppError::TtlExceedsMax(Box::new(TtlCap {
                 max_ttl: skyhold_core::search::format_duration(cap.max_ttl_ms),
                 source: cap.source,

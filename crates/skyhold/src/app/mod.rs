@@ -70,6 +70,8 @@ pub struct App {
     /// The group-commit writer of standalone audit entries (`record`);
     /// `None` outside a runtime (entries are then appended one by one).
     audit_queue: Option<tokio::sync::mpsc::UnboundedSender<audit::QueuedEntry>>,
+    /// The clock deadlines are read from (tests move it forward).
+    pub clock: skyhold_core::Clock,
 }
 
 impl App {
@@ -86,6 +88,12 @@ impl App {
             config,
             sync,
             limiter: LoginLimiter::new(),
+            clock: skyhold_core::Clock::default(),
         }
+    }
+
+    /// Now, as deadlines read it.
+    pub fn now(&self) -> skyhold_core::Millis {
+        self.clock.now()
     }
 }

@@ -696,7 +696,7 @@ async fn list(
         .into_iter()
         .filter(|(k, _)| *k != "kind" || kind.is_none())
         .collect();
-    let now = now_millis();
+    let now = app.now();
     let view_text = q.as_search_text();
     let has_filter = !(q.search.is_empty()
         && q.accounts.is_empty()

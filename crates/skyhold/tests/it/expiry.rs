@@ -210,6 +210,26 @@ async fn expiry_is_set_extended_and_capped_on_every_kind_that_costs() {
             .as_str()
             .unwrap_or("")
             .starts_with("ttl_exceeds_max")));
+
+    // Deadlines read the server's clock: ten days on, the volume's expiry
+    // (three days) has passed, an extension counts from the new now, and
+    // the cap too.
+    server.app().clock.advance(10 * DAY);
+    let vol = one(&server.all("kind=volume").await, "exp-vol");
+    let t0 = skyhold_core::now_millis();
+    let (s, v) = expire(&server, &admin, vol, json!({"extend": "1d"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(near(expires_at(&v), t0 + 11 * DAY), "{v}");
+    let at = skyhold_core::rfc3339(t0 + 5 * DAY);
+    let (s, e) = expire(&server, &admin, vol, json!({ "at": at })).await;
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request")),
+        "five days from the real now has passed on the server's clock: {e}"
+    );
+    let (s, v) = expire(&server, &admin, vol, json!({"in": "7d"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(near(expires_at(&v), t0 + 17 * DAY), "{v}");
     server.stop().await;
 }
 
