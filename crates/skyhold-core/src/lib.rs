@@ -8,6 +8,7 @@ pub mod blueprint;
 pub mod expiry;
 pub mod ids;
 pub mod instance_types;
+pub mod ladder;
 pub mod launch;
 pub mod prices;
 pub mod provider;
