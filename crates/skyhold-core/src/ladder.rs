@@ -53,6 +53,9 @@ impl Step {
     }
 }
 
+/// A step and when it is due.
+pub type Scheduled = (Millis, Step);
+
 /// Whether the kind has a stopped state (the rest can only be deleted).
 pub fn can_stop(kind: ResourceKind) -> bool {
     matches!(kind, ResourceKind::Instance | ResourceKind::DbInstance)
@@ -60,12 +63,12 @@ pub fn can_stop(kind: ResourceKind) -> bool {
 
 /// Every step for an expiry at `expires_at`, with when it is due, in
 /// order of time.
-pub fn schedule(ladder: &Ladder, kind: ResourceKind, expires_at: Millis) -> Vec<(Millis, Step)> {
+pub fn schedule(ladder: &Ladder, kind: ResourceKind, expires_at: Millis) -> Vec<Scheduled> {
     let mut warn = ladder.warn_ms.clone();
     warn.retain(|w| *w > 0);
     warn.sort_unstable_by(|a, b| b.cmp(a));
     warn.dedup();
-    let mut out: Vec<(Millis, Step)> = warn
+    let mut out: Vec<Scheduled> = warn
         .into_iter()
         .map(|w| (expires_at.saturating_sub(w), Step::Warn { before_ms: w }))
         .collect();
@@ -92,11 +95,11 @@ pub fn schedule(ladder: &Ladder, kind: ResourceKind, expires_at: Millis) -> Vec<
 /// deadline), and the earlier due steps now overtaken (to be recorded as
 /// skipped, never taken later).
 pub fn due(
-    schedule: &[(Millis, Step)],
+    schedule: &[Scheduled],
     now: Millis,
     running: bool,
     done: impl Fn(Millis, Step) -> bool,
-) -> Option<((Millis, Step), Vec<(Millis, Step)>)> {
+) -> Option<(Scheduled, Vec<Scheduled>)> {
     let latest = schedule.iter().rposition(|(at, _)| *at <= now)?;
     let (at, step) = schedule[latest];
     // A stop of what no longer runs (stopped by its owner, say) is not
