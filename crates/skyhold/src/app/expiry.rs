@@ -91,6 +91,9 @@ impl App {
             .tags
             .get(BLUEPRINT_TAG)
             .and_then(|v| v.rsplit_once('@').map(|(n, _)| n))
+            // Names are never all digits; such a tag names no blueprint
+            // (and must not be read as an id).
+            .filter(|n| !n.is_empty() && !n.bytes().all(|b| b.is_ascii_digit()))
         {
             match self.store.blueprint(name, None).await {
                 Ok(b) => {

@@ -243,6 +243,12 @@ async fn a_blueprints_max_ttl_caps_its_servers_and_the_global_one_the_rest() {
         .await
         .unwrap();
     aws.ec2.launch(1, 1, "plain-web", &[]).await.unwrap();
+    // A tag naming a blueprint by a number names none (names are never all
+    // digits; it must not be read as capbox's id, 1).
+    aws.ec2
+        .launch(1, 1, "digits-web", &[("skyhold:blueprint", "1@1")])
+        .await
+        .unwrap();
     let server = TestServer::start_with_toml(
         std::slice::from_ref(&spec),
         "[policies.expiry]\nmax_ttl = \"30d\"\n",
@@ -279,6 +285,13 @@ async fn a_blueprints_max_ttl_caps_its_servers_and_the_global_one_the_rest() {
     let (s, e) = expire(&server, &admin, plain, json!({"in": "31d"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
     assert_eq!(e["error"]["cap"]["source"], "policies.expiry", "{e}");
+    let digits = one(&items, "digits-web-0");
+    let (s, e) = expire(&server, &admin, digits, json!({"in": "2d"})).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "the blueprint's 1d cap must not apply: {e}"
+    );
     server.stop().await;
 }
 
