@@ -9,6 +9,7 @@
 mod convert;
 mod dns;
 mod launch;
+mod lifecycle;
 mod services;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -493,8 +494,11 @@ impl Provider for AwsProvider {
         // EC2's Start/Stop/Reboot/TerminateInstances take no ClientToken;
         // the action row's key guards against repeating them instead.
         use aws_sdk_ec2::operation::RequestId;
+        if kind == ResourceKind::DbInstance && !provider_id.is_empty() {
+            return lifecycle::power_db(&*self.clients(region).await, provider_id, action).await;
+        }
         if kind != ResourceKind::Instance {
-            return Err(invalid("power actions apply to instances"));
+            return Err(invalid("power actions apply to instances and DB instances"));
         }
         if provider_id.is_empty() {
             return Err(invalid("an empty instance id"));
@@ -538,6 +542,15 @@ impl Provider for AwsProvider {
         Ok(ActReceipt {
             request_id: request_id.unwrap_or_default(),
         })
+    }
+
+    async fn delete(
+        &self,
+        region: &str,
+        resource: &ObservedResource,
+        final_snapshot: Option<&str>,
+    ) -> Result<ActReceipt, ProviderError> {
+        lifecycle::delete(&*self.clients(region).await, resource, final_snapshot).await
     }
 
     async fn set_tags(

@@ -121,6 +121,10 @@ pub struct BlueprintSpec {
     pub default_ttl_ms: Option<i64>,
     #[serde(default)]
     pub max_ttl_ms: Option<i64>,
+    /// The expiry ladder's rules for what is launched from it, over its
+    /// account's and the global ones.
+    #[serde(default, skip_serializing_if = "crate::policy::ExpiryRules::is_empty")]
+    pub expiry_policy: crate::policy::ExpiryRules,
     /// A Route 53 hosted zone (id or name), '' for none.
     #[serde(default)]
     pub dns_zone: String,
@@ -320,6 +324,17 @@ impl BlueprintSpec {
             if v.is_some_and(|ms| ms <= 0) {
                 return Err(FieldError::new(field, "a TTL must be positive"));
             }
+        }
+        if let Err((field, m)) = self.expiry_policy.validate() {
+            return Err(FieldError::new(
+                match field {
+                    "warn" => "expiry_policy.warn",
+                    "terminate_after" => "expiry_policy.terminate_after",
+                    "max_actions_per_pass" => "expiry_policy.max_actions_per_pass",
+                    _ => "expiry_policy",
+                },
+                m,
+            ));
         }
         if let (Some(d), Some(m)) = (self.default_ttl_ms, self.max_ttl_ms) {
             if d > m {
@@ -563,6 +578,7 @@ mod tests {
             packages: vec!["r-base".into(), "python3-pylab".into()],
             default_ttl_ms: Some(8 * 3_600_000),
             max_ttl_ms: Some(24 * 3_600_000),
+            expiry_policy: Default::default(),
             dns_zone: "dev.example.com".into(),
             dns_name_pattern: "{{name}}.dev.example.com".into(),
             tags: BTreeMap::from([("team".into(), "dev".into())]),

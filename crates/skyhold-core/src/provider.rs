@@ -253,6 +253,20 @@ pub trait Provider: Send + Sync {
         Err(unsupported("power actions"))
     }
 
+    /// Deletes one resource of a kind that costs money while it exists
+    /// (an instance is terminated, an image deregistered, an address
+    /// released). `final_snapshot`: first snapshot what holds data (an
+    /// instance's or a volume's EBS volumes, a DB instance's final
+    /// snapshot), named or tagged with this text.
+    async fn delete(
+        &self,
+        _region: &str,
+        _resource: &ObservedResource,
+        _final_snapshot: Option<&str>,
+    ) -> Result<ActReceipt, ProviderError> {
+        Err(unsupported("deleting resources"))
+    }
+
     /// Sets tags on one resource (existing keys are overwritten).
     async fn set_tags(
         &self,

@@ -1131,7 +1131,7 @@ impl Config {
             }
             let account_policies = match a.policies {
                 None => Policies::default(),
-                Some(p) => p.parse().map_err(|(key, m)| loc.err(at, key, m))?,
+                Some(p) => p.parse(false).map_err(|(key, m)| loc.err(at, key, m))?,
             };
             accounts.push(AccountConfig {
                 policies: account_policies,
@@ -1181,7 +1181,7 @@ impl Config {
             accounts,
             policies: match raw.policies {
                 None => Policies::default(),
-                Some(p) => p.parse().map_err(|(key, m)| loc.err(None, key, m))?,
+                Some(p) => p.parse(true).map_err(|(key, m)| loc.err(None, key, m))?,
             },
         })
     }
@@ -1273,8 +1273,8 @@ secret_access_key = "hush"
         let e = parse("[policies.expiry]\nmax_ttl = \"0d\"\n").unwrap_err();
         assert!(e.message.contains("positive"), "{e}");
         // Keys not built yet are refused, not ignored.
-        let e = parse("[policies.expiry]\nwarn = [\"1h\"]\n").unwrap_err();
-        assert!(e.message.contains("warn"), "{e}");
+        let e = parse("[policies.idle]\ncpu_below = 5.0\n").unwrap_err();
+        assert!(e.message.contains("idle"), "{e}");
         let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n[accounts.policies.expiry]\nmax_ttl = \"x\"\n")
             .unwrap_err();
         assert_eq!(
@@ -1282,6 +1282,53 @@ secret_access_key = "hush"
             Some("accounts[0].policies.expiry.max_ttl"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_expiry_ladder_is_configured_globally_and_per_account() {
+        use skyhold_core::policy::{ExpiryAction, Grace, Mode};
+        let c = parse(
+            "[policies]\ninterval = \"30s\"\n[policies.expiry]\nwarn = [\"24h\", \"1h\"]\naction = \"stop\"\n\
+             terminate_after = \"7d\"\nsnapshot_before_terminate = false\nmode = \"dry-run\"\nmax_actions_per_pass = 5\n\n\
+             [[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n[accounts.policies.expiry]\nterminate_after = \"never\"\n",
+        )
+        .unwrap();
+        let g = &c.policies.expiry;
+        assert_eq!(
+            c.policies.interval,
+            Some(std::time::Duration::from_secs(30))
+        );
+        assert_eq!(g.warn_ms, Some(vec![86_400_000, 3_600_000]));
+        assert_eq!(g.action, Some(ExpiryAction::Stop));
+        assert_eq!(g.terminate_after, Some(Grace::After(7 * 86_400_000)));
+        assert_eq!(g.snapshot_before_terminate, Some(false));
+        assert_eq!(g.mode, Some(Mode::DryRun));
+        assert_eq!(g.max_actions_per_pass, Some(5));
+        assert_eq!(
+            c.accounts[0].policies.expiry.terminate_after,
+            Some(Grace::Never)
+        );
+        assert_eq!(
+            parse("[policies]\ninterval = \"off\"\n")
+                .unwrap()
+                .policies
+                .interval,
+            None
+        );
+        for (text, key) in [
+            ("[policies.expiry]\nwarn = [\"soon\"]\n", "policies.expiry.warn"),
+            ("[policies.expiry]\naction = \"explode\"\n", "policies.expiry.action"),
+            ("[policies.expiry]\nmode = \"maybe\"\n", "policies.expiry.mode"),
+            ("[policies.expiry]\nmax_actions_per_pass = 0\n", "policies.expiry.max_actions_per_pass"),
+            ("[policies]\ninterval = \"10ms\"\n", "policies.interval"),
+            (
+                "[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n[accounts.policies]\ninterval = \"1m\"\n",
+                "accounts[0].policies.interval",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        }
     }
 
     #[test]

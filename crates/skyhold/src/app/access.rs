@@ -46,6 +46,8 @@ pub struct RequestCtx {
     pub user_agent: String,
     pub request_id: String,
     pub idempotency_key: String,
+    /// Why a job acts (a policy's reason), written to the audit entry.
+    pub reason: String,
 }
 
 #[derive(Debug, Clone)]

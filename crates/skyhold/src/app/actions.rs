@@ -41,6 +41,11 @@ pub enum Op {
     SetExpiry(Expiry),
     /// Write the `skyhold:keep` opt-out with its reason, or remove it.
     SetKeep(Option<String>),
+    /// Delete a resource of a kind that expires (an instance is
+    /// terminated), first snapshotting what holds data when asked.
+    Delete {
+        final_snapshot: bool,
+    },
 }
 
 impl Op {
@@ -52,6 +57,7 @@ impl Op {
             Op::Deregister => "deregister",
             Op::Expire(_) | Op::SetExpiry(_) => "set_expiry",
             Op::SetKeep(_) => "set_keep",
+            Op::Delete { .. } => "delete",
         }
     }
 
@@ -67,6 +73,7 @@ impl Op {
             Op::Expire(ExpiryRequest::Never) | Op::SetExpiry(Expiry::Never) => Action::NeverExpire,
             Op::Expire(_) | Op::SetExpiry(_) => Action::SetExpiry,
             Op::SetKeep(_) => Action::KeepResource,
+            Op::Delete { .. } => Action::TerminateResource,
         }
     }
 
@@ -76,6 +83,7 @@ impl Op {
             Op::SetExpiry(e) => serde_json::json!({"expires_at": e.tag_value()}),
             Op::SetKeep(k) => serde_json::json!({"keep": k}),
             Op::SetOwner(o) => serde_json::json!({"owner": o}),
+            Op::Delete { final_snapshot } => serde_json::json!({"final_snapshot": final_snapshot}),
             Op::CreateImage {
                 name,
                 description,
@@ -84,6 +92,15 @@ impl Op {
                 serde_json::json!({"name": name, "description": description, "no_reboot": no_reboot})
             }
         }
+    }
+}
+
+/// A resource's name, else its provider id.
+pub(crate) fn display_name(o: &ObservedResource) -> &str {
+    if o.name.is_empty() {
+        &o.provider_id
+    } else {
+        &o.name
     }
 }
 
@@ -303,9 +320,11 @@ impl App {
         }
         match &op {
             Op::Power(p) => {
-                if r.observed.kind != ResourceKind::Instance {
+                let db = r.observed.kind == ResourceKind::DbInstance
+                    && matches!(p, PowerAction::Start | PowerAction::Stop);
+                if r.observed.kind != ResourceKind::Instance && !db {
                     return Err(AppError::BadRequest(format!(
-                        "{} applies to instances; resource {} is a {}",
+                        "{} applies to instances (start and stop to DB instances too); resource {} is a {}",
                         p.as_str(),
                         r.id,
                         r.observed.kind
@@ -316,6 +335,15 @@ impl App {
                 }
             }
             Op::Expire(req) => return Ok(Op::SetExpiry(self.resolve_expiry(r, *req).await?)),
+            Op::Delete { .. } => {
+                if !skyhold_core::expiry::expirable(r.observed.kind) {
+                    return Err(AppError::BadRequest(format!(
+                        "deleting applies to the kinds that cost money while they exist; resource {} is a {}",
+                        r.id, r.observed.kind
+                    )));
+                }
+                confirm_named(r, confirm, "deleting")?;
+            }
             Op::SetExpiry(_) => {
                 if !skyhold_core::expiry::expirable(r.observed.kind) {
                     return Err(super::expiry::not_expirable(r));
@@ -486,6 +514,14 @@ impl App {
                     .deregister_image(&r.region, &o.provider_id)
                     .await
                     .map(|rc| (rc, None)),
+                Op::Delete { final_snapshot } => {
+                    let label =
+                        final_snapshot.then(|| format!("{}-final-{}", display_name(o), row.id));
+                    provider
+                        .delete(&r.region, o, label.as_deref())
+                        .await
+                        .map(|rc| (rc, None))
+                }
             }
         };
         let timeout = self.config.action_timeout;
@@ -498,6 +534,8 @@ impl App {
         };
         let mut d = actor.audit(op.action().as_str(), resource_target(r));
         d.idempotency_key = actor.ctx.idempotency_key.clone();
+        // Why a policy acted (`expired: …`), for the record.
+        d.reason = actor.ctx.reason.clone();
         let outcome = match &result {
             Ok((receipt, made)) => {
                 d.old = Some(match op {
@@ -523,6 +561,9 @@ impl App {
                     Op::Deregister => {
                         serde_json::json!({"state": "deregistered", "action_id": row.id.0})
                     }
+                    Op::Delete { final_snapshot } => serde_json::json!({
+                        "state": "deleted", "final_snapshot": final_snapshot, "action_id": row.id.0
+                    }),
                     Op::Expire(_) | Op::SetExpiry(_) | Op::SetKeep(_) => {
                         let mut v = op.params();
                         v["action_id"] = row.id.0.into();
@@ -541,7 +582,11 @@ impl App {
             }
             Err(e) => {
                 d.outcome = audit::outcome::FAILED.into();
-                d.reason = format!("{}: {e}", e.code());
+                d.reason = if actor.ctx.reason.is_empty() {
+                    format!("{}: {e}", e.code())
+                } else {
+                    format!("{}; {}: {e}", actor.ctx.reason, e.code())
+                };
                 d.new = Some(serde_json::json!({"action_id": row.id.0}));
                 Outcome {
                     succeeded: false,
@@ -819,7 +864,9 @@ impl App {
                             let (end, via) = p.target_state();
                             state == end || via.contains(&state)
                         }
-                        None if kind == "deregister" => now_r.deleted_at.is_some(),
+                        None if kind == "deregister" || kind == "delete" => {
+                            now_r.deleted_at.is_some() || now_r.observed.state == "terminated"
+                        }
                         None => {
                             a.params.get("owner").and_then(|v| v.as_str())
                                 == Some(now_r.observed.owner.as_str())

@@ -1,12 +1,17 @@
 //! `[policies]`, globally and per account (`[accounts.policies]`): what
-//! the policy reconcilers and the expiry rules read. So far the expiry
-//! cap: `[policies.expiry] max_ttl`.
+//! the policy reconcilers and the expiry rules read: how often the passes
+//! run (`interval`, global only), the expiry cap (`[policies.expiry]
+//! max_ttl`) and the expiry ladder's rules (the rest of
+//! `[policies.expiry]`, see [`skyhold_core::policy`]).
 
 use serde::Deserialize;
+use skyhold_core::policy::{ExpiryRules, RawRules};
+use std::time::Duration;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPolicies {
+    interval: Option<String>,
     expiry: Option<RawExpiry>,
 }
 
@@ -14,20 +19,78 @@ pub(super) struct RawPolicies {
 #[serde(deny_unknown_fields)]
 struct RawExpiry {
     max_ttl: Option<String>,
+    warn: Option<Vec<String>>,
+    action: Option<String>,
+    terminate_after: Option<String>,
+    snapshot_before_terminate: Option<bool>,
+    mode: Option<String>,
+    max_actions_per_pass: Option<u32>,
 }
+
+/// How often the policy passes run when `interval` is not set.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The policies of one scope (global or an account); `None` fields are
 /// not set there (an account's unset field falls back to the global one).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policies {
     /// How far from now an expiry may be set (milliseconds).
     pub max_ttl_ms: Option<i64>,
+    /// How often the passes run; `None`: never on a timer (`"off"`), on
+    /// demand only. Global only.
+    pub interval: Option<Duration>,
+    /// The expiry ladder's rules set at this level.
+    pub expiry: ExpiryRules,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Policies {
+            max_ttl_ms: None,
+            interval: Some(DEFAULT_INTERVAL),
+            expiry: ExpiryRules::default(),
+        }
+    }
+}
+
+/// The configuration key of an expiry rule's field.
+fn expiry_key(field: &str) -> &'static str {
+    match field {
+        "warn" => "policies.expiry.warn",
+        "action" => "policies.expiry.action",
+        "terminate_after" => "policies.expiry.terminate_after",
+        "mode" => "policies.expiry.mode",
+        "max_actions_per_pass" => "policies.expiry.max_actions_per_pass",
+        _ => "policies.expiry",
+    }
 }
 
 impl RawPolicies {
     /// Validated, or the key (under `policies.`) and what is wrong.
-    pub(super) fn parse(self) -> Result<Policies, (&'static str, String)> {
+    /// `global`: the top-level table (an account's has no `interval`).
+    pub(super) fn parse(self, global: bool) -> Result<Policies, (&'static str, String)> {
         let mut out = Policies::default();
+        if let Some(v) = self.interval {
+            if !global {
+                return Err((
+                    "policies.interval",
+                    "set the passes' interval globally, in [policies]".into(),
+                ));
+            }
+            out.interval = if v.trim() == "off" {
+                None
+            } else {
+                let ms = skyhold_core::search::parse_duration(v.trim())
+                    .map_err(|m| ("policies.interval", m))?;
+                if ms < 1000 {
+                    return Err((
+                        "policies.interval",
+                        "at least 1s (or \"off\": on demand only)".into(),
+                    ));
+                }
+                Some(Duration::from_millis(ms as u64))
+            };
+        }
         if let Some(e) = self.expiry {
             if let Some(v) = e.max_ttl {
                 let ms = skyhold_core::search::parse_duration(v.trim())
@@ -37,6 +100,16 @@ impl RawPolicies {
                 }
                 out.max_ttl_ms = Some(ms);
             }
+            out.expiry = RawRules {
+                warn: e.warn,
+                action: e.action,
+                terminate_after: e.terminate_after,
+                snapshot_before_terminate: e.snapshot_before_terminate,
+                mode: e.mode,
+                max_actions_per_pass: e.max_actions_per_pass,
+            }
+            .parse()
+            .map_err(|(field, m)| (expiry_key(field), m))?;
         }
         Ok(out)
     }

@@ -16,6 +16,7 @@ use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 use skyhold_core::blueprint::{BlueprintSpec, KeyMode};
+use skyhold_core::policy::ExpiryRules;
 use skyhold_core::quota::{Applicable, Limits};
 use skyhold_core::rfc3339;
 use skyhold_store::{BlueprintRow, QuotaRow};
@@ -108,6 +109,12 @@ pub struct BlueprintBody {
     /// `8h`, `2d`; '' for none.
     default_ttl: Option<String>,
     max_ttl: Option<String>,
+    /// The expiry ladder's rules over the account's and the global ones:
+    /// `{warn: ["24h","1h"], action: "stop"|"terminate"|"none",
+    /// terminate_after: "7d"|"never", snapshot_before_terminate, mode:
+    /// "enforce"|"dry-run", max_actions_per_pass}`, each optional.
+    #[schema(value_type = Option<Object>)]
+    expiry_policy: Option<skyhold_core::policy::RawRules>,
     /// A Route 53 hosted zone (id or name).
     dns_zone: Option<String>,
     /// `{{name}}.dev.example.com`.
@@ -135,8 +142,20 @@ impl BlueprintBody {
                     None => Ok(old),
                 }
             };
+        let policy = |old: Option<ExpiryRules>| -> Result<ExpiryRules, AppError> {
+            match self.expiry_policy.clone() {
+                Some(raw) => raw
+                    .parse()
+                    .map_err(|(field, m)| AppError::InvalidBlueprint {
+                        field: format!("expiry_policy.{field}"),
+                        message: m,
+                    }),
+                None => Ok(old.unwrap_or_default()),
+            }
+        };
         let spec = match base {
             Some(b) => BlueprintSpec {
+                expiry_policy: policy(Some(b.expiry_policy.clone()))?,
                 name: self.name.unwrap_or(b.name),
                 description: self.description.unwrap_or(b.description),
                 accounts: self.account.map(OneOrMany::into_vec).unwrap_or(b.accounts),
@@ -159,6 +178,7 @@ impl BlueprintBody {
                 tags: self.tags.unwrap_or(b.tags),
             },
             None => BlueprintSpec {
+                expiry_policy: policy(None)?,
                 name: required(self.name, "name")?,
                 description: self.description.unwrap_or_default(),
                 accounts: required(self.account, "account")?.into_vec(),
@@ -213,6 +233,9 @@ pub struct BlueprintOut {
     pub packages: Vec<String>,
     pub default_ttl: Option<String>,
     pub max_ttl: Option<String>,
+    /// The expiry rules it sets (only those it sets).
+    #[schema(value_type = Object)]
+    pub expiry_policy: skyhold_core::policy::RawRules,
     pub dns_zone: String,
     pub dns_name_pattern: String,
     pub tags: BTreeMap<String, String>,
@@ -253,6 +276,7 @@ fn blueprint_out(app: &AppState, actor: &Actor, b: &BlueprintRow) -> BlueprintOu
         packages: s.packages.clone(),
         default_ttl: ttl_text(s.default_ttl_ms),
         max_ttl: ttl_text(s.max_ttl_ms),
+        expiry_policy: s.expiry_policy.to_raw(),
         dns_zone: s.dns_zone.clone(),
         dns_name_pattern: s.dns_name_pattern.clone(),
         tags: s.tags.clone(),

@@ -284,6 +284,7 @@ pub fn request_ctx(req: &Request) -> RequestCtx {
         user_agent: header("user-agent", 300),
         request_id,
         idempotency_key: header("idempotency-key", 200),
+        reason: String::new(),
     }
 }
 

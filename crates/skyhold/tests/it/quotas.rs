@@ -506,6 +506,7 @@ fn spec(name: &str) -> BlueprintSpec {
         packages: vec![],
         default_ttl_ms: None,
         max_ttl_ms: None,
+        expiry_policy: Default::default(),
         dns_zone: String::new(),
         dns_name_pattern: String::new(),
         tags: BTreeMap::new(),

@@ -1,0 +1,504 @@
+//! Policy passes (`policy_runs`), the steps they took (`policy_steps`,
+//! unique per policy, resource, step and deadline) and the notification
+//! outbox (`notifications` with one `notification_deliveries` row per
+//! channel), written in the transaction of the decision it reports.
+
+use crate::resources::{resource_from_row, SELECT_RESOURCE};
+use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
+use skyhold_core::{Millis, Resource, ResourceId};
+
+/// One policy pass.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyRun {
+    pub id: i64,
+    pub policy: String,
+    pub mode: String,
+    /// `timer`, `demand` or `confirm`.
+    pub cause: String,
+    pub requested_by: String,
+    pub holder: String,
+    /// `running`, `done`, `held`, `confirmed`, `failed`.
+    pub state: String,
+    pub started_at: Millis,
+    pub ended_at: Option<Millis>,
+    pub counts: serde_json::Value,
+    pub plan: serde_json::Value,
+    pub note: String,
+    pub confirms: Option<i64>,
+    pub confirmed_by: String,
+    pub confirmed_at: Option<Millis>,
+}
+
+/// What a pass recorded for one step of one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub resource_id: ResourceId,
+    /// `warn:<ms>`, `stop`, `terminate`.
+    pub step: String,
+    pub due_at: Millis,
+    /// `sent`, `acting`, `done`, `failed`, `skipped`.
+    pub state: String,
+    pub attempts: i64,
+    pub action_id: Option<i64>,
+}
+
+/// A step to record.
+#[derive(Debug, Clone)]
+pub struct NewStep<'a> {
+    pub policy: &'a str,
+    pub resource_id: ResourceId,
+    pub step: &'a str,
+    pub due_at: Millis,
+    pub run_id: i64,
+    pub state: &'a str,
+    pub attempts: i64,
+    pub action_id: Option<i64>,
+    pub reason: &'a str,
+}
+
+/// A notification for the outbox, with the channels it goes to.
+#[derive(Debug, Clone)]
+pub struct NewNotification<'a> {
+    /// One notification per key, ever (a warning point, an alert).
+    pub dedupe_key: &'a str,
+    pub kind: &'a str,
+    pub recipient: &'a str,
+    pub email: &'a str,
+    pub subject: &'a str,
+    pub body: &'a serde_json::Value,
+    pub resource_id: Option<ResourceId>,
+    /// `email`, `webhook:0`, …
+    pub channels: &'a [String],
+}
+
+/// A notification and its deliveries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub dedupe_key: String,
+    pub kind: String,
+    pub recipient: String,
+    pub email: String,
+    pub subject: String,
+    pub body: serde_json::Value,
+    pub resource_id: Option<ResourceId>,
+    pub created_at: Millis,
+    pub deliveries: Vec<Delivery>,
+}
+
+/// One channel's delivery of a notification.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Delivery {
+    pub id: i64,
+    pub notification_id: i64,
+    pub channel: String,
+    /// `pending`, `sending`, `sent`, `dead`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub last_error: String,
+    pub sent_at: Option<Millis>,
+}
+
+const RUN_COLS: &str =
+    "id, policy, mode, cause, requested_by, holder, state, started_at, ended_at, \
+    counts, plan, note, confirms, confirmed_by, confirmed_at";
+
+fn json(text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+fn run_from_row(r: &impl ReadRow) -> Result<PolicyRun> {
+    Ok(PolicyRun {
+        id: r.int("id")?,
+        policy: r.text("policy")?,
+        mode: r.text("mode")?,
+        cause: r.text("cause")?,
+        requested_by: r.text("requested_by")?,
+        holder: r.text("holder")?,
+        state: r.text("state")?,
+        started_at: r.int("started_at")?,
+        ended_at: r.opt_int("ended_at")?,
+        counts: json(&r.text("counts")?)?,
+        plan: json(&r.text("plan")?)?,
+        note: r.text("note")?,
+        confirms: r.opt_int("confirms")?,
+        confirmed_by: r.text("confirmed_by")?,
+        confirmed_at: r.opt_int("confirmed_at")?,
+    })
+}
+
+const NOTE_COLS: &str =
+    "id, dedupe_key, kind, recipient, email, subject, body, resource_id, created_at";
+const DELIVERY_COLS: &str =
+    "id, notification_id, channel, state, attempts, next_attempt_at, last_error, sent_at";
+
+fn notification_from_row(r: &impl ReadRow) -> Result<Notification> {
+    Ok(Notification {
+        id: r.int("id")?,
+        dedupe_key: r.text("dedupe_key")?,
+        kind: r.text("kind")?,
+        recipient: r.text("recipient")?,
+        email: r.text("email")?,
+        subject: r.text("subject")?,
+        body: json(&r.text("body")?)?,
+        resource_id: r.opt_int("resource_id")?.map(ResourceId),
+        created_at: r.int("created_at")?,
+        deliveries: Vec::new(),
+    })
+}
+
+fn delivery_from_row(r: &impl ReadRow) -> Result<Delivery> {
+    Ok(Delivery {
+        id: r.int("id")?,
+        notification_id: r.int("notification_id")?,
+        channel: r.text("channel")?,
+        state: r.text("state")?,
+        attempts: r.int("attempts")?,
+        next_attempt_at: r.int("next_attempt_at")?,
+        last_error: r.text("last_error")?,
+        sent_at: r.opt_int("sent_at")?,
+    })
+}
+
+/// Inserts a notification and its deliveries in `$tx` unless its key was
+/// used already; evaluates to whether it was new.
+macro_rules! insert_notification_in {
+    ($tx:expr, $n:expr, $now:expr) => {{
+        let n: &NewNotification<'_> = $n;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO notifications (dedupe_key, kind, recipient, email, subject, body, resource_id, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+        )
+        .bind(n.dedupe_key)
+        .bind(n.kind)
+        .bind(n.recipient)
+        .bind(n.email)
+        .bind(n.subject)
+        .bind(n.body.to_string())
+        .bind(n.resource_id.map(|r| r.0))
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        if let Some(id) = id {
+            for c in n.channels {
+                sqlx::query(
+                    "INSERT INTO notification_deliveries \
+                     (notification_id, channel, state, attempts, next_attempt_at, last_error) \
+                     VALUES ($1, $2, 'pending', 0, $3, '')",
+                )
+                .bind(id)
+                .bind(c)
+                .bind($now)
+                .execute(&mut *$tx)
+                .await?;
+            }
+        }
+        id.is_some()
+    }};
+}
+
+impl Store {
+    /// Opens a pass's row (`running`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start_policy_run(
+        &self,
+        policy: &str,
+        mode: &str,
+        cause: &str,
+        requested_by: &str,
+        holder: &str,
+        confirms: Option<i64>,
+        now: Millis,
+    ) -> Result<i64> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            Ok(sqlx::query_scalar(
+                "INSERT INTO policy_runs (policy, mode, cause, requested_by, holder, state, started_at, \
+                 counts, plan, note, confirms) VALUES ($1, $2, $3, $4, $5, 'running', $6, '{}', '[]', '', $7) \
+                 RETURNING id",
+            )
+            .bind(policy)
+            .bind(mode)
+            .bind(cause)
+            .bind(requested_by)
+            .bind(holder)
+            .bind(now)
+            .bind(confirms)
+            .fetch_one(p)
+            .await?)
+        })
+    }
+
+    /// Closes a pass's row with what it found and did (and, held, the
+    /// plan waiting for confirmation); an alert goes into the outbox in
+    /// the same transaction.
+    pub async fn finish_policy_run(
+        &self,
+        id: i64,
+        state: &str,
+        counts: &serde_json::Value,
+        plan: &serde_json::Value,
+        note: &str,
+        alert: Option<&NewNotification<'_>>,
+        now: Millis,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            sqlx::query(
+                "UPDATE policy_runs SET state = $1, counts = $2, plan = $3, note = $4, ended_at = $5 WHERE id = $6",
+            )
+            .bind(state)
+            .bind(counts.to_string())
+            .bind(plan.to_string())
+            .bind(note)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(n) = alert {
+                let _new = insert_notification_in!(tx, n, now);
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn policy_run(&self, id: i64) -> Result<PolicyRun> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!("SELECT {RUN_COLS} FROM policy_runs WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(p)
+                .await?
+                .ok_or(StoreError::NotFound)?;
+            run_from_row(&row)
+        })
+    }
+
+    /// Passes, newest first, before `before` (an id); one more than
+    /// `limit` when there are more.
+    pub async fn policy_runs(&self, before: Option<i64>, limit: i64) -> Result<Vec<PolicyRun>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(&format!(
+                "SELECT {RUN_COLS} FROM policy_runs WHERE id < $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit.clamp(1, 500) + 1)
+            .fetch_all(p)
+            .await?;
+            rows.iter().map(run_from_row).collect()
+        })
+    }
+
+    /// The newest pass of `policy` held for confirmation, if any.
+    pub async fn held_policy_run(&self, policy: &str) -> Result<Option<PolicyRun>> {
+        on_pool!(self, p => {
+            let row = sqlx::query(&format!(
+                "SELECT {RUN_COLS} FROM policy_runs WHERE policy = $1 AND state = 'held' ORDER BY id DESC LIMIT 1"
+            ))
+            .bind(policy)
+            .fetch_optional(p)
+            .await?;
+            row.as_ref().map(run_from_row).transpose()
+        })
+    }
+
+    /// Marks a held pass confirmed; false when it is not held (any more).
+    pub async fn confirm_policy_run(&self, id: i64, by: &str, now: Millis) -> Result<bool> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            let n = sqlx::query(
+                "UPDATE policy_runs SET state = 'confirmed', confirmed_by = $1, confirmed_at = $2 \
+                 WHERE id = $3 AND state = 'held'",
+            )
+            .bind(by)
+            .bind(now)
+            .bind(id)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Every step `policy` recorded.
+    pub async fn policy_steps(&self, policy: &str) -> Result<Vec<StepRow>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(
+                "SELECT resource_id, step, due_at, state, attempts, action_id FROM policy_steps WHERE policy = $1",
+            )
+            .bind(policy)
+            .fetch_all(p)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(StepRow {
+                        resource_id: ResourceId(r.int("resource_id")?),
+                        step: r.text("step")?,
+                        due_at: r.int("due_at")?,
+                        state: r.text("state")?,
+                        attempts: r.int("attempts")?,
+                        action_id: r.opt_int("action_id")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Records a step, with its notification in the same transaction:
+    /// new, or over one left `acting` (a crash) or `failed` (to retry).
+    /// False when the step is recorded as taken already (nothing written:
+    /// the step and its notification happen once).
+    pub async fn record_step(
+        &self,
+        s: &NewStep<'_>,
+        notification: Option<&NewNotification<'_>>,
+        now: Millis,
+    ) -> Result<bool> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO policy_steps (policy, resource_id, step, due_at, run_id, state, attempts, action_id, \
+                 reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+                 ON CONFLICT (policy, resource_id, step, due_at) DO UPDATE SET run_id = excluded.run_id, \
+                 state = excluded.state, attempts = excluded.attempts, action_id = excluded.action_id, \
+                 reason = excluded.reason, updated_at = excluded.updated_at \
+                 WHERE policy_steps.state IN ('acting', 'failed') RETURNING id",
+            )
+            .bind(s.policy)
+            .bind(s.resource_id.0)
+            .bind(s.step)
+            .bind(s.due_at)
+            .bind(s.run_id)
+            .bind(s.state)
+            .bind(s.attempts)
+            .bind(s.action_id)
+            .bind(s.reason)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if id.is_none() {
+                return Ok(false);
+            }
+            if let Some(n) = notification {
+                let _new = insert_notification_in!(tx, n, now);
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Settles a step taken (`done`, `failed`) with its action, and its
+    /// notification in the same transaction.
+    pub async fn settle_step(
+        &self,
+        s: &NewStep<'_>,
+        notification: Option<&NewNotification<'_>>,
+        now: Millis,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            sqlx::query(
+                "UPDATE policy_steps SET state = $1, action_id = $2, reason = $3, attempts = $4, updated_at = $5, \
+                 run_id = $6 WHERE policy = $7 AND resource_id = $8 AND step = $9 AND due_at = $10",
+            )
+            .bind(s.state)
+            .bind(s.action_id)
+            .bind(s.reason)
+            .bind(s.attempts)
+            .bind(now)
+            .bind(s.run_id)
+            .bind(s.policy)
+            .bind(s.resource_id.0)
+            .bind(s.step)
+            .bind(s.due_at)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(n) = notification {
+                let _new = insert_notification_in!(tx, n, now);
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Live resources of `kinds` carrying the tag `key`.
+    pub async fn resources_tagged(&self, kinds: &[&str], key: &str) -> Result<Vec<Resource>> {
+        if kinds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = (0..kinds.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "{SELECT_RESOURCE} WHERE r.deleted_at IS NULL AND r.tags LIKE $1 ESCAPE '\\' AND r.kind IN ({list})"
+        );
+        // Tags are stored as a JSON object: the key appears quoted (as
+        // JSON writes it), then a colon; LIKE's `%` and `_` are escaped.
+        let quoted = serde_json::Value::from(key).to_string();
+        let escaped = quoted
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let pattern = format!("%{escaped}:%");
+        on_pool!(self, p => {
+            let mut q = sqlx::query(&sql).bind(pattern.clone());
+            for k in kinds {
+                q = q.bind(*k);
+            }
+            let rows = q.fetch_all(p).await?;
+            rows.iter().map(resource_from_row).collect()
+        })
+    }
+
+    /// A notification was raised under `dedupe_key` already.
+    pub async fn notification_exists(&self, dedupe_key: &str) -> Result<bool> {
+        on_pool!(self, p => {
+            let n: Option<i64> = sqlx::query_scalar("SELECT id FROM notifications WHERE dedupe_key = $1")
+                .bind(dedupe_key)
+                .fetch_optional(p)
+                .await?;
+            Ok(n.is_some())
+        })
+    }
+
+    /// Notifications, newest first, with their deliveries; one more than
+    /// `limit` when there are more.
+    pub async fn notifications(
+        &self,
+        before: Option<i64>,
+        resource: Option<ResourceId>,
+        limit: i64,
+    ) -> Result<Vec<Notification>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(&format!(
+                "SELECT {NOTE_COLS} FROM notifications WHERE id < $1 AND ($2 = 0 OR resource_id = $2) \
+                 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(resource.map_or(0, |r| r.0))
+            .bind(limit.clamp(1, 500) + 1)
+            .fetch_all(p)
+            .await?;
+            let mut out = rows.iter().map(notification_from_row).collect::<Result<Vec<_>>>()?;
+            if let (Some(lo), Some(hi)) = (out.last().map(|n| n.id), out.first().map(|n| n.id)) {
+                let ds = sqlx::query(&format!(
+                    "SELECT {DELIVERY_COLS} FROM notification_deliveries WHERE notification_id BETWEEN $1 AND $2 \
+                     ORDER BY id"
+                ))
+                .bind(lo)
+                .bind(hi)
+                .fetch_all(p)
+                .await?;
+                for d in ds.iter().map(delivery_from_row) {
+                    let d = d?;
+                    if let Some(n) = out.iter_mut().find(|n| n.id == d.notification_id) {
+                        n.deliveries.push(d);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+}
