@@ -125,6 +125,9 @@ pub async fn start(
         });
     }
 
+    if let Some(every) = app.config.policies.interval {
+        spawn_policy_loop(app.clone(), every, rx.clone());
+    }
     let sync_loop = engine.clone().spawn_loop(config.sync_on_start, rx.clone());
     let router = crate::web::router(app.clone());
     let mut stop_rx = rx;
@@ -177,4 +180,51 @@ async fn settle_unsettled(app: &App, settle_after: i64) {
         ),
         Err(e) => tracing::warn!(error = %e, "reconciling DNS records"),
     }
+}
+
+/// How long a replica holds the policy lease for one pass (a pass that
+/// takes longer may meet a second one: each step is still taken once).
+const POLICY_LEASE_MS: i64 = 10 * 60_000;
+
+/// Runs the policy passes every `every`, one replica at a time (the
+/// `policy:expiry` lease).
+fn spawn_policy_loop(app: Arc<App>, every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            let holder = app.sync.holder().to_owned();
+            let kind = "policy:expiry";
+            let now = skyhold_core::now_millis();
+            match app
+                .store
+                .acquire_lease("", "", kind, &holder, now, POLICY_LEASE_MS)
+                .await
+            {
+                Ok(skyhold_store::LeaseOutcome::Acquired) => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "taking the policy lease");
+                    continue;
+                }
+            }
+            match app
+                .run_expiry_pass(crate::app::Cause::Timer, "system:policy")
+                .await
+            {
+                Ok(run) if run.state == "held" => {
+                    tracing::warn!(run = run.id, note = %run.note, "expiry pass held for confirmation")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "expiry pass failed"),
+            }
+            if let Err(e) = app.store.release_lease("", "", kind, &holder).await {
+                tracing::warn!(error = %e, "releasing the policy lease");
+            }
+        }
+    });
 }

@@ -212,6 +212,14 @@ pub enum Action {
     ViewQuotas,
     /// Set and remove quotas and defaults (admins).
     ManageQuotas,
+    /// The policies' preview and passes (admins and auditors).
+    ViewPolicies,
+    /// Run a policy pass now (admins).
+    RunPolicies,
+    /// Confirm a pass held by the mass-action cap (admins).
+    ConfirmPolicyRun,
+    /// The notification outbox and its deliveries (admins and auditors).
+    ViewNotifications,
 }
 
 impl Action {
@@ -255,6 +263,10 @@ impl Action {
             Action::LaunchFrom => "blueprint.launch",
             Action::ViewQuotas => "quota.list",
             Action::ManageQuotas => "quota.manage",
+            Action::ViewPolicies => "policy.read",
+            Action::RunPolicies => "policy.run",
+            Action::ConfirmPolicyRun => "policy.confirm",
+            Action::ViewNotifications => "notification.list",
         }
     }
 }
@@ -417,8 +429,12 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
         | A::ManageUsers
         | A::ManageGroups
         | A::ManageBlueprints
-        | A::ManageQuotas => return by_role(false),
-        A::ViewUsers | A::ExportAudit | A::ViewQuotas => return by_role(role == Role::Auditor),
+        | A::ManageQuotas
+        | A::RunPolicies
+        | A::ConfirmPolicyRun => return by_role(false),
+        A::ViewUsers | A::ExportAudit | A::ViewQuotas | A::ViewPolicies | A::ViewNotifications => {
+            return by_role(role == Role::Auditor)
+        }
         _ => {}
     }
     // Auditors read every object's grants.

@@ -14,6 +14,8 @@
 //! - `relations`: how a detail page finds a resource's relatives;
 //! - `ondemand`: live reads through a provider (templates, alarm history,
 //!   bucket objects);
+//! - `policies`: the expiry policy's passes (the ladder as a reconciler),
+//!   its preview, held passes and their confirmation;
 //! - `views`: saved views.
 
 mod access;
@@ -28,6 +30,7 @@ mod inventory;
 mod launches;
 mod oidc;
 mod ondemand;
+mod policies;
 mod quotas;
 mod relations;
 mod views;
@@ -45,6 +48,9 @@ pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
 pub use launches::{Commands, LaunchPreview, SshTarget};
 pub use oidc::{Oidc, OidcCallback, OidcStart};
+pub use policies::{
+    Cause, Exempt, PolicyDecision, Preview, PreviewCount, EXPIRY, PREVIEW_HORIZON_MS,
+};
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;

@@ -196,6 +196,12 @@ enum Command {
         #[command(subcommand)]
         command: launch::KeyCommand,
     },
+    /// The expiry policy: preview (what it would do now and in 24 h),
+    /// runs, run now, confirm a held run.
+    Policies {
+        #[command(subcommand)]
+        command: policies::PolicyCommand,
+    },
     /// The audit log: list, export, verify.
     Audit {
         #[command(subcommand)]
@@ -308,6 +314,7 @@ mod access;
 mod actions;
 mod audit;
 mod launch;
+mod policies;
 mod reach;
 
 /// Asks "PROMPT [y/N]" on a terminal; without one, `yes` must be given.
@@ -472,6 +479,7 @@ async fn run(cli: Cli) -> Result<()> {
             actions::power("terminate", a.targets, a.wait, a.yes, a.json).await
         }
         Command::Audit { command } => audit::run(command).await,
+        Command::Policies { command } => policies::run(command).await,
         Command::Launch(a) => launch::launch(a).await,
         Command::Blueprint { command } => launch::blueprint(command).await,
         Command::Quota { command } => launch::quota(command).await,

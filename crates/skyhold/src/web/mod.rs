@@ -9,6 +9,7 @@ mod api_access;
 mod api_expiry;
 mod api_launch;
 mod api_launches;
+mod api_policies;
 mod audit_page;
 mod common;
 mod forms;
@@ -79,6 +80,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api::routes())
         .merge(api_access::routes())
         .merge(api_expiry::routes())
+        .merge(api_policies::routes())
         .merge(api_launch::routes())
         .merge(api_launches::routes())
         .merge(views::routes())

@@ -13,7 +13,7 @@
 //! operation here and every operation a route, and a schemathesis run
 //! checks that the server answers no status the document does not list.
 
-use super::{api, api_access, api_expiry, api_launch, api_launches};
+use super::{api, api_access, api_expiry, api_launch, api_launches, api_policies};
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -82,6 +82,12 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_expiry::get_keep,
         api_expiry::set_keep,
         api_expiry::remove_keep,
+        api_policies::preview,
+        api_policies::list_runs,
+        api_policies::run_now,
+        api_policies::get_run,
+        api_policies::confirm_run,
+        api_policies::list_notifications,
         api_access::create_image,
         api_access::deregister,
         api_access::list_actions,

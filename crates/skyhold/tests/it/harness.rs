@@ -675,6 +675,11 @@ impl TestServer {
             toml.push_str(&edit(a.toml()));
             toml.push('\n');
         }
+        // Policy passes run when a test asks (on demand, with the clock
+        // it moves), unless it sets [policies] itself.
+        if !toml.contains("[policies]") {
+            toml.push_str("\n[policies]\ninterval = \"off\"\n");
+        }
         let config_path = db.dir.path().join("skyhold.toml");
         std::fs::write(&config_path, &toml).expect("write config");
         let config = Config::load(Some(&config_path), &|_| None).expect("test config is valid");
