@@ -121,6 +121,50 @@ impl Ec2 {
         Ok(())
     }
 
+    /// The snapshots skyhold took of `of` (an instance or volume id) before
+    /// deleting it (tagged `skyhold:final-snapshot-of`).
+    pub async fn final_snapshots_of(&self, of: &str) -> Result<Vec<String>, BoxError> {
+        let out = self
+            .client
+            .describe_snapshots()
+            .owner_ids("self")
+            .filters(
+                Filter::builder()
+                    .name(format!("tag:{}", crate::lifecycle::FINAL_SNAPSHOT_OF_TAG))
+                    .values(of)
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(out
+            .snapshots()
+            .iter()
+            .filter_map(|s| s.snapshot_id().map(str::to_owned))
+            .collect())
+    }
+
+    /// Sets a tag on an EC2 resource behind skyhold's back.
+    pub async fn set_tag(&self, id: &str, key: &str, value: &str) -> Result<(), BoxError> {
+        self.client
+            .create_tags()
+            .resources(id)
+            .tags(Tag::builder().key(key).value(value).build())
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a volume exists.
+    pub async fn volume_exists(&self, id: &str) -> Result<bool, BoxError> {
+        let out = self
+            .client
+            .describe_volumes()
+            .filters(Filter::builder().name("volume-id").values(id).build())
+            .send()
+            .await?;
+        Ok(!out.volumes().is_empty())
+    }
+
     /// An instance's state name (`running`, `stopped`, …).
     pub async fn instance_state(&self, id: &str) -> Result<String, BoxError> {
         Ok(self
@@ -718,6 +762,32 @@ impl Aws {
             .send()
             .await?;
         Ok(())
+    }
+
+    /// A DB instance's status (`available`, `stopped`, …), `None` once it
+    /// is gone.
+    pub async fn db_status(&self, id: &str) -> Result<Option<String>, BoxError> {
+        let out = self.rds.describe_db_instances().send().await?;
+        Ok(out
+            .db_instances()
+            .iter()
+            .find(|d| d.db_instance_identifier() == Some(id))
+            .map(|d| d.db_instance_status().unwrap_or_default().to_owned()))
+    }
+
+    /// The DB snapshots of a DB instance.
+    pub async fn db_snapshots_of(&self, id: &str) -> Result<Vec<String>, BoxError> {
+        let out = self
+            .rds
+            .describe_db_snapshots()
+            .db_instance_identifier(id)
+            .send()
+            .await?;
+        Ok(out
+            .db_snapshots()
+            .iter()
+            .filter_map(|s| s.db_snapshot_identifier().map(str::to_owned))
+            .collect())
     }
 
     /// A PostgreSQL DB instance (`db.t3.micro`, `storage_gib` GiB, gp2).

@@ -233,6 +233,7 @@ impl Store {
     /// Closes a pass's row with what it found and did (and, held, the
     /// plan waiting for confirmation); an alert goes into the outbox in
     /// the same transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish_policy_run(
         &self,
         id: i64,

@@ -570,7 +570,25 @@ impl App {
             *counts.entry(tally).or_default() += 1;
             eval.due[i].outcome = outcome;
             if dry || d.destructive() {
-                plan.push(eval.due[i].clone());
+                plan.push(serde_json::to_value(&eval.due[i]).unwrap_or_default());
+            }
+        }
+        // What the confirmed plan held that is no longer due (extended,
+        // kept, stopped or gone since) is reported, not taken.
+        if let Some(p) = &held_plan {
+            for item in p.plan.as_array().into_iter().flatten() {
+                let destructive = item["step"].as_str().is_some_and(|s| s != "warn");
+                let taken = eval.due.iter().any(|d| {
+                    d.resource_id.0 == item["resource_id"].as_i64().unwrap_or_default()
+                        && Some(d.step.as_str()) == item["step"].as_str()
+                        && Some(d.due_at.as_str()) == item["due_at"].as_str()
+                });
+                if destructive && item["outcome"] == "held" && !taken {
+                    let mut item = item.clone();
+                    item["outcome"] = "skipped: no longer due since the pass was held".into();
+                    *counts.entry("skipped").or_default() += 1;
+                    plan.push(item);
+                }
             }
         }
         if state == "held" {
@@ -581,7 +599,7 @@ impl App {
         for (k, v) in counts {
             counts_json[k] = v.into();
         }
-        let plan_json = serde_json::to_value(&plan).unwrap_or_default();
+        let plan_json = serde_json::Value::Array(plan);
         let (subject, channels) = (
             format!("skyhold: expiry pass {run_id} is held for confirmation"),
             self.channels_for(""),

@@ -111,7 +111,7 @@ pub enum GrantCommand {
 /// Where user commands run: the API, or the database directly.
 enum Target {
     Api(Client),
-    Db(Arc<App>, Actor),
+    Db(Arc<App>, Box<Actor>),
 }
 
 async fn target(config: Option<PathBuf>) -> Result<Target> {
@@ -120,7 +120,7 @@ async fn target(config: Option<PathBuf>) -> Result<Target> {
         Some(path) => {
             let config = load_config(Some(&path))?;
             let app = crate::serve::open_app(config).await?;
-            Ok(Target::Db(app, Actor::system("cli")))
+            Ok(Target::Db(app, Box::new(Actor::system("cli"))))
         }
     }
 }

@@ -147,10 +147,10 @@ pub struct RunPage {
     pub next_cursor: Option<i64>,
 }
 
-fn page(
-    raw: Option<&str>,
-    extra: &[&str],
-) -> Result<(Option<i64>, i64, Vec<(String, String)>), AppError> {
+/// A page's cursor and limit, and the other parameters `extra` allows.
+type PageParams = (Option<i64>, i64, Vec<(String, String)>);
+
+fn page(raw: Option<&str>, extra: &[&str]) -> Result<PageParams, AppError> {
     let (mut cursor, mut limit, mut rest) = (None, 50, Vec::new());
     for (k, v) in pairs(raw) {
         let t = v.trim();

@@ -23,6 +23,7 @@ mod ondemand;
 mod openapi;
 mod pages;
 mod pages_access;
+mod policies;
 mod proxy;
 mod quotas;
 mod refresh;
