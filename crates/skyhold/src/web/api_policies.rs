@@ -4,7 +4,7 @@
 
 use super::api::id_param;
 use super::api_access::pairs;
-use super::openapi::{ApiError, ReadErrors, WriteErrors};
+use super::openapi::{ApiError, IdempotencyKey, ReadErrors, WriteErrors};
 use super::AppState;
 use crate::app::Actor;
 use crate::error::AppError;
@@ -222,6 +222,7 @@ pub(super) async fn get_run(
     path = "/api/v1/policies/runs",
     tag = "policies",
     summary = "Run a pass of the expiry policy now (admins)",
+    params(IdempotencyKey),
     responses(
         (status = 201, description = "The pass, finished", body = Object),
         (status = 403, response = ApiError),
@@ -246,7 +247,7 @@ pub(super) async fn run_now(
     description = "Each stop or deletion of the held plan is re-checked first (it may have been \
         extended, stopped or kept since); returns the pass that carried it out. 409 \
         `invalid_state` when the pass is not held.",
-    params(("id" = i64, Path, description = "The held pass's id")),
+    params(("id" = i64, Path, description = "The held pass's id"), IdempotencyKey),
     responses(
         (status = 200, description = "The pass that carried out the plan", body = Object),
         (status = 400, response = ApiError),

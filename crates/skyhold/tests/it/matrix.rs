@@ -435,6 +435,12 @@ fn api_rows() -> Vec<Row> {
         ),
         row(M::DELETE, "/api/v1/quotas/{subject}", Admin),
         row(M::GET, "/api/v1/me/quota", Any),
+        row(M::GET, "/api/v1/policies/preview", AdminAuditor),
+        row(M::GET, "/api/v1/policies/runs", AdminAuditor),
+        row(M::GET, "/api/v1/policies/runs/{id}", AdminAuditor),
+        row(M::POST, "/api/v1/policies/runs", Admin),
+        row(M::POST, "/api/v1/policies/runs/{id}/confirm", Admin),
+        row(M::GET, "/api/v1/notifications", AdminAuditor),
         with(
             row(M::POST, "/api/v1/launches", OnBlueprint(Level::Operate)),
             json!({"blueprint": "mx-bp", "name": "mxweb", "dry_run": true}),
@@ -806,6 +812,18 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
         .request(Method::GET, "/api/v1/groups/dev", Some(&admin), None)
         .await;
     let dev_id = dev["id"].as_i64().unwrap();
+    // A policy pass to read (and to refuse confirming: it is not held).
+    let (s, run) = server
+        .send(
+            Method::POST,
+            "/api/v1/policies/runs",
+            &admin,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    let run_id = run["id"].as_i64().unwrap();
 
     // The admin caller gets a token of its own: the matrix revokes it.
     let (_, t) = server.login_token("admin", ADMIN_PASSWORD).await;
@@ -966,6 +984,7 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
                             ),
                         )
                         .replace("/actions/{id}", &format!("/actions/{action_id}"))
+                        .replace("/policies/runs/{id}", &format!("/policies/runs/{run_id}"))
                         .replace("/blueprints/{id}", &format!("/blueprints/{blueprint_ref}"))
                         .replace("{subject}", "default:group")
                         .replace("/accounts/{name}", "/accounts/mx-open")
