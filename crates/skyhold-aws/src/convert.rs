@@ -99,9 +99,16 @@ pub(crate) fn instance(i: &Instance) -> ObservedResource {
     });
     put(a, "ipv6_address", ipv6);
     a.insert("launch_time".into(), rfc3339(o.created_at));
-    if o.state == "stopped" {
+    // When it stopped or terminated, by the provider's clock: the usage
+    // ledger closes a running interval there.
+    let transition = match o.state.as_str() {
+        "stopped" | "stopping" => Some("stopped_at"),
+        "terminated" | "shutting-down" => Some("terminated_at"),
+        _ => None,
+    };
+    if let Some(key) = transition {
         if let Some(t) = i.state_transition_reason().and_then(stopped_at) {
-            a.insert("stopped_at".into(), rfc3339(Some(t)));
+            a.insert(key.into(), rfc3339(Some(t)));
         }
     }
     put(

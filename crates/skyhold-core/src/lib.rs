@@ -10,6 +10,7 @@ pub mod ids;
 pub mod instance_types;
 pub mod ladder;
 pub mod launch;
+pub mod ledger;
 pub mod policy;
 pub mod prices;
 pub mod provider;

@@ -15,6 +15,7 @@ mod dns;
 mod events;
 mod jobs;
 mod launches;
+mod ledger;
 mod policies;
 mod quotas;
 mod resources;
@@ -31,6 +32,7 @@ pub use jobs::{
     JobOutcome, JobState, LeaseOutcome, SyncRun, REGIONS_STATUS_KIND, REGIONS_STATUS_REGION,
 };
 pub use launches::{LaunchOutcome, LaunchRow, NewLaunch};
+pub use ledger::{Interval, LedgerStats, UsageBucket, UsageField, UsageFilter};
 pub use policies::{Delivery, NewNotification, NewStep, Notification, PolicyRun, StepRow};
 pub use quotas::{QuotaRow, QuotaScope};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};

@@ -502,4 +502,84 @@ impl Store {
             Ok(out)
         })
     }
+
+    /// Deliveries due at `now` (pending, or left `sending` by a crash past
+    /// their claim), oldest first, each with its notification.
+    pub async fn due_deliveries(
+        &self,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<(Delivery, Notification)>> {
+        on_pool!(self, p => {
+            let rows = sqlx::query(&format!(
+                "SELECT {DELIVERY_COLS} FROM notification_deliveries \
+                 WHERE state IN ('pending', 'sending') AND next_attempt_at <= $1 \
+                 ORDER BY next_attempt_at, id LIMIT $2"
+            ))
+            .bind(now)
+            .bind(limit.clamp(1, 1000))
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for d in rows.iter().map(delivery_from_row) {
+                let d = d?;
+                let n = sqlx::query(&format!("SELECT {NOTE_COLS} FROM notifications WHERE id = $1"))
+                    .bind(d.notification_id)
+                    .fetch_optional(p)
+                    .await?;
+                if let Some(n) = n {
+                    out.push((d, notification_from_row(&n)?));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Claims a due delivery until `until` (another worker, or this one
+    /// after a crash, may take it again then). False: not due, or taken.
+    pub async fn claim_delivery(&self, id: i64, now: Millis, until: Millis) -> Result<bool> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            let n = sqlx::query(
+                "UPDATE notification_deliveries SET state = 'sending', next_attempt_at = $1 \
+                 WHERE id = $2 AND state IN ('pending', 'sending') AND next_attempt_at <= $3",
+            )
+            .bind(until)
+            .bind(id)
+            .bind(now)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Records an attempt: `sent`, or `pending` again at `next_attempt_at`,
+    /// or `dead`.
+    pub async fn finish_delivery(
+        &self,
+        id: i64,
+        state: &str,
+        attempts: i64,
+        next_attempt_at: Millis,
+        error: &str,
+        sent_at: Option<Millis>,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            sqlx::query(
+                "UPDATE notification_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, \
+                 last_error = $4, sent_at = $5 WHERE id = $6",
+            )
+            .bind(state)
+            .bind(attempts)
+            .bind(next_attempt_at)
+            .bind(error)
+            .bind(sent_at)
+            .bind(id)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
 }

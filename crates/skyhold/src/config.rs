@@ -11,7 +11,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod notifications;
 mod policies;
+pub use notifications::{EmailConfig, Notifications, SmtpTls, WebhookConfig};
 pub use policies::Policies;
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -63,6 +65,29 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// `[policies]`: the global ones (an account's override them).
     pub policies: Policies,
+    /// `[notifications]`: how the outbox is delivered.
+    pub notifications: Notifications,
+    /// `[[prices]]`: single prices over the shipped and imported ones.
+    pub prices: Vec<PriceOverride>,
+}
+
+/// `[[prices]]`: one price set by the operator (private pricing).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PriceOverride {
+    pub product: skyhold_core::prices::Product,
+    pub region: String,
+    pub rtype: String,
+    pub usd: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    product: String,
+    region: String,
+    #[serde(rename = "type", default)]
+    rtype: String,
+    usd: f64,
 }
 
 /// `audit_anchor`: a file to append a JSON line to, or a URL to POST to.
@@ -278,6 +303,8 @@ pub struct AccountConfig {
     /// Honour a `skyhold:keep` tag set outside skyhold (default false: it
     /// is reported, not trusted).
     pub trust_keep_tag: bool,
+    /// A discount off every list price in this account (0.15: 15 % off).
+    pub discount: f64,
 }
 
 impl AccountConfig {
@@ -349,6 +376,9 @@ struct RawConfig {
     #[serde(default)]
     accounts: Vec<RawAccount>,
     policies: Option<policies::RawPolicies>,
+    notifications: Option<notifications::RawNotifications>,
+    #[serde(default)]
+    prices: Vec<RawPrice>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -380,6 +410,7 @@ struct RawAccount {
     policies: Option<policies::RawPolicies>,
     #[serde(default)]
     trust_keep_tag: bool,
+    discount: Option<f64>,
 }
 
 /// `regions`: a list of names, or the word "all-enabled".
@@ -1133,9 +1164,18 @@ impl Config {
                 None => Policies::default(),
                 Some(p) => p.parse(false).map_err(|(key, m)| loc.err(at, key, m))?,
             };
+            let discount = a.discount.unwrap_or(0.0);
+            if !(0.0..1.0).contains(&discount) {
+                return Err(loc.err(
+                    at,
+                    "discount",
+                    "a fraction from 0 to below 1 (0.15: 15 % off list prices)",
+                ));
+            }
             accounts.push(AccountConfig {
                 policies: account_policies,
                 trust_keep_tag: a.trust_keep_tag,
+                discount,
                 name,
                 browse_buckets: a.browse_buckets,
                 restricted: a.restricted,
@@ -1182,6 +1222,42 @@ impl Config {
             policies: match raw.policies {
                 None => Policies::default(),
                 Some(p) => p.parse(true).map_err(|(key, m)| loc.err(None, key, m))?,
+            },
+            prices: raw
+                .prices
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let key = |k: &str| format!("prices[{i}].{k}");
+                    let product =
+                        skyhold_core::prices::Product::parse(&p.product).ok_or_else(|| {
+                            loc.err(
+                                None,
+                                &key("product"),
+                                format!(
+                                    "one of {}",
+                                    skyhold_core::prices::Product::ALL
+                                        .map(|p| p.as_str())
+                                        .join(", ")
+                                ),
+                            )
+                        })?;
+                    skyhold_core::ids::validate_region(&p.region)
+                        .map_err(|m| loc.err(None, &key("region"), m.to_string()))?;
+                    if !(p.usd.is_finite() && p.usd >= 0.0) {
+                        return Err(loc.err(None, &key("usd"), "a price in USD, 0 or more"));
+                    }
+                    Ok(PriceOverride {
+                        product,
+                        region: p.region,
+                        rtype: p.rtype,
+                        usd: p.usd,
+                    })
+                })
+                .collect::<Result<_, ConfigError>>()?,
+            notifications: match raw.notifications {
+                None => Notifications::default(),
+                Some(n) => n.parse(env).map_err(|(key, m)| loc.err(None, &key, m))?,
             },
         })
     }

@@ -128,6 +128,9 @@ pub async fn start(
     if let Some(every) = app.config.policies.interval {
         spawn_policy_loop(app.clone(), every, rx.clone());
     }
+    if !app.channels().is_empty() {
+        spawn_delivery_loop(app.clone(), rx.clone());
+    }
     let sync_loop = engine.clone().spawn_loop(config.sync_on_start, rx.clone());
     let router = crate::web::router(app.clone());
     let mut stop_rx = rx;
@@ -224,6 +227,24 @@ fn spawn_policy_loop(app: Arc<App>, every: std::time::Duration, mut stop: watch:
             }
             if let Err(e) = app.store.release_lease("", "", kind, &holder).await {
                 tracing::warn!(error = %e, "releasing the policy lease");
+            }
+        }
+    });
+}
+
+/// Sends the outbox's due deliveries every few seconds (every replica:
+/// each delivery is claimed before it is sent).
+fn spawn_delivery_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if let Err(e) = app.deliver_notifications().await {
+                tracing::warn!(error = %e, "delivering notifications");
             }
         }
     });

@@ -684,6 +684,15 @@ async fn sync_job(
                 .await;
             match applied {
                 Ok(stats) => {
+                    // The usage ledger follows the listing; a failure is
+                    // mended by the next pass (the scope's checkpoint has
+                    // not moved), so it does not fail the sync.
+                    if let Err(e) = store
+                        .reconcile_ledger(&job.account, &job.region, job.kind, started)
+                        .await
+                    {
+                        tracing::warn!(account = %job.account, region = %job.region, kind = %job.kind.as_str(), error = %e, "the usage ledger");
+                    }
                     report.ok = true;
                     report.count = items.len();
                     report.inserted = stats.inserted;

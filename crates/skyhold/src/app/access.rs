@@ -220,6 +220,10 @@ pub enum Action {
     ConfirmPolicyRun,
     /// The notification outbox and its deliveries (admins and auditors).
     ViewNotifications,
+    /// Usage and spend reports (everyone: their own and their groups').
+    ViewSpend,
+    /// Everyone's usage and spend (admins and auditors).
+    ViewAllSpend,
 }
 
 impl Action {
@@ -267,6 +271,8 @@ impl Action {
             Action::RunPolicies => "policy.run",
             Action::ConfirmPolicyRun => "policy.confirm",
             Action::ViewNotifications => "notification.list",
+            Action::ViewSpend => "spend.read",
+            Action::ViewAllSpend => "spend.read_all",
         }
     }
 }
@@ -424,7 +430,8 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
         | A::ViewGroups
         | A::ViewAudit
         | A::ViewActions
-        | A::ViewBlueprints => return by_role(true),
+        | A::ViewBlueprints
+        | A::ViewSpend => return by_role(true),
         A::TriggerSync
         | A::ManageUsers
         | A::ManageGroups
@@ -432,9 +439,12 @@ pub fn decide(policy: &Policy, actor: &Actor, action: Action, object: Object<'_>
         | A::ManageQuotas
         | A::RunPolicies
         | A::ConfirmPolicyRun => return by_role(false),
-        A::ViewUsers | A::ExportAudit | A::ViewQuotas | A::ViewPolicies | A::ViewNotifications => {
-            return by_role(role == Role::Auditor)
-        }
+        A::ViewUsers
+        | A::ExportAudit
+        | A::ViewQuotas
+        | A::ViewPolicies
+        | A::ViewNotifications
+        | A::ViewAllSpend => return by_role(role == Role::Auditor),
         _ => {}
     }
     // Auditors read every object's grants.
@@ -821,6 +831,13 @@ mod tests {
             assert_eq!(g(Action::ManageQuotas), role == Role::Admin, "{role:?}");
             assert_eq!(
                 g(Action::ViewQuotas),
+                matches!(role, Role::Admin | Role::Auditor),
+                "{role:?}"
+            );
+            // Everyone reads spend (their own); admins and auditors all.
+            assert!(g(Action::ViewSpend), "{role:?}");
+            assert_eq!(
+                g(Action::ViewAllSpend),
                 matches!(role, Role::Admin | Role::Auditor),
                 "{role:?}"
             );

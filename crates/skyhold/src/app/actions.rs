@@ -632,6 +632,15 @@ impl App {
                 created.as_ref(),
             )
             .await?;
+        // The usage ledger follows at once: a stop closes the running
+        // interval at the action's time (a failure here is mended by the
+        // next sync's ledger pass, from the provider's transition time).
+        if result.is_ok() && fresh.is_some() {
+            let at = settled.started_at.unwrap_or(settled.created_at);
+            if let Err(e) = self.store.reconcile_ledger_resource(r.id, at).await {
+                tracing::warn!(resource = %r.id, error = %e, "the ledger after an action");
+            }
+        }
         result?;
         Ok(settled)
     }

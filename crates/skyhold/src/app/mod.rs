@@ -14,8 +14,11 @@
 //! - `relations`: how a detail page finds a resource's relatives;
 //! - `ondemand`: live reads through a provider (templates, alarm history,
 //!   bucket objects);
+//! - `notify`: delivering the notification outbox (mail, webhooks);
 //! - `policies`: the expiry policy's passes (the ladder as a reconciler),
 //!   its preview, held passes and their confirmation;
+//! - `spend`: usage and spend from the ledger and prices, the month's
+//!   projection;
 //! - `views`: saved views.
 
 mod access;
@@ -28,11 +31,13 @@ mod grants;
 mod identity;
 mod inventory;
 mod launches;
+mod notify;
 mod oidc;
 mod ondemand;
 mod policies;
 mod quotas;
 mod relations;
+mod spend;
 mod views;
 
 pub use access::{
@@ -47,10 +52,12 @@ pub use expiry::{parse_request as parse_expiry_request, KeepStatus};
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
 pub use launches::{Commands, LaunchPreview, SshTarget};
+pub use notify::{signature as webhook_signature, DeliveryPass, DELIVERY_HEADER, SIGNATURE_HEADER};
 pub use oidc::{Oidc, OidcCallback, OidcStart};
 pub use policies::{
     Cause, Exempt, PolicyDecision, Preview, PreviewCount, EXPIRY, PREVIEW_HORIZON_MS,
 };
+pub use spend::{month_start, spend_csv, SpendQuery, SpendReport, SpendRow, Unpriced};
 
 use crate::auth::LoginLimiter;
 use crate::config::Config;

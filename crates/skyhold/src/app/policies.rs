@@ -859,10 +859,8 @@ impl App {
     }
 
     /// The channels a notification goes to (the outbox's deliveries).
-    /// None are configured yet: notifications are recorded in the outbox
-    /// and listed; delivery comes with `[notifications]`.
     fn channels_for(&self, _email: &str) -> Vec<String> {
-        Vec::new()
+        self.channels()
     }
 
     fn notification_body(&self, kind: &str, d: &PolicyDecision) -> serde_json::Value {

@@ -202,6 +202,9 @@ enum Command {
         #[command(subcommand)]
         command: policies::PolicyCommand,
     },
+    /// Spend from the usage ledger, by owner and account (or --group-by),
+    /// this month unless --since; --csv for a spreadsheet.
+    Usage(usage::UsageArgs),
     /// The audit log: list, export, verify.
     Audit {
         #[command(subcommand)]
@@ -316,6 +319,7 @@ mod audit;
 mod launch;
 mod policies;
 mod reach;
+mod usage;
 
 /// Asks "PROMPT [y/N]" on a terminal; without one, `yes` must be given.
 fn confirm(yes: bool, prompt: &str, _expected: Option<&str>) -> Result<()> {
@@ -480,6 +484,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Audit { command } => audit::run(command).await,
         Command::Policies { command } => policies::run(command).await,
+        Command::Usage(a) => usage::usage(a).await,
         Command::Launch(a) => launch::launch(a).await,
         Command::Blueprint { command } => launch::blueprint(command).await,
         Command::Quota { command } => launch::quota(command).await,

@@ -10,6 +10,7 @@ mod api_expiry;
 mod api_launch;
 mod api_launches;
 mod api_policies;
+mod api_spend;
 mod audit_page;
 mod common;
 mod forms;
@@ -81,6 +82,7 @@ pub fn router(app: AppState) -> Router {
         .merge(api_access::routes())
         .merge(api_expiry::routes())
         .merge(api_policies::routes())
+        .merge(api_spend::routes())
         .merge(api_launch::routes())
         .merge(api_launches::routes())
         .merge(views::routes())

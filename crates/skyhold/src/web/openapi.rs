@@ -13,7 +13,7 @@
 //! operation here and every operation a route, and a schemathesis run
 //! checks that the server answers no status the document does not list.
 
-use super::{api, api_access, api_expiry, api_launch, api_launches, api_policies};
+use super::{api, api_access, api_expiry, api_launch, api_launches, api_policies, api_spend};
 use axum::Json;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -88,6 +88,8 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_policies::get_run,
         api_policies::confirm_run,
         api_policies::list_notifications,
+        api_spend::spend,
+        api_spend::ledger,
         api_access::create_image,
         api_access::deregister,
         api_access::list_actions,

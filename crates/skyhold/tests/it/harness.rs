@@ -87,6 +87,71 @@ impl Drop for Moto {
     }
 }
 
+/// A real SMTP server on loopback (aiosmtpd, through
+/// `scripts/smtp_sink.py`) that keeps every message it accepts as a file.
+/// Like [`Moto`], it exits when its stdin closes.
+pub struct SmtpSink {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl SmtpSink {
+    pub fn start() -> SmtpSink {
+        let root = repo_root();
+        let dir = tempfile::tempdir().expect("a mail directory");
+        let mut child = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("scripts/smtp_sink.py"))
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the SMTP sink");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the sink's port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the SMTP sink did not print a port: {line:?}"));
+        let stdin = child.stdin.take();
+        SmtpSink {
+            port,
+            dir,
+            child,
+            stdin,
+        }
+    }
+
+    /// The messages received so far, in order, as text.
+    pub fn messages(&self) -> Vec<String> {
+        let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(self.dir.path())
+            .expect("read the mail directory")
+            .filter_map(|e| {
+                let p = e.ok()?.path();
+                let n = p.file_stem()?.to_str()?.parse().ok()?;
+                (p.extension()? == "eml").then_some((n, p))
+            })
+            .collect();
+        files.sort();
+        files
+            .iter()
+            .map(|(_, p)| std::fs::read_to_string(p).expect("read a message"))
+            .collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// An OpenID Connect provider (oidc-provider-mock, through
 /// `scripts/oidc_child.py`) on a loopback port. Like [`Moto`], it exits when
 /// its stdin closes, so it never outlives the test process.

@@ -441,6 +441,11 @@ fn api_rows() -> Vec<Row> {
         row(M::POST, "/api/v1/policies/runs", Admin),
         row(M::POST, "/api/v1/policies/runs/{id}/confirm", Admin),
         row(M::GET, "/api/v1/notifications", AdminAuditor),
+        row(M::GET, "/api/v1/reports/spend", Any),
+        q(
+            row(M::GET, "/api/v1/ledger", OnResource(Level::View)),
+            "resource={id}",
+        ),
         with(
             row(M::POST, "/api/v1/launches", OnBlueprint(Level::Operate)),
             json!({"blueprint": "mx-bp", "name": "mxweb", "dry_run": true}),
@@ -864,7 +869,8 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
                 && (r.route.contains("/resources/") || r.route.contains("/grants/{id}"))
                 || r.body
                     .as_ref()
-                    .is_some_and(|b| b.to_string().contains("{id}"));
+                    .is_some_and(|b| b.to_string().contains("{id}"))
+                || r.query.contains("{id}");
             let objects: Vec<Option<Res>> = if per_resource {
                 RESOURCES.iter().copied().map(Some).collect()
             } else {
@@ -991,7 +997,7 @@ async fn every_route_answers_every_caller_as_the_one_check_decides() {
                         .replace("{username}", "vic")
                         .replace("{id}", "999999");
                     if !r.query.is_empty() {
-                        path = format!("{path}?{}", r.query);
+                        path = format!("{path}?{}", r.query.replace("{id}", &rid.to_string()));
                     }
                     let body = r.body.as_ref().map(|b| {
                         let text = b

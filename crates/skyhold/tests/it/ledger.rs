@@ -1,0 +1,259 @@
+//! The usage ledger and spend: intervals built from listings with known
+//! times (a stop seen after an outage, a termination missed between two
+//! syncs, one seen terminated), closed at the best known time, idempotent
+//! on reruns; spend within 1 % of hours × list price; and the ledger
+//! following a listing from moto and a stop through skyhold.
+
+use crate::harness::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use skyhold_core::prices::PriceTable;
+use skyhold_core::{AccountName, Millis, ObservedResource, ResourceKind};
+
+const H: Millis = 3_600_000;
+const REGION: &str = "us-east-1";
+
+fn instance(id: &str, owner: &str, itype: &str, state: &str, launched: Millis) -> ObservedResource {
+    let mut o = ObservedResource::new(ResourceKind::Instance, id);
+    o.name = id.to_owned();
+    o.state = state.to_owned();
+    o.rtype = itype.to_owned();
+    o.owner = owner.to_owned();
+    o.created_at = Some(launched);
+    o.tags.insert("skyhold:owner".into(), owner.into());
+    o
+}
+
+fn with_time(mut o: ObservedResource, key: &str, at: Millis) -> ObservedResource {
+    o.attributes
+        .insert(key.into(), json!(skyhold_core::rfc3339(at)));
+    o
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spend_is_hours_times_list_price_even_when_observations_are_missed() {
+    let server = TestServer::start(&[]).await;
+    let store = &server.app().store;
+    let acct = AccountName::parse("books").unwrap();
+    // A round hour well in the past, so "now" never clips the intervals.
+    let t0 = (skyhold_core::now_millis() / H - 48) * H;
+    let sync = |items: Vec<ObservedResource>, at: Millis| {
+        let acct = acct.clone();
+        async move {
+            store
+                .apply_listing(&acct, REGION, ResourceKind::Instance, &items, at)
+                .await
+                .unwrap();
+            store
+                .reconcile_ledger(&acct, REGION, ResourceKind::Instance, at)
+                .await
+                .unwrap()
+        }
+    };
+    let a = |state| instance("i-a", "ann", "t3.micro", state, t0);
+    let b = |state| instance("i-b", "bob", "m5.large", state, t0);
+    let c = |state| instance("i-c", "ann", "m5.large", state, t0 + H);
+    // Two syncs see i-a and i-b running, the second also i-c (launched
+    // between them).
+    let s1 = sync(vec![a("running"), b("running")], t0 + H / 2).await;
+    assert_eq!((s1.opened, s1.closed), (2, 0));
+    let s = sync(vec![a("running"), b("running"), c("running")], t0 + 2 * H).await;
+    assert_eq!((s.opened, s.closed), (1, 0));
+    // Rerunning the ledger over the same listing changes nothing.
+    let again = store
+        .reconcile_ledger(&acct, REGION, ResourceKind::Instance, t0 + 2 * H)
+        .await
+        .unwrap();
+    assert_eq!((again.opened, again.closed), (0, 0));
+    // An outage of six hours. Meanwhile i-a stopped at t0+4h, i-b was
+    // terminated and vanished, i-c is seen terminated at t0+3h.
+    let s = sync(
+        vec![
+            with_time(a("stopped"), "stopped_at", t0 + 4 * H),
+            with_time(c("terminated"), "terminated_at", t0 + 3 * H),
+        ],
+        t0 + 8 * H,
+    )
+    .await;
+    assert_eq!((s.opened, s.closed), (0, 3));
+    let s = sync(
+        vec![with_time(a("stopped"), "stopped_at", t0 + 4 * H)],
+        t0 + 9 * H,
+    )
+    .await;
+    assert_eq!((s.opened, s.closed), (0, 0));
+
+    // Each interval closed at the best known time, saying how.
+    let ids: Vec<Value> = server.all("kind=instance&include_deleted=true").await;
+    let id_of = |p: &str| {
+        ids.iter()
+            .find(|r| r["provider_id"] == p)
+            .unwrap_or_else(|| panic!("{p} in {ids:?}"))["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let ledger = |p: &str| {
+        let id = id_of(p);
+        let server = &server;
+        async move { server.get(&format!("/api/v1/ledger?resource={id}")).await["items"].clone() }
+    };
+    let la = ledger("i-a").await;
+    assert_eq!(la.as_array().unwrap().len(), 1, "{la}");
+    assert_eq!(la[0]["started_at"], t0);
+    assert_eq!(la[0]["start_how"], "transition_time");
+    assert_eq!(
+        (la[0]["ended_at"].as_i64(), la[0]["end_how"].as_str()),
+        (Some(t0 + 4 * H), Some("transition_time"))
+    );
+    let lb = ledger("i-b").await;
+    assert_eq!(
+        (lb[0]["ended_at"].as_i64(), lb[0]["end_how"].as_str()),
+        (Some(t0 + 2 * H), Some("last_seen"))
+    );
+    let lc = ledger("i-c").await;
+    assert_eq!(lc[0]["started_at"], t0 + H);
+    assert_eq!(
+        (lc[0]["ended_at"].as_i64(), lc[0]["end_how"].as_str()),
+        (Some(t0 + 3 * H), Some("transition_time"))
+    );
+
+    // Spend: 4 h of t3.micro for ann, 2 h of m5.large for ann (i-c) and 2
+    // for bob, at the shipped list prices.
+    let list = |t: &str| PriceTable::builtin().instance_hour(REGION, t).unwrap();
+    let want_ann = 4.0 * list("t3.micro") + 2.0 * list("m5.large");
+    let want_bob = 2.0 * list("m5.large");
+    let from = skyhold_core::rfc3339(t0 - H);
+    let to = skyhold_core::rfc3339(t0 + 10 * H);
+    let r = server
+        .get(&format!(
+            "/api/v1/reports/spend?group_by=owner,account&from={from}&to={to}"
+        ))
+        .await;
+    let row = |owner: &str| {
+        r["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["fields"]["owner"] == owner)
+            .unwrap_or_else(|| panic!("{owner} in {r}"))
+            .clone()
+    };
+    let close = |got: f64, want: f64| (got - want).abs() <= want * 0.01;
+    assert!(
+        close(row("ann")["usd"].as_f64().unwrap(), want_ann),
+        "{r} vs {want_ann}"
+    );
+    assert!(
+        close(row("bob")["usd"].as_f64().unwrap(), want_bob),
+        "{r} vs {want_bob}"
+    );
+    assert_eq!(row("ann")["hours"], 6.0);
+    assert_eq!(row("ann")["fields"]["account"], "books");
+    assert!(r["unpriced"].as_array().unwrap().is_empty(), "{r}");
+
+    // By day, the same total; as CSV, one line per owner.
+    let by_day = server
+        .get(&format!(
+            "/api/v1/reports/spend?group_by=day&from={from}&to={to}"
+        ))
+        .await;
+    assert!(
+        close(by_day["total_usd"].as_f64().unwrap(), want_ann + want_bob),
+        "{by_day}"
+    );
+    let (s, csv) = server
+        .request(
+            Method::GET,
+            &format!("/api/v1/reports/spend?group_by=owner&from={from}&to={to}&format=csv"),
+            Some(&server.token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let csv = csv.as_str().unwrap_or_default().to_owned();
+    assert!(csv.starts_with("owner,hours,usd\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+
+    // A member sees only their own.
+    let ann = server.user_token("ann", skyhold_core::Role::Member).await;
+    let (s, mine) = server
+        .send(
+            Method::GET,
+            &format!("/api/v1/reports/spend?group_by=owner&from={from}&to={to}"),
+            &ann,
+            Value::Null,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{mine}");
+    let owners: Vec<&str> = mine["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["fields"]["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["ann"]);
+
+    // Bad parameters name themselves.
+    let (s, e) = server
+        .send(
+            Method::GET,
+            "/api/v1/reports/spend?group_by=colour",
+            &server.token,
+            Value::Null,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(e.to_string().contains("group_by"), "{e}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_through_skyhold_closes_the_interval_at_the_action() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("ledg", moto, &[REGION]).with_kinds(&["instance", "volume"]);
+    let ec2 = ec2(moto, &spec.account_id, REGION).await;
+    ec2.launch(1, 1, "ledg-web", &[("skyhold:owner", "ann")])
+        .await
+        .unwrap();
+    let server = TestServer::start(std::slice::from_ref(&spec)).await;
+    server.sync().await;
+    let inst = server.all("kind=instance").await;
+    let id = inst[0]["id"].as_i64().unwrap();
+    let l = server.get(&format!("/api/v1/ledger?resource={id}")).await["items"].clone();
+    assert_eq!(l.as_array().unwrap().len(), 1, "{l}");
+    assert!(l[0]["ended_at"].is_null());
+    assert_eq!(l[0]["product"], "instance-hour");
+    assert_eq!(l[0]["owner"], "ann");
+    // Volumes are in the ledger too (GiB-months).
+    let vols = server.all("kind=volume").await;
+    assert!(!vols.is_empty());
+    let vid = vols[0]["id"].as_i64().unwrap();
+    let lv = server.get(&format!("/api/v1/ledger?resource={vid}")).await["items"].clone();
+    assert_eq!(lv[0]["product"], "volume-gib-month", "{lv}");
+
+    let (s, a) = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/resources/{id}/actions"),
+            &server.token,
+            json!({"action": "stop"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{a}");
+    let l = server.get(&format!("/api/v1/ledger?resource={id}")).await["items"].clone();
+    assert_eq!(l[0]["end_how"], "action", "{l}");
+    let ended = l[0]["ended_at"].as_i64().unwrap();
+    let started =
+        chrono::DateTime::parse_from_rfc3339(a["started_at"].as_str().unwrap_or_default())
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(ended);
+    assert!((ended - started).abs() < 1000, "{a} {l}");
+    // The next sync changes nothing (the stop is already recorded).
+    server.sync().await;
+    let again = server.get(&format!("/api/v1/ledger?resource={id}")).await["items"].clone();
+    assert_eq!(again, l);
+    server.stop().await;
+}
