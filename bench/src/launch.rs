@@ -115,6 +115,7 @@ pub async fn launch_bench(backend: &str, total: usize, launches: usize) -> Resul
         default_ttl_ms: Some(8 * 3_600_000),
         max_ttl_ms: Some(24 * 3_600_000),
         expiry_policy: Default::default(),
+        idle_policy: Default::default(),
         dns_zone: String::new(),
         dns_name_pattern: String::new(),
         tags: [("team".to_owned(), "bench".to_owned())]

@@ -913,6 +913,110 @@ impl Provider for AwsProvider {
         Ok(r.template_body().unwrap_or_default().to_owned())
     }
 
+    async fn instance_metrics(
+        &self,
+        region: &str,
+        instance_ids: &[String],
+        start: i64,
+        end: i64,
+        period_s: i32,
+        network: bool,
+    ) -> Result<HashMap<String, skyhold_core::provider::InstanceMetrics>, ProviderError> {
+        use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat};
+        let mut out: HashMap<String, skyhold_core::provider::InstanceMetrics> = HashMap::new();
+        if instance_ids.is_empty() || end <= start {
+            return Ok(out);
+        }
+        let rc = self.clients(region).await;
+        let metrics: &[(&str, &str, &str)] = if network {
+            &[
+                ("c", "CPUUtilization", "Average"),
+                ("i", "NetworkIn", "Sum"),
+                ("o", "NetworkOut", "Sum"),
+            ]
+        } else {
+            &[("c", "CPUUtilization", "Average")]
+        };
+        // GetMetricData takes at most 500 queries a call.
+        let per_call = 500 / metrics.len();
+        for (batch_no, batch) in instance_ids.chunks(per_call).enumerate() {
+            let mut queries = Vec::with_capacity(batch.len() * metrics.len());
+            for (i, id) in batch.iter().enumerate() {
+                for (prefix, name, stat) in metrics {
+                    let metric = Metric::builder()
+                        .namespace("AWS/EC2")
+                        .metric_name(*name)
+                        .dimensions(Dimension::builder().name("InstanceId").value(id).build())
+                        .build();
+                    queries.push(
+                        MetricDataQuery::builder()
+                            .id(format!("{prefix}{i}"))
+                            .metric_stat(
+                                MetricStat::builder()
+                                    .metric(metric)
+                                    .period(period_s)
+                                    .stat(*stat)
+                                    .build(),
+                            )
+                            .return_data(true)
+                            .build(),
+                    );
+                }
+            }
+            let mut token: Option<String> = None;
+            loop {
+                let r = rc
+                    .cloudwatch()
+                    .get_metric_data()
+                    .set_metric_data_queries(Some(queries.clone()))
+                    .start_time(aws_smithy_types::DateTime::from_millis(start))
+                    .end_time(aws_smithy_types::DateTime::from_millis(end))
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .map_err(|e| classify("GetMetricData", e))?;
+                for res in r.metric_data_results() {
+                    let qid = res.id().unwrap_or_default();
+                    let (prefix, idx) = qid.split_at(1.min(qid.len()));
+                    let Some(id) = idx.parse::<usize>().ok().and_then(|i| batch.get(i)) else {
+                        continue;
+                    };
+                    let m = out.entry(id.clone()).or_default();
+                    let points = res
+                        .timestamps()
+                        .iter()
+                        .zip(res.values())
+                        .map(|(t, v)| (t.to_millis().unwrap_or(0), *v));
+                    match prefix {
+                        "c" => m.cpu.extend(points),
+                        _ => {
+                            // In and out of the same period add up.
+                            for (t, v) in points {
+                                match m.network_bytes.iter_mut().find(|(pt, _)| *pt == t) {
+                                    Some(p) => p.1 += v,
+                                    None => m.network_bytes.push((t, v)),
+                                }
+                            }
+                        }
+                    }
+                }
+                token = r.next_token().map(str::to_owned);
+                if token.is_none() {
+                    break;
+                }
+            }
+            tracing::debug!(batch = batch_no, instances = batch.len(), "GetMetricData");
+        }
+        for m in out.values_mut() {
+            m.cpu.sort_by_key(|p| p.0);
+            m.network_bytes.sort_by_key(|p| p.0);
+        }
+        for id in instance_ids {
+            out.entry(id.clone()).or_default();
+        }
+        Ok(out)
+    }
+
     async fn alarm_history(
         &self,
         region: &str,

@@ -1225,6 +1225,42 @@ impl Aws {
         Ok(())
     }
 
+    /// Puts datapoints of an instance's `AWS/EC2` metric (moto makes
+    /// none of its own): (time, value) pairs.
+    pub async fn put_instance_metric(
+        &self,
+        instance_id: &str,
+        metric: &str,
+        points: &[(i64, f64)],
+    ) -> Result<(), BoxError> {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        for chunk in points.chunks(500) {
+            let data = chunk
+                .iter()
+                .map(|(t, v)| {
+                    MetricDatum::builder()
+                        .metric_name(metric)
+                        .dimensions(
+                            Dimension::builder()
+                                .name("InstanceId")
+                                .value(instance_id)
+                                .build(),
+                        )
+                        .timestamp(aws_smithy_types::DateTime::from_millis(*t))
+                        .value(*v)
+                        .build()
+                })
+                .collect::<Vec<_>>();
+            self.cloudwatch
+                .put_metric_data()
+                .namespace("AWS/EC2")
+                .set_metric_data(Some(data))
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
     pub async fn set_alarm_state(
         &self,
         name: &str,

@@ -125,6 +125,10 @@ pub struct BlueprintSpec {
     /// account's and the global ones.
     #[serde(default, skip_serializing_if = "crate::policy::ExpiryRules::is_empty")]
     pub expiry_policy: crate::policy::ExpiryRules,
+    /// The idle policy's rules for what is launched from it, over its
+    /// account's and the global ones.
+    #[serde(default, skip_serializing_if = "crate::idle::IdleRules::is_empty")]
+    pub idle_policy: crate::idle::IdleRules,
     /// A Route 53 hosted zone (id or name), '' for none.
     #[serde(default)]
     pub dns_zone: String,
@@ -332,6 +336,17 @@ impl BlueprintSpec {
                     "terminate_after" => "expiry_policy.terminate_after",
                     "max_actions_per_pass" => "expiry_policy.max_actions_per_pass",
                     _ => "expiry_policy",
+                },
+                m,
+            ));
+        }
+        if let Err((field, m)) = self.idle_policy.validate() {
+            return Err(FieldError::new(
+                match field {
+                    "cpu_below" => "idle_policy.cpu_below",
+                    "for" => "idle_policy.for_ms",
+                    "warn_before" => "idle_policy.warn_before_ms",
+                    _ => "idle_policy",
                 },
                 m,
             ));
@@ -579,6 +594,7 @@ mod tests {
             default_ttl_ms: Some(8 * 3_600_000),
             max_ttl_ms: Some(24 * 3_600_000),
             expiry_policy: Default::default(),
+            idle_policy: Default::default(),
             dns_zone: "dev.example.com".into(),
             dns_name_pattern: "{{name}}.dev.example.com".into(),
             tags: BTreeMap::from([("team".into(), "dev".into())]),

@@ -550,6 +550,7 @@ mod tests {
             default_ttl_ms: Some(8 * 3_600_000),
             max_ttl_ms: Some(24 * 3_600_000),
             expiry_policy: Default::default(),
+            idle_policy: Default::default(),
             dns_zone: "Z1".into(),
             dns_name_pattern: "{{name}}.dev.example.com".into(),
             tags: [("team".to_owned(), "it's".to_owned())]

@@ -6,6 +6,7 @@ pub mod access;
 pub mod audit;
 pub mod blueprint;
 pub mod expiry;
+pub mod idle;
 pub mod ids;
 pub mod instance_types;
 pub mod ladder;

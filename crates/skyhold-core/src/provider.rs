@@ -174,6 +174,14 @@ pub struct NewImage {
     pub tags: Vec<(String, String)>,
 }
 
+/// An instance's metrics over a window: (time, value) per period, oldest
+/// first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMetrics {
+    pub cpu: Vec<(Millis, f64)>,
+    pub network_bytes: Vec<(Millis, f64)>,
+}
+
 fn unsupported(what: &str) -> ProviderError {
     ProviderError::new(
         ProviderErrorKind::Other,
@@ -208,6 +216,23 @@ pub trait Provider: Send + Sync {
             .await?
             .into_iter()
             .find(|r| r.provider_id == provider_id))
+    }
+
+    /// Instances' CPU utilisation (average, percent) and, with `network`,
+    /// network bytes (in + out, summed) per `period_s` seconds between
+    /// `start` and `end`, asked in batches (never one call per instance).
+    /// An instance with no datapoints has empty series: no data, never
+    /// zero.
+    async fn instance_metrics(
+        &self,
+        _region: &str,
+        _instance_ids: &[String],
+        _start: Millis,
+        _end: Millis,
+        _period_s: i32,
+        _network: bool,
+    ) -> Result<std::collections::HashMap<String, InstanceMetrics>, ProviderError> {
+        Err(unsupported("instance metrics"))
     }
 
     /// The regions enabled for this account (for `regions = "all-enabled"`).

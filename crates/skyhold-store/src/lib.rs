@@ -11,6 +11,7 @@ mod access;
 mod actions;
 mod audit;
 mod blueprints;
+mod budgets;
 mod dns;
 mod events;
 mod jobs;
@@ -26,6 +27,7 @@ pub use access::{Grant, GrantFilter, Group, NewUser, SshKey, UserPatch};
 pub use actions::{ActionRow, IdempotencyClaim, NewAction, Outcome, Refresh};
 pub use audit::{AuditQuery, AuditScope};
 pub use blueprints::BlueprintRow;
+pub use budgets::BudgetRow;
 pub use dns::{DnsRecordRow, WantedRecord};
 pub use events::{ChangeEvent, EventQuery};
 pub use jobs::{

@@ -40,6 +40,8 @@ pub struct StepRow {
     pub state: String,
     pub attempts: i64,
     pub action_id: Option<i64>,
+    /// When it was first recorded (a warning: when it was sent).
+    pub created_at: Millis,
 }
 
 /// A step to record.
@@ -199,6 +201,17 @@ macro_rules! insert_notification_in {
 }
 
 impl Store {
+    /// Writes a notification of its own (not a step's): false when its
+    /// key was used already (nothing written).
+    pub async fn add_notification(&self, n: &NewNotification<'_>, now: Millis) -> Result<bool> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let new = insert_notification_in!(tx, n, now);
+            tx.commit().await?;
+            Ok(new)
+        })
+    }
+
     /// Opens a pass's row (`running`).
     #[allow(clippy::too_many_arguments)]
     pub async fn start_policy_run(
@@ -326,7 +339,7 @@ impl Store {
     pub async fn policy_steps(&self, policy: &str) -> Result<Vec<StepRow>> {
         on_pool!(self, p => {
             let rows = sqlx::query(
-                "SELECT resource_id, step, due_at, state, attempts, action_id FROM policy_steps WHERE policy = $1",
+                "SELECT resource_id, step, due_at, state, attempts, action_id, created_at FROM policy_steps WHERE policy = $1",
             )
             .bind(policy)
             .fetch_all(p)
@@ -340,6 +353,7 @@ impl Store {
                         state: r.text("state")?,
                         attempts: r.int("attempts")?,
                         action_id: r.opt_int("action_id")?,
+                        created_at: r.int("created_at")?,
                     })
                 })
                 .collect()
@@ -424,6 +438,18 @@ impl Store {
     }
 
     /// Live resources of `kinds` carrying the tag `key`.
+    /// Every live instance in the `running` state (the idle policy's
+    /// candidates).
+    pub async fn running_instances(&self) -> Result<Vec<Resource>> {
+        let sql = format!(
+            "{SELECT_RESOURCE} WHERE r.deleted_at IS NULL AND r.kind = 'instance' AND r.state = 'running'"
+        );
+        on_pool!(self, p => {
+            let rows = sqlx::query(&sql).fetch_all(p).await?;
+            rows.iter().map(resource_from_row).collect()
+        })
+    }
+
     pub async fn resources_tagged(&self, kinds: &[&str], key: &str) -> Result<Vec<Resource>> {
         if kinds.is_empty() {
             return Ok(Vec::new());

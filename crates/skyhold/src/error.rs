@@ -55,6 +55,9 @@ pub enum AppError {
     /// A launch that does not fit a quota (the API adds `quota`).
     #[error("{0}")]
     QuotaExceeded(Box<skyhold_core::quota::Exceeded>),
+    /// A launch refused by a money budget (the API adds `budget`).
+    #[error("{0}")]
+    BudgetExceeded(Box<BudgetExceeded>),
     /// A launch would reuse the name of a live server (or of one being
     /// launched).
     #[error("{0}")]
@@ -93,6 +96,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::InvalidBlueprint { .. } => "invalid_blueprint",
             AppError::QuotaExceeded(_) => "quota_exceeded",
+            AppError::BudgetExceeded(_) => "budget_exceeded",
             AppError::NameTaken(_) => "name_taken",
             AppError::InvalidKey(_) => "invalid_key",
             AppError::TtlExceedsMax(_) => "ttl_exceeds_max",
@@ -116,6 +120,31 @@ impl AppError {
             parameter: parameter.to_owned(),
             message: message.into(),
         }
+    }
+}
+
+/// The budget a launch would go over: whose, its limit, and the month's
+/// spend so far and projected.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct BudgetExceeded {
+    /// The budget's subject (`user:ann`, `group:dev`).
+    pub subject: String,
+    /// Where its limit comes from (`user:ann`, `default:user`, ...).
+    pub source: String,
+    pub limit_usd: f64,
+    pub spend_usd: f64,
+    pub projected_usd: f64,
+    /// What the launch adds to the month's projection.
+    pub launch_usd: f64,
+}
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the monthly budget of {} (from {}) is ${:.2}: spent ${:.2} this month, ${:.2} projected",
+            self.subject, self.source, self.limit_usd, self.spend_usd, self.projected_usd
+        )
     }
 }
 

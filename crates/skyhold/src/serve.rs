@@ -200,33 +200,8 @@ fn spawn_policy_loop(app: Arc<App>, every: std::time::Duration, mut stop: watch:
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
             }
-            let holder = app.sync.holder().to_owned();
-            let kind = "policy:expiry";
-            let now = skyhold_core::now_millis();
-            match app
-                .store
-                .acquire_lease("", "", kind, &holder, now, POLICY_LEASE_MS)
-                .await
-            {
-                Ok(skyhold_store::LeaseOutcome::Acquired) => {}
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::warn!(error = %e, "taking the policy lease");
-                    continue;
-                }
-            }
-            match app
-                .run_expiry_pass(crate::app::Cause::Timer, "system:policy")
-                .await
-            {
-                Ok(run) if run.state == "held" => {
-                    tracing::warn!(run = run.id, note = %run.note, "expiry pass held for confirmation")
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "expiry pass failed"),
-            }
-            if let Err(e) = app.store.release_lease("", "", kind, &holder).await {
-                tracing::warn!(error = %e, "releasing the policy lease");
+            for policy in [crate::app::EXPIRY, crate::app::IDLE, "budget"] {
+                run_policy_under_lease(&app, policy).await;
             }
         }
     });
@@ -248,4 +223,45 @@ fn spawn_delivery_loop(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             }
         }
     });
+}
+
+/// One timer pass of `policy` on the replica that takes its lease.
+async fn run_policy_under_lease(app: &Arc<App>, policy: &'static str) {
+    if policy == crate::app::IDLE && !app.idle_configured().await {
+        return;
+    }
+    let holder = app.sync.holder().to_owned();
+    let kind = format!("policy:{policy}");
+    let now = skyhold_core::now_millis();
+    match app
+        .store
+        .acquire_lease("", "", &kind, &holder, now, POLICY_LEASE_MS)
+        .await
+    {
+        Ok(skyhold_store::LeaseOutcome::Acquired) => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, policy, "taking the policy lease");
+            return;
+        }
+    }
+    if policy == "budget" {
+        if let Err(e) = app.run_budget_pass().await {
+            tracing::error!(error = %e, "budget pass failed");
+        }
+    } else {
+        match app
+            .run_policy_pass(policy, crate::app::Cause::Timer, "system:policy")
+            .await
+        {
+            Ok(run) if run.state == "held" => {
+                tracing::warn!(run = run.id, policy, note = %run.note, "policy pass held for confirmation")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, policy, "policy pass failed"),
+        }
+    }
+    if let Err(e) = app.store.release_lease("", "", &kind, &holder).await {
+        tracing::warn!(error = %e, "releasing the policy lease");
+    }
 }

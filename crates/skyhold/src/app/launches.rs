@@ -55,6 +55,13 @@ pub struct LaunchPreview {
     pub remaining_after: Limits,
     /// The first quota this launch would exceed.
     pub exceeded: Option<Exceeded>,
+    /// What the servers would cost from now to the end of the month at
+    /// list price (None: unpriced).
+    pub month_cost_usd: Option<f64>,
+    /// Every money budget that applies, with this month's spend.
+    pub budgets: Vec<super::BudgetStatus>,
+    /// The budget that refuses the launch, if any.
+    pub budget_exceeded: Option<crate::error::BudgetExceeded>,
     pub commands: Commands,
 }
 
@@ -331,6 +338,21 @@ impl App {
                 ..a.clone()
             })
             .collect();
+        let month_cost_usd = self.launch_month_cost(
+            &p.plan.account,
+            &p.plan.region,
+            &p.plan.instance_type,
+            p.plan.count(),
+            self.now(),
+        );
+        let budgets = self.budget_statuses(&p.plan.owner).await?;
+        let budget_exceeded = match self
+            .check_budgets(&p.plan.owner, month_cost_usd.unwrap_or(0.0))
+            .await
+        {
+            Err(AppError::BudgetExceeded(b)) => Some(*b),
+            _ => None,
+        };
         Ok(LaunchPreview {
             blueprint: p.blueprint.spec.name.clone(),
             blueprint_version: p.blueprint.version,
@@ -349,6 +371,9 @@ impl App {
             remaining_after: quota::remaining(&after),
             quotas,
             exceeded,
+            month_cost_usd,
+            budgets,
+            budget_exceeded,
             commands: self.commands(&p),
         })
     }
@@ -397,6 +422,21 @@ impl App {
             }
         };
         let now = now_millis();
+        // Money budgets: a spent blocking budget of the owner or one of
+        // their groups refuses the launch, naming it.
+        let launch_usd = self
+            .launch_month_cost(
+                &p.plan.account,
+                &p.plan.region,
+                &p.plan.instance_type,
+                p.plan.count(),
+                self.now(),
+            )
+            .unwrap_or(0.0);
+        if let Err(e) = self.check_budgets(&p.plan.owner, launch_usd).await {
+            self.record_launch_refusal(actor, &p.blueprint, &e).await;
+            return Err(e);
+        }
         let timeout = self.config.action_timeout.as_millis() as Millis;
         // Held until the launch settles; if the process dies first, it
         // expires after as long as the calls could take and the recovery

@@ -15,20 +15,25 @@
 //! - `ondemand`: live reads through a provider (templates, alarm history,
 //!   bucket objects);
 //! - `notify`: delivering the notification outbox (mail, webhooks);
-//! - `policies`: the expiry policy's passes (the ladder as a reconciler),
+//! - `idle`: the idle policy's evaluation (metrics in batches, verdicts);
+//! - `policies`: the expiry and idle policies' passes (the ladder as a reconciler),
 //!   its preview, held passes and their confirmation;
 //! - `spend`: usage and spend from the ledger and prices, the month's
 //!   projection;
+//! - `budgets`: money budgets (defaults, overrides, launch checks, the
+//!   80 % and 100 % warnings);
 //! - `views`: saved views.
 
 mod access;
 mod actions;
 mod audit;
 mod blueprints;
+mod budgets;
 mod dns;
 mod expiry;
 mod grants;
 mod identity;
+mod idle;
 mod inventory;
 mod launches;
 mod notify;
@@ -47,6 +52,7 @@ pub use access::{
 pub use actions::Op;
 pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use blueprints::parse_ttl;
+pub use budgets::{BudgetStatus, BudgetView};
 pub use dns::DnsPass;
 pub use expiry::{parse_request as parse_expiry_request, KeepStatus};
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
@@ -55,7 +61,7 @@ pub use launches::{Commands, LaunchPreview, SshTarget};
 pub use notify::{signature as webhook_signature, DeliveryPass, DELIVERY_HEADER, SIGNATURE_HEADER};
 pub use oidc::{Oidc, OidcCallback, OidcStart};
 pub use policies::{
-    Cause, Exempt, PolicyDecision, Preview, PreviewCount, EXPIRY, PREVIEW_HORIZON_MS,
+    Cause, Exempt, PolicyDecision, Preview, PreviewCount, EXPIRY, IDLE, PREVIEW_HORIZON_MS,
 };
 pub use spend::{month_start, spend_csv, SpendQuery, SpendReport, SpendRow, Unpriced};
 

@@ -33,6 +33,8 @@ use std::sync::Arc;
 
 /// The expiry policy's name (in runs, steps and keys).
 pub const EXPIRY: &str = "expiry";
+/// The idle policy's name.
+pub const IDLE: &str = "idle";
 
 /// How many times a failed stop or deletion is tried (one per pass).
 const MAX_ATTEMPTS: i64 = 3;
@@ -62,6 +64,8 @@ impl Cause {
 /// One step of one resource's ladder that a pass takes (or would).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PolicyDecision {
+    /// `expiry` or `idle`.
+    pub policy: &'static str,
     pub resource_id: ResourceId,
     pub provider_id: String,
     pub name: String,
@@ -78,7 +82,11 @@ pub struct PolicyDecision {
     pub due_at: String,
     #[serde(skip)]
     pub due_ms: Millis,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub expires_at: String,
+    /// The idle policy: when the instance is (or was due to be) stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_at: Option<String>,
     /// Deletion only: a final snapshot first.
     pub final_snapshot: bool,
     /// `enforce` or `dry-run` (the rules of this resource).
@@ -112,13 +120,13 @@ pub struct Exempt {
 
 /// Everything a pass (or the preview) finds.
 #[derive(Debug, Default)]
-struct Evaluation {
-    candidates: usize,
-    due: Vec<PolicyDecision>,
-    upcoming: Vec<PolicyDecision>,
+pub(super) struct Evaluation {
+    pub(super) candidates: usize,
+    pub(super) due: Vec<PolicyDecision>,
+    pub(super) upcoming: Vec<PolicyDecision>,
     /// Steps a late pass overtook (never taken later): (resource, key, due).
-    overtaken: Vec<(ResourceId, String, Millis)>,
-    exempt: Vec<Exempt>,
+    pub(super) overtaken: Vec<(ResourceId, String, Millis)>,
+    pub(super) exempt: Vec<Exempt>,
 }
 
 /// The preview: what the rules (as configured, or with a change) would
@@ -176,9 +184,9 @@ fn short_time(ms: Millis) -> String {
 }
 
 /// The recorded steps of one policy, by (resource, key, deadline).
-type Done = HashMap<(ResourceId, String, Millis), StepRow>;
+pub(super) type Done = HashMap<(ResourceId, String, Millis), StepRow>;
 
-fn is_done(row: Option<&StepRow>) -> bool {
+pub(super) fn is_done(row: Option<&StepRow>) -> bool {
     match row {
         None => false,
         Some(s) => match s.state.as_str() {
@@ -338,6 +346,7 @@ impl App {
                 ),
             };
             PolicyDecision {
+                policy: EXPIRY,
                 resource_id: r.id,
                 provider_id: r.observed.provider_id.clone(),
                 name: r.observed.name.clone(),
@@ -350,6 +359,7 @@ impl App {
                 due_at: rfc3339(at),
                 due_ms: at,
                 expires_at: rfc3339(expires_at),
+                stop_at: None,
                 final_snapshot: matches!(s, Step::Terminate { snapshot: true })
                     && has_data(r.observed.kind),
                 mode: rules.mode.as_str().to_owned(),
@@ -378,14 +388,26 @@ impl App {
         cause: Cause,
         requested_by: &str,
     ) -> Result<PolicyRun, AppError> {
-        let global = self.config.policies.expiry.clone();
-        let global_rules = global.effective();
+        self.run_policy_pass(EXPIRY, cause, requested_by).await
+    }
+
+    /// One pass of `policy` (`expiry` or `idle`). Returns its recorded run.
+    pub async fn run_policy_pass(
+        self: &Arc<Self>,
+        policy: &'static str,
+        cause: Cause,
+        requested_by: &str,
+    ) -> Result<PolicyRun, AppError> {
+        let mode = match policy {
+            IDLE => self.config.policies.idle.mode.unwrap_or_default(),
+            _ => self.config.policies.expiry.effective().mode,
+        };
         let now = self.now();
         let run_id = self
             .store
             .start_policy_run(
-                EXPIRY,
-                global_rules.mode.as_str(),
+                policy,
+                mode.as_str(),
                 cause.as_str(),
                 requested_by,
                 self.sync.holder(),
@@ -396,7 +418,7 @@ impl App {
                 now,
             )
             .await?;
-        let result = self.expiry_pass(run_id, cause, &global, now).await;
+        let result = self.policy_pass(policy, run_id, cause, now).await;
         if let Err(e) = &result {
             let note = format!("{}: {e}", e.code());
             self.store
@@ -415,14 +437,45 @@ impl App {
         Ok(self.store.policy_run(run_id).await?)
     }
 
-    async fn expiry_pass(
+    /// The most stops and deletions one pass of `policy` takes, in all
+    /// (`account` None) or in one account.
+    fn policy_cap(&self, policy: &str, account: Option<&str>) -> usize {
+        let acct = account.and_then(|a| self.config.accounts.iter().find(|c| c.name.as_str() == a));
+        let p = &self.config.policies;
+        match policy {
+            IDLE => {
+                let rules = match acct {
+                    Some(c) => c.policies.idle.over(&p.idle),
+                    None => p.idle.clone(),
+                };
+                rules
+                    .max_actions_per_pass
+                    .unwrap_or(skyhold_core::policy::DEFAULT_MAX_ACTIONS) as usize
+            }
+            _ => {
+                let rules = match acct {
+                    Some(c) => c.policies.expiry.over(&p.expiry),
+                    None => p.expiry.clone(),
+                };
+                rules.effective().max_actions_per_pass as usize
+            }
+        }
+    }
+
+    async fn policy_pass(
         self: &Arc<Self>,
+        policy: &'static str,
         run_id: i64,
         cause: Cause,
-        global: &ExpiryRules,
         now: Millis,
     ) -> Result<(), AppError> {
-        let (mut eval, done) = self.evaluate(global, now, None).await?;
+        let (mut eval, done) = match policy {
+            IDLE => self.evaluate_idle(now).await?,
+            _ => {
+                self.evaluate(&self.config.policies.expiry.clone(), now, None)
+                    .await?
+            }
+        };
         // Overtaken steps are recorded as skipped: never taken later.
         for (rid, key, at) in &eval.overtaken {
             let enforce = eval
@@ -434,7 +487,7 @@ impl App {
                 self.store
                     .record_step(
                         &NewStep {
-                            policy: EXPIRY,
+                            policy,
                             resource_id: *rid,
                             step: key,
                             due_at: *at,
@@ -474,39 +527,26 @@ impl App {
             .filter(|(_, d)| d.destructive() && d.mode == Mode::Enforce.as_str())
             .map(|(i, _)| i)
             .collect();
-        let cap = global.effective().max_actions_per_pass as usize;
+        let cap = self.policy_cap(policy, None);
         let mut per_account: BTreeMap<&str, usize> = BTreeMap::new();
         for i in &destructive {
             *per_account
                 .entry(eval.due[*i].account.as_str())
                 .or_default() += 1;
         }
-        let over_account = per_account.iter().find(|(a, n)| {
-            let account_cap = self
-                .config
-                .accounts
-                .iter()
-                .find(|c| c.name.as_str() == **a)
-                .map(|c| {
-                    c.policies
-                        .expiry
-                        .over(global)
-                        .effective()
-                        .max_actions_per_pass as usize
-                })
-                .unwrap_or(cap);
-            **n > account_cap
-        });
+        let over_account = per_account
+            .iter()
+            .find(|(a, n)| **n > self.policy_cap(policy, Some(a)));
         let already_held = match cause {
             Cause::Confirm(_) => None,
-            _ => self.store.held_policy_run(EXPIRY).await?,
+            _ => self.store.held_policy_run(policy).await?,
         };
         let hold = held_plan.is_none() && (destructive.len() > cap || over_account.is_some());
         let mut state = "done";
         let mut note = String::new();
         let mut alert = None;
         let mut alert_body = serde_json::Value::Null;
-        let alert_key = format!("policy:{EXPIRY}:held:{run_id}");
+        let alert_key = format!("policy:{policy}:held:{run_id}");
         if let Some(prior) = &already_held {
             if !destructive.is_empty() {
                 note = format!(
@@ -528,7 +568,7 @@ impl App {
             };
             alert_body = serde_json::json!({
                 "kind": "policy.held",
-                "policy": EXPIRY,
+                "policy": policy,
                 "run_id": run_id,
                 "actions": destructive.len(),
                 "max_actions_per_pass": cap,
@@ -596,12 +636,24 @@ impl App {
         }
         let mut counts_json =
             serde_json::json!({"candidates": eval.candidates, "exempt": eval.exempt.len()});
+        // The idle policy's instances without datapoints, by id (shown as
+        // "no data" on their pages).
+        let no_data: Vec<i64> = eval
+            .exempt
+            .iter()
+            .filter(|e| e.why.starts_with("no data"))
+            .map(|e| e.resource_id.0)
+            .collect();
+        if policy == IDLE {
+            counts_json["no_data"] = no_data.len().into();
+            counts_json["no_data_ids"] = no_data.into();
+        }
         for (k, v) in counts {
             counts_json[k] = v.into();
         }
         let plan_json = serde_json::Value::Array(plan);
         let (subject, channels) = (
-            format!("skyhold: expiry pass {run_id} is held for confirmation"),
+            format!("skyhold: {policy} pass {run_id} is held for confirmation"),
             self.channels_for(""),
         );
         let notification = alert.as_ref().map(|body| NewNotification {
@@ -636,27 +688,36 @@ impl App {
         now: Millis,
     ) -> Result<String, AppError> {
         let (recipient, email) = self.recipient(&d.owner).await?;
-        let body = self.notification_body("expiry.warning", d);
+        let kind = if d.policy == IDLE {
+            "idle.warning"
+        } else {
+            "expiry.warning"
+        };
+        let body = self.notification_body(kind, d);
         let key = format!(
-            "policy:{EXPIRY}:r{}:{}@{}",
-            d.resource_id, d.step_key, d.due_ms
+            "policy:{}:r{}:{}@{}",
+            d.policy, d.resource_id, d.step_key, d.due_ms
         );
-        let subject = format!(
-            "skyhold: {} {} expires at {}",
-            d.kind,
-            if d.name.is_empty() {
-                &d.provider_id
-            } else {
-                &d.name
-            },
-            d.expires_at
-        );
+        let name = if d.name.is_empty() {
+            &d.provider_id
+        } else {
+            &d.name
+        };
+        let subject = if d.policy == IDLE {
+            format!(
+                "skyhold: {} {name} is idle and will be stopped at {}",
+                d.kind,
+                d.stop_at.as_deref().unwrap_or_default()
+            )
+        } else {
+            format!("skyhold: {} {name} expires at {}", d.kind, d.expires_at)
+        };
         let channels = self.channels_for(&email);
         let new = self
             .store
             .record_step(
                 &NewStep {
-                    policy: EXPIRY,
+                    policy: d.policy,
                     resource_id: d.resource_id,
                     step: &d.step_key,
                     due_at: d.due_ms,
@@ -668,7 +729,7 @@ impl App {
                 },
                 Some(&NewNotification {
                     dedupe_key: &key,
-                    kind: "expiry.warning",
+                    kind,
                     recipient: &recipient,
                     email: &email,
                     subject: &subject,
@@ -708,13 +769,19 @@ impl App {
         if fresh.deleted_at.is_some() {
             return Ok("skipped: gone since".into());
         }
-        let global = self.config.policies.expiry.clone();
-        let blueprints = self.blueprint_rules().await?;
-        let rules = self.rules_for(&fresh, &blueprints, &global);
-        let keep = self.keep_status(&fresh).await?;
-        let mut again = Evaluation::default();
         let now = self.now();
-        self.evaluate_one(&fresh, &rules, &keep, done, now, None, &mut again);
+        let mut again = Evaluation::default();
+        if d.policy == IDLE {
+            again = self
+                .evaluate_idle_of(std::slice::from_ref(&fresh), done, now)
+                .await?;
+        } else {
+            let global = self.config.policies.expiry.clone();
+            let blueprints = self.blueprint_rules().await?;
+            let rules = self.rules_for(&fresh, &blueprints, &global);
+            let keep = self.keep_status(&fresh).await?;
+            self.evaluate_one(&fresh, &rules, &keep, done, now, None, &mut again);
+        }
         let still = again
             .due
             .iter()
@@ -740,7 +807,7 @@ impl App {
             .store
             .record_step(
                 &NewStep {
-                    policy: EXPIRY,
+                    policy: d.policy,
                     resource_id: d.resource_id,
                     step: &d.step_key,
                     due_at: d.due_ms,
@@ -763,10 +830,10 @@ impl App {
                 final_snapshot: d.final_snapshot,
             },
         };
-        let mut actor = Actor::system("policy:expiry");
+        let mut actor = Actor::system(&format!("policy:{}", d.policy));
         actor.ctx.idempotency_key = format!(
-            "policy:{EXPIRY}:r{}:{}@{}#{attempts}",
-            d.resource_id, d.step_key, d.due_ms
+            "policy:{}:r{}:{}@{}#{attempts}",
+            d.policy, d.resource_id, d.step_key, d.due_ms
         );
         actor.ctx.reason = d.reason.clone();
         let result = self
@@ -782,16 +849,18 @@ impl App {
             Err(e) => step("failed", None, format!("failed: {}: {e}", e.code())),
         };
         let (recipient, email) = self.recipient(&d.owner).await?;
-        let kind = match (state, d.step.as_str()) {
-            ("done", "stop") => "expiry.stopped",
-            ("done", _) => "expiry.deleted",
+        let kind = match (d.policy, state, d.step.as_str()) {
+            (IDLE, "done", _) => "idle.stopped",
+            (IDLE, _, _) => "idle.failed",
+            (_, "done", "stop") => "expiry.stopped",
+            (_, "done", _) => "expiry.deleted",
             _ => "expiry.failed",
         };
         let mut body = self.notification_body(kind, d);
         body["outcome"] = outcome.clone().into();
         let key = format!(
-            "policy:{EXPIRY}:r{}:{}@{}#{attempts}",
-            d.resource_id, d.step_key, d.due_ms
+            "policy:{}:r{}:{}@{}#{attempts}",
+            d.policy, d.resource_id, d.step_key, d.due_ms
         );
         let subject = format!(
             "skyhold: {} {} {}",
@@ -804,6 +873,8 @@ impl App {
             match kind {
                 "expiry.stopped" => "was stopped: it expired",
                 "expiry.deleted" => "was deleted: it expired",
+                "idle.stopped" => "was stopped: it was idle",
+                "idle.failed" => "could not be stopped when idle",
                 _ => "could not be acted on at its expiry",
             }
         );
@@ -817,7 +888,7 @@ impl App {
         self.store
             .settle_step(
                 &NewStep {
-                    policy: EXPIRY,
+                    policy: d.policy,
                     resource_id: d.resource_id,
                     step: &d.step_key,
                     due_at: d.due_ms,
@@ -846,7 +917,7 @@ impl App {
     /// Who hears about a resource of `owner`: the user and their email;
     /// a user without one, a group or nobody falls back to the admins
     /// (never skipped silently).
-    async fn recipient(&self, owner: &str) -> Result<(String, String), AppError> {
+    pub(super) async fn recipient(&self, owner: &str) -> Result<(String, String), AppError> {
         match skyhold_core::access::owner_subject(owner) {
             Some(skyhold_core::Subject::User(u)) => match self.store.user_by_name(&u).await? {
                 Some(user) if !user.email.is_empty() && user.disabled_at.is_none() => {
@@ -866,7 +937,7 @@ impl App {
     fn notification_body(&self, kind: &str, d: &PolicyDecision) -> serde_json::Value {
         serde_json::json!({
             "kind": kind,
-            "policy": EXPIRY,
+            "policy": d.policy,
             "resource": {
                 "id": d.resource_id.0,
                 "provider_id": d.provider_id,
@@ -970,11 +1041,27 @@ impl App {
         })
     }
 
-    /// Runs a pass now (admins).
-    pub async fn run_policies_now(self: &Arc<Self>, actor: &Actor) -> Result<PolicyRun, AppError> {
+    /// Runs a pass of `policy` (`expiry`, `idle`) now (admins).
+    pub async fn run_policies_now(
+        self: &Arc<Self>,
+        actor: &Actor,
+        policy: &str,
+    ) -> Result<PolicyRun, AppError> {
         self.authorize(actor, Action::RunPolicies, Object::None)
             .await?;
-        let run = self.run_expiry_pass(Cause::Demand, &actor.username).await?;
+        let policy = match policy {
+            EXPIRY => EXPIRY,
+            IDLE => IDLE,
+            other => {
+                return Err(AppError::bad_parameter(
+                    "policy",
+                    format!("{:?}: expiry or idle", skyhold_core::clip(other, 32)),
+                ))
+            }
+        };
+        let run = self
+            .run_policy_pass(policy, Cause::Demand, &actor.username)
+            .await?;
         let mut d = actor.audit("policy.run", policy_target(run.id));
         d.new =
             Some(serde_json::json!({"run_id": run.id, "state": run.state, "counts": run.counts}));
@@ -1007,7 +1094,8 @@ impl App {
             serde_json::json!({"run_id": id, "actions": held.plan.as_array().map_or(0, Vec::len)}),
         );
         self.record(&d).await;
-        self.run_expiry_pass(Cause::Confirm(id), &actor.username)
+        let policy = if held.policy == IDLE { IDLE } else { EXPIRY };
+        self.run_policy_pass(policy, Cause::Confirm(id), &actor.username)
             .await
     }
 }

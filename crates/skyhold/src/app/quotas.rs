@@ -12,7 +12,7 @@ use skyhold_core::quota::{Applicable, Limits, QuotaSubject};
 use skyhold_core::{now_millis, Subject};
 use skyhold_store::{QuotaRow, QuotaScope, StoreError};
 
-fn quota_target(subject: &QuotaSubject) -> AuditTarget {
+pub(super) fn quota_target(subject: &QuotaSubject) -> AuditTarget {
     AuditTarget {
         kind: "quota".into(),
         name: subject.to_string(),
@@ -99,7 +99,7 @@ impl App {
     }
 
     /// Parses a subject and checks that the user or group exists.
-    async fn resolve_quota_subject(&self, s: &str) -> Result<QuotaSubject, AppError> {
+    pub(super) async fn resolve_quota_subject(&self, s: &str) -> Result<QuotaSubject, AppError> {
         let subject = QuotaSubject::parse(s).map_err(|m| AppError::bad_parameter("subject", m))?;
         match &subject {
             QuotaSubject::User(n) => {

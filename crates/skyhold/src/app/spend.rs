@@ -252,7 +252,7 @@ impl App {
     }
 
     /// `group:NAME` and the group's members: whose usage is the group's.
-    async fn group_owners(&self, group: &str) -> Result<Vec<String>, AppError> {
+    pub(super) async fn group_owners(&self, group: &str) -> Result<Vec<String>, AppError> {
         let mut o = vec![format!("group:{group}")];
         if let Ok(g) = self.group_by_name(group).await {
             o.extend(g.members);
@@ -262,7 +262,7 @@ impl App {
 
     /// Prices usage buckets: rows by the group-by fields, and what has no
     /// price.
-    fn price_buckets(
+    pub(super) fn price_buckets(
         &self,
         fields: &[UsageField],
         usage: &[UsageBucket],

@@ -40,6 +40,9 @@ pub enum PolicyCommand {
     },
     /// Run a pass now (admins).
     Run {
+        /// expiry or idle.
+        #[arg(long, default_value = "expiry", value_parser = ["expiry", "idle"])]
+        policy: String,
         #[arg(long)]
         json: bool,
     },
@@ -83,7 +86,8 @@ const DECISION_HEADER: [&str; 8] = [
 
 fn print_run(r: &Value) -> Result<()> {
     outln!(
-        "run {} ({}, {}): {}{}",
+        "{} run {} ({}, {}): {}{}",
+        s(r, "/policy"),
         r["id"],
         s(r, "/cause"),
         s(r, "/mode"),
@@ -197,8 +201,14 @@ pub async fn run(cmd: PolicyCommand) -> Result<()> {
                 &rows,
             )
         }
-        PolicyCommand::Run { json } => {
-            let v = c.call(Method::POST, "/policies/runs", None).await?;
+        PolicyCommand::Run { policy, json } => {
+            let v = c
+                .call(
+                    Method::POST,
+                    &format!("/policies/runs?policy={policy}"),
+                    None,
+                )
+                .await?;
             if json {
                 return emit(&serde_json::to_string_pretty(&v)?);
             }

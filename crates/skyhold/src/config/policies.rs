@@ -5,7 +5,8 @@
 //! `[policies.expiry]`, see [`skyhold_core::policy`]).
 
 use serde::Deserialize;
-use skyhold_core::policy::{ExpiryRules, RawRules};
+use skyhold_core::idle::IdleRules;
+use skyhold_core::policy::{ExpiryRules, Mode, RawRules};
 use std::time::Duration;
 
 #[derive(Debug, Default, Deserialize)]
@@ -13,6 +14,20 @@ use std::time::Duration;
 pub(super) struct RawPolicies {
     interval: Option<String>,
     expiry: Option<RawExpiry>,
+    idle: Option<RawIdle>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdle {
+    cpu_below: Option<f64>,
+    network_below_bytes: Option<f64>,
+    #[serde(rename = "for")]
+    for_: Option<String>,
+    action: Option<String>,
+    warn_before: Option<String>,
+    mode: Option<String>,
+    max_actions_per_pass: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -41,6 +56,9 @@ pub struct Policies {
     pub interval: Option<Duration>,
     /// The expiry ladder's rules set at this level.
     pub expiry: ExpiryRules,
+    /// The idle policy's rules set at this level (off unless some level
+    /// sets `cpu_below`).
+    pub idle: IdleRules,
 }
 
 impl Default for Policies {
@@ -49,6 +67,7 @@ impl Default for Policies {
             max_ttl_ms: None,
             interval: Some(DEFAULT_INTERVAL),
             expiry: ExpiryRules::default(),
+            idle: IdleRules::default(),
         }
     }
 }
@@ -111,6 +130,56 @@ impl RawPolicies {
             .parse()
             .map_err(|(field, m)| (expiry_key(field), m))?;
         }
+        if let Some(i) = self.idle {
+            out.idle = i.parse()?;
+        }
         Ok(out)
+    }
+}
+
+impl RawIdle {
+    fn parse(self) -> Result<IdleRules, (&'static str, String)> {
+        let duration = |key: &'static str, v: &str| {
+            skyhold_core::search::parse_duration(v.trim()).map_err(|m| (key, m))
+        };
+        if let Some(a) = &self.action {
+            if a.trim() != "stop" {
+                return Err(("policies.idle.action", "stop (the only idle action)".into()));
+            }
+        }
+        let rules = IdleRules {
+            cpu_below: self.cpu_below,
+            network_below_bytes: self.network_below_bytes,
+            for_ms: self
+                .for_
+                .map(|v| duration("policies.idle.for", &v))
+                .transpose()?,
+            warn_before_ms: self
+                .warn_before
+                .map(|v| duration("policies.idle.warn_before", &v))
+                .transpose()?,
+            mode: match self.mode {
+                None => None,
+                Some(m) => Some(Mode::parse(m.trim()).ok_or((
+                    "policies.idle.mode",
+                    format!("{:?}: enforce or dry-run", skyhold_core::clip(&m, 32)),
+                ))?),
+            },
+            max_actions_per_pass: self.max_actions_per_pass,
+        };
+        rules.validate().map_err(|(field, m)| {
+            (
+                match field {
+                    "cpu_below" => "policies.idle.cpu_below",
+                    "network_below_bytes" => "policies.idle.network_below_bytes",
+                    "for" => "policies.idle.for",
+                    "warn_before" => "policies.idle.warn_before",
+                    "max_actions_per_pass" => "policies.idle.max_actions_per_pass",
+                    _ => "policies.idle",
+                },
+                m,
+            )
+        })?;
+        Ok(rules)
     }
 }

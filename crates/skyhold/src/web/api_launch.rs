@@ -115,6 +115,11 @@ pub struct BlueprintBody {
     /// "enforce"|"dry-run", max_actions_per_pass}`, each optional.
     #[schema(value_type = Option<Object>)]
     expiry_policy: Option<skyhold_core::policy::RawRules>,
+    /// The idle policy's rules over the account's and the global ones:
+    /// `{cpu_below, network_below_bytes, for_ms, warn_before_ms, mode,
+    /// max_actions_per_pass}`, each optional.
+    #[schema(value_type = Option<Object>)]
+    idle_policy: Option<skyhold_core::idle::IdleRules>,
     /// A Route 53 hosted zone (id or name).
     dns_zone: Option<String>,
     /// `{{name}}.dev.example.com`.
@@ -156,6 +161,7 @@ impl BlueprintBody {
         let spec = match base {
             Some(b) => BlueprintSpec {
                 expiry_policy: policy(Some(b.expiry_policy.clone()))?,
+                idle_policy: self.idle_policy.clone().unwrap_or(b.idle_policy),
                 name: self.name.unwrap_or(b.name),
                 description: self.description.unwrap_or(b.description),
                 accounts: self.account.map(OneOrMany::into_vec).unwrap_or(b.accounts),
@@ -179,6 +185,7 @@ impl BlueprintBody {
             },
             None => BlueprintSpec {
                 expiry_policy: policy(None)?,
+                idle_policy: self.idle_policy.clone().unwrap_or_default(),
                 name: required(self.name, "name")?,
                 description: self.description.unwrap_or_default(),
                 accounts: required(self.account, "account")?.into_vec(),

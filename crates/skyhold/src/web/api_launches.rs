@@ -279,6 +279,16 @@ pub struct LaunchPreviewOut {
     /// refused with `quota_exceeded`).
     #[schema(value_type = Option<Object>)]
     pub exceeded: Option<skyhold_core::quota::Exceeded>,
+    /// What the servers would cost from now to the end of the month at
+    /// list price (null: unpriced).
+    pub month_cost_usd: Option<f64>,
+    /// Every money budget that applies, with this month's spend and
+    /// projection.
+    #[schema(value_type = Vec<Object>)]
+    pub budgets: Vec<crate::app::BudgetStatus>,
+    /// The budget that would refuse the launch (`budget_exceeded`).
+    #[schema(value_type = Option<Object>)]
+    pub budget_exceeded: Option<crate::error::BudgetExceeded>,
     pub commands: CommandsOut,
 }
 
@@ -313,6 +323,9 @@ pub fn preview_out(p: &LaunchPreview) -> LaunchPreviewOut {
         quotas: p.quotas.iter().map(usage_out).collect(),
         remaining_after: remaining,
         exceeded: p.exceeded.clone(),
+        month_cost_usd: p.month_cost_usd.map(|c| (c * 100.0).round() / 100.0),
+        budgets: p.budgets.clone(),
+        budget_exceeded: p.budget_exceeded.clone(),
         commands: CommandsOut {
             skyhold: p.commands.skyhold.clone(),
             aws: p.commands.aws.clone(),

@@ -221,10 +221,11 @@ pub(super) async fn get_run(
     post,
     path = "/api/v1/policies/runs",
     tag = "policies",
-    summary = "Run a pass of the expiry policy now (admins)",
-    params(IdempotencyKey),
+    summary = "Run a pass of a policy now (admins): `?policy=expiry` (the default) or `idle`",
+    params(IdempotencyKey, ("policy" = Option<String>, Query, description = "`expiry` (default) or `idle`")),
     responses(
         (status = 201, description = "The pass, finished", body = Object),
+        (status = 400, response = ApiError),
         (status = 403, response = ApiError),
         WriteErrors,
     )
@@ -232,10 +233,18 @@ pub(super) async fn get_run(
 pub(super) async fn run_now(
     State(app): State<AppState>,
     Extension(actor): Extension<Actor>,
+    RawQuery(raw): RawQuery,
 ) -> Result<(StatusCode, Json<PolicyRun>), AppError> {
+    let mut policy = "expiry".to_owned();
+    for (k, v) in pairs(raw.as_deref()) {
+        match k.as_str() {
+            "policy" => policy = v,
+            other => return Err(AppError::bad_parameter(other, "unknown parameter")),
+        }
+    }
     Ok((
         StatusCode::CREATED,
-        Json(app.run_policies_now(&actor).await?),
+        Json(app.run_policies_now(&actor, &policy).await?),
     ))
 }
 

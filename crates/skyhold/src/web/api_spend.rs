@@ -1,24 +1,30 @@
-//! The usage API: spend reports (JSON or CSV) and one resource's ledger.
+//! The usage API: spend reports (JSON or CSV), one resource's ledger,
+//! and money budgets.
 
+use super::api::body;
 use super::api::id_param;
 use super::api_access::pairs;
-use super::openapi::{ApiError, ReadErrors};
+use super::openapi::{ApiError, IdempotencyKey, ReadErrors, WriteErrors};
 use super::AppState;
 use crate::app::{Actor, SpendQuery};
 use crate::error::AppError;
-use axum::extract::{RawQuery, State};
-use axum::http::header;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get};
 use axum::{Extension, Json, Router};
 use skyhold_core::ResourceId;
 use skyhold_store::Interval;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/v1/reports/spend", get(spend))
         .route("/api/v1/ledger", get(ledger))
+        .route("/api/v1/budgets", get(list_budgets).post(set_budget))
+        .route("/api/v1/budgets/{subject}", delete(delete_budget))
+        .route("/api/v1/me/budgets", get(my_budgets))
 }
 
 #[allow(dead_code)] // documents the parameters; the handler parses them itself
@@ -152,5 +158,115 @@ pub(super) async fn ledger(
     let id = id_param(id, "resource", ResourceId)?;
     Ok(Json(LedgerPage {
         items: app.ledger(&actor, id).await?,
+    }))
+}
+
+/// A budget to set.
+#[derive(serde::Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetBody {
+    /// `user:NAME`, `group:NAME`, `default:user` or `default:group`.
+    pub subject: String,
+    /// The monthly limit in USD.
+    pub monthly_usd: f64,
+    /// `block` (the default: warn at 80 % and 100 %, refuse launches at
+    /// 100 %) or `warn` (warn only).
+    pub on_exceed: Option<String>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct BudgetList {
+    pub items: Vec<crate::app::BudgetView>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/budgets",
+    tag = "usage",
+    summary = "Every budget, with this month's spend and projection for user and group budgets (admins, auditors)",
+    responses(
+        (status = 200, body = BudgetList),
+        (status = 403, response = ApiError),
+        ReadErrors,
+    )
+)]
+pub(super) async fn list_budgets(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<BudgetList>, AppError> {
+    Ok(Json(BudgetList {
+        items: app.budgets(&actor).await?,
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/budgets",
+    tag = "usage",
+    summary = "Set a monthly money budget: a default or an override (admins)",
+    params(IdempotencyKey),
+    request_body = BudgetBody,
+    responses(
+        (status = 200, body = Object),
+        (status = 400, response = ApiError),
+        WriteErrors,
+    )
+)]
+pub(super) async fn set_budget(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    bytes: Bytes,
+) -> Result<Json<skyhold_store::BudgetRow>, AppError> {
+    let b: BudgetBody = body(&bytes)?;
+    Ok(Json(
+        app.set_budget(&actor, &b.subject, b.monthly_usd, b.on_exceed.as_deref())
+            .await?,
+    ))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/budgets/{subject}",
+    tag = "usage",
+    summary = "Remove a budget (admins)",
+    params(("subject" = String, Path, description = "`user:NAME`, `group:NAME`, `default:user` or `default:group`"), IdempotencyKey),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 400, response = ApiError),
+        (status = 404, response = ApiError),
+        WriteErrors,
+    )
+)]
+pub(super) async fn delete_budget(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(subject): Path<String>,
+) -> Result<StatusCode, AppError> {
+    app.delete_budget(&actor, &subject).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct MyBudgets {
+    /// The budgets that bound what you own: yours, then your groups'.
+    pub items: Vec<crate::app::BudgetStatus>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/me/budgets",
+    tag = "usage",
+    summary = "Your budgets and your groups', with this month's spend and projection",
+    responses(
+        (status = 200, body = MyBudgets),
+        ReadErrors,
+    )
+)]
+pub(super) async fn my_budgets(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<MyBudgets>, AppError> {
+    Ok(Json(MyBudgets {
+        items: app.my_budgets(&actor).await?,
     }))
 }

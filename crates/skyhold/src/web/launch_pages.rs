@@ -434,6 +434,33 @@ fn preview_panel(p: &LaunchPreview) -> Markup {
             @if let Some(e) = &p.exceeded {
                 div.error role="alert" { "This launch would be refused: " (e.to_string()) }
             }
+            h3 { "Cost and budget" }
+            p {
+                "Until the end of the month: "
+                @match p.month_cost_usd {
+                    Some(c) => { strong { (format!("${c:.2}")) } " at list price" }
+                    None => { "unpriced (no price for " (p.instance_type) " in " (p.region) ")" }
+                }
+            }
+            @if !p.budgets.is_empty() {
+                table {
+                    thead { tr { th { "Budget" } th { "Limit" } th { "Spent" } th { "Projected" } th { "Left" } } }
+                    tbody {
+                        @for b in &p.budgets {
+                            tr {
+                                td { (b.subject) @if b.source != b.subject { " (" (b.source) ")" } }
+                                td { (format!("${:.2}", b.limit_usd)) }
+                                td { (format!("${:.2}", b.spend_usd)) }
+                                td { (format!("${:.2}", b.projected_usd)) }
+                                td { (format!("${:.2}", (b.limit_usd - b.projected_usd - p.month_cost_usd.unwrap_or(0.0)).max(0.0))) }
+                            }
+                        }
+                    }
+                }
+            }
+            @if let Some(b) = &p.budget_exceeded {
+                div.error role="alert" { "This launch would be refused: " (b.to_string()) }
+            }
             h3 { "The same from the command line" }
             pre.command { (p.commands.skyhold) }
             @for c in &p.commands.aws { pre.command { (c) } }

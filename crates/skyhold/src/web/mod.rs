@@ -515,6 +515,9 @@ impl IntoResponse for AppError {
         if let AppError::TtlExceedsMax(c) = &self {
             body.error.cap = Some((**c).clone());
         }
+        if let AppError::BudgetExceeded(b) = &self {
+            body.error.budget = Some((**b).clone());
+        }
         let mut res = (status, Json(body)).into_response();
         decorate(&self, &mut res);
         res
@@ -536,6 +539,7 @@ pub fn status_of(e: &AppError) -> StatusCode {
         | AppError::NotPermitted(_)
         | AppError::IdempotencyConflict(_)
         | AppError::QuotaExceeded(_)
+        | AppError::BudgetExceeded(_)
         | AppError::NameTaken(_) => StatusCode::CONFLICT,
         AppError::ConfirmationRequired(_) | AppError::InvalidKey(_) => StatusCode::BAD_REQUEST,
         AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -90,6 +90,10 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_policies::list_notifications,
         api_spend::spend,
         api_spend::ledger,
+        api_spend::list_budgets,
+        api_spend::set_budget,
+        api_spend::delete_budget,
+        api_spend::my_budgets,
         api_access::create_image,
         api_access::deregister,
         api_access::list_actions,
@@ -183,6 +187,11 @@ pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub cap: Option<crate::error::TtlCap>,
+    /// The budget a launch would go over (`budget_exceeded`): `subject`,
+    /// `source`, `limit_usd`, `spend_usd`, `projected_usd`, `launch_usd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub budget: Option<crate::error::BudgetExceeded>,
 }
 
 pub fn error_body(code: &str, message: String) -> ErrorBody {
@@ -193,6 +202,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
             field: None,
             quota: None,
             cap: None,
+            budget: None,
         },
     }
 }
@@ -200,7 +210,7 @@ pub fn error_body(code: &str, message: String) -> ErrorBody {
 /// Every stable error code: (code, HTTP status, meaning). The statuses are
 /// `web::status_of`'s (a unit test checks them); the last two come only
 /// from the edge (`json_errors`).
-pub const ERROR_CODES: [(&str, u16, &str); 25] = [
+pub const ERROR_CODES: [(&str, u16, &str); 26] = [
     (
         "bad_request",
         400,
@@ -252,6 +262,11 @@ pub const ERROR_CODES: [(&str, u16, &str); 25] = [
         "not_permitted",
         409,
         "the provider forbids the action on this resource (termination protection)",
+    ),
+    (
+        "budget_exceeded",
+        409,
+        "a launch refused by a monthly money budget; `budget` names it, its limit and the month's spend and projection",
     ),
     (
         "quota_exceeded",
@@ -559,6 +574,14 @@ mod tests {
                 limit: 0,
                 usage: 0,
                 request: 1,
+            })),
+            AppError::BudgetExceeded(Box::new(crate::error::BudgetExceeded {
+                subject: "user:x".into(),
+                source: "user:x".into(),
+                limit_usd: 1.0,
+                spend_usd: 1.0,
+                projected_usd: 1.0,
+                launch_usd: 0.0,
             })),
             AppError::NameTaken(String::new()),
             AppError::InvalidKey(String::new()),

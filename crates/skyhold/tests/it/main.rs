@@ -9,10 +9,12 @@ mod audit;
 
 mod api;
 mod auth;
+mod budgets;
 mod cli;
 mod expiry;
 mod failing_kind;
 mod hardening;
+mod idle;
 mod images;
 mod inventory;
 mod launches;

@@ -442,6 +442,13 @@ fn api_rows() -> Vec<Row> {
         row(M::POST, "/api/v1/policies/runs/{id}/confirm", Admin),
         row(M::GET, "/api/v1/notifications", AdminAuditor),
         row(M::GET, "/api/v1/reports/spend", Any),
+        row(M::GET, "/api/v1/budgets", AdminAuditor),
+        with(
+            row(M::POST, "/api/v1/budgets", Admin),
+            json!({"subject": "default:group", "monthly_usd": 1000.0}),
+        ),
+        row(M::DELETE, "/api/v1/budgets/{subject}", Admin),
+        row(M::GET, "/api/v1/me/budgets", Any),
         q(
             row(M::GET, "/api/v1/ledger", OnResource(Level::View)),
             "resource={id}",

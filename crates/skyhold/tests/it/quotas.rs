@@ -507,6 +507,7 @@ fn spec(name: &str) -> BlueprintSpec {
         default_ttl_ms: None,
         max_ttl_ms: None,
         expiry_policy: Default::default(),
+        idle_policy: Default::default(),
         dns_zone: String::new(),
         dns_name_pattern: String::new(),
         tags: BTreeMap::new(),
