@@ -204,3 +204,308 @@ mod tests {
         assert_eq!(t.instance_hour("eu-central-1", "t3.micro"), None);
     }
 }
+
+/// One price read from an AWS price list offer file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfferPrice {
+    pub product: Product,
+    pub region: String,
+    pub rtype: String,
+    pub usd: f64,
+}
+
+/// The offer file's attributes skyhold reads, by their JSON names; a CSV
+/// offer file's columns are mapped onto them.
+const OFFER_COLUMNS: [(&str, &str); 17] = [
+    ("Product Family", "productFamily"),
+    ("Region Code", "regionCode"),
+    ("Instance Type", "instanceType"),
+    ("Operating System", "operatingSystem"),
+    ("Tenancy", "tenancy"),
+    ("Pre Installed S/W", "preInstalledSw"),
+    ("CapacityStatus", "capacitystatus"),
+    ("License Model", "licenseModel"),
+    ("Volume API Name", "volumeApiName"),
+    ("usageType", "usagetype"),
+    ("Database Engine", "databaseEngine"),
+    ("Deployment Option", "deploymentOption"),
+    ("Cache Engine", "cacheEngine"),
+    ("Unit", "unit"),
+    ("PricePerUnit", "usd"),
+    ("TermType", "termType"),
+    ("Currency", "currency"),
+];
+
+/// What one on-demand offer record prices, if skyhold bills it: Linux
+/// shared-tenancy instance-hours, EBS volume and snapshot GiB-months, idle
+/// elastic IP hours, load balancer hours, single-AZ MySQL DB instance
+/// hours (the ledger prices DB instances by class), Redis cache node hours.
+pub fn classify_offer(get: &dyn Fn(&str) -> String) -> Option<OfferPrice> {
+    if get("termType") != "OnDemand" {
+        return None;
+    }
+    let currency = get("currency");
+    if !currency.is_empty() && currency != "USD" {
+        return None;
+    }
+    let usd: f64 = get("usd")
+        .trim()
+        .parse()
+        .ok()
+        .filter(|u: &f64| *u > 0.0 && u.is_finite())?;
+    let region = get("regionCode");
+    if crate::ids::validate_region(&region).is_err() {
+        return None;
+    }
+    let unit = get("unit");
+    let family = get("productFamily");
+    let usage = get("usagetype");
+    let maybe = |k: &str, want: &str| {
+        let v = get(k);
+        v.is_empty() || v == want
+    };
+    let (product, rtype) = match family.as_str() {
+        "Compute Instance"
+            if get("operatingSystem") == "Linux"
+                && get("tenancy") == "Shared"
+                && maybe("preInstalledSw", "NA")
+                && maybe("capacitystatus", "Used")
+                && maybe("licenseModel", "No License required")
+                && unit == "Hrs" =>
+        {
+            (Product::InstanceHour, get("instanceType"))
+        }
+        "Storage" if unit == "GB-Mo" && !get("volumeApiName").is_empty() => {
+            (Product::VolumeGibMonth, get("volumeApiName"))
+        }
+        "Storage Snapshot" if unit == "GB-Mo" && usage.ends_with("EBS:SnapshotUsage") => {
+            (Product::SnapshotGibMonth, String::new())
+        }
+        "IP Address" if usage.ends_with("ElasticIP:IdleAddress") => {
+            (Product::IdleEipHour, String::new())
+        }
+        "Load Balancer" if usage.ends_with("LoadBalancerUsage") => {
+            (Product::LoadBalancerHour, "classic".to_owned())
+        }
+        f if f.starts_with("Load Balancer-") && usage.ends_with("LoadBalancerUsage") => (
+            Product::LoadBalancerHour,
+            f["Load Balancer-".len()..].to_lowercase(),
+        ),
+        "Database Instance"
+            if get("databaseEngine") == "MySQL" && get("deploymentOption") == "Single-AZ" =>
+        {
+            (Product::DbInstanceHour, get("instanceType"))
+        }
+        "Cache Instance" if get("cacheEngine") == "Redis" => {
+            (Product::CacheNodeHour, get("instanceType"))
+        }
+        _ => return None,
+    };
+    if rtype.is_empty()
+        && matches!(
+            product,
+            Product::InstanceHour | Product::DbInstanceHour | Product::CacheNodeHour
+        )
+    {
+        return None;
+    }
+    Some(OfferPrice {
+        product,
+        region,
+        rtype,
+        usd,
+    })
+}
+
+/// Splits one CSV line (RFC 4180 quoting, `""` inside quotes).
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => out.push(std::mem::take(&mut cur)),
+            (c, _) => cur.push(c),
+        }
+    }
+    out.push(cur);
+    out
+}
+
+/// Reads a CSV offer file (the AWS price list's bulk CSV: metadata lines,
+/// then a header with `Region Code`), line by line, calling `found` for
+/// each price skyhold bills. Errors name the line.
+pub fn read_offer_csv(
+    lines: impl Iterator<Item = std::io::Result<String>>,
+    found: &mut dyn FnMut(OfferPrice),
+) -> Result<usize, PriceError> {
+    let mut index: Option<HashMap<&'static str, usize>> = None;
+    let mut n = 0;
+    for (i, line) in lines.enumerate() {
+        let line = line.map_err(|e| PriceError {
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        let fields = csv_fields(line.trim_end_matches('\r'));
+        match &index {
+            None => {
+                if fields.iter().any(|f| f == "SKU") {
+                    let mut m = HashMap::new();
+                    for (col, key) in OFFER_COLUMNS {
+                        if let Some(p) = fields.iter().position(|f| f == col) {
+                            m.insert(key, p);
+                        }
+                    }
+                    for need in ["productFamily", "regionCode", "usd", "termType", "unit"] {
+                        if !m.contains_key(need) {
+                            let col = OFFER_COLUMNS
+                                .iter()
+                                .find(|(_, k)| *k == need)
+                                .map_or(need, |c| c.0);
+                            return Err(PriceError {
+                                line: i + 1,
+                                message: format!("the header has no {col:?} column (a price list offer file in CSV?)"),
+                            });
+                        }
+                    }
+                    index = Some(m);
+                }
+            }
+            Some(m) => {
+                let get = |k: &str| {
+                    m.get(k)
+                        .and_then(|p| fields.get(*p))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                if let Some(p) = classify_offer(&get) {
+                    found(p);
+                    n += 1;
+                }
+            }
+        }
+    }
+    if index.is_none() {
+        return Err(PriceError {
+            line: 0,
+            message: "no header line with SKU: not a price list offer file in CSV".into(),
+        });
+    }
+    Ok(n)
+}
+
+/// Reads a JSON offer file (the AWS price list's bulk JSON: `products`
+/// and `terms.OnDemand`).
+pub fn read_offer_json(text: &str, found: &mut dyn FnMut(OfferPrice)) -> Result<usize, PriceError> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| PriceError {
+        line: e.line(),
+        message: format!("not JSON: {e}"),
+    })?;
+    let (Some(products), Some(terms)) = (
+        v["products"].as_object(),
+        v["terms"]["OnDemand"].as_object(),
+    ) else {
+        return Err(PriceError {
+            line: 0,
+            message: "no \"products\" and \"terms.OnDemand\": not a price list offer file".into(),
+        });
+    };
+    let mut n = 0;
+    for (sku, p) in products {
+        let Some(offers) = terms.get(sku).and_then(|t| t.as_object()) else {
+            continue;
+        };
+        for offer in offers.values() {
+            for dim in offer["priceDimensions"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(_, d)| d)
+            {
+                let get = |k: &str| -> String {
+                    let s = match k {
+                        "productFamily" => p["productFamily"].as_str(),
+                        "termType" => Some("OnDemand"),
+                        "unit" => dim["unit"].as_str(),
+                        "usd" => dim["pricePerUnit"]["USD"].as_str(),
+                        "currency" => Some("USD"),
+                        other => p["attributes"][other].as_str(),
+                    };
+                    s.unwrap_or_default().to_owned()
+                };
+                if let Some(price) = classify_offer(&get) {
+                    found(price);
+                    n += 1;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+impl PriceTable {
+    /// Adds (or replaces) one price.
+    pub fn insert(&mut self, product: Product, region: &str, rtype: &str, usd: f64) {
+        self.prices
+            .insert((product, region.to_owned(), rtype.to_owned()), usd);
+    }
+}
+
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+
+    #[test]
+    fn csv_offers_yield_the_prices_skyhold_bills() {
+        let file = [
+            "\"FormatVersion\",\"v1.0\"",
+            "\"SKU\",\"OfferTermCode\",\"TermType\",\"Unit\",\"PricePerUnit\",\"Currency\",\"Product Family\",\"Region Code\",\"Instance Type\",\"Operating System\",\"Tenancy\",\"Pre Installed S/W\",\"CapacityStatus\",\"Volume API Name\",\"usageType\",\"PriceDescription\"",
+            "\"A\",\"x\",\"OnDemand\",\"Hrs\",\"0.0104\",\"USD\",\"Compute Instance\",\"us-east-1\",\"t3.micro\",\"Linux\",\"Shared\",\"NA\",\"Used\",\"\",\"BoxUsage:t3.micro\",\"$0.0104 per On Demand Linux t3.micro Instance Hour, \"\"shared\"\"\"",
+            "\"B\",\"x\",\"OnDemand\",\"Hrs\",\"0.0300\",\"USD\",\"Compute Instance\",\"us-east-1\",\"t3.micro\",\"Windows\",\"Shared\",\"NA\",\"Used\",\"\",\"BoxUsage:t3.micro\",\"windows\"",
+            "\"C\",\"x\",\"Reserved\",\"Hrs\",\"0.0060\",\"USD\",\"Compute Instance\",\"us-east-1\",\"t3.micro\",\"Linux\",\"Shared\",\"NA\",\"Used\",\"\",\"BoxUsage:t3.micro\",\"ri\"",
+            "\"D\",\"x\",\"OnDemand\",\"GB-Mo\",\"0.08\",\"USD\",\"Storage\",\"us-east-1\",\"\",\"\",\"\",\"\",\"\",\"gp3\",\"EBS:VolumeUsage.gp3\",\"gp3\"",
+            "\"E\",\"x\",\"OnDemand\",\"Hrs\",\"0.005\",\"USD\",\"IP Address\",\"us-east-1\",\"\",\"\",\"\",\"\",\"\",\"\",\"USE1-ElasticIP:IdleAddress\",\"idle\"",
+            "\"F\",\"x\",\"OnDemand\",\"Hrs\",\"0.0\",\"USD\",\"Compute Instance\",\"us-east-1\",\"m5.large\",\"Linux\",\"Shared\",\"NA\",\"Used\",\"\",\"BoxUsage:m5.large\",\"unknown\"",
+        ];
+        let mut got = Vec::new();
+        let n =
+            read_offer_csv(file.iter().map(|l| Ok(l.to_string())), &mut |p| got.push(p)).unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            got[0],
+            OfferPrice {
+                product: Product::InstanceHour,
+                region: "us-east-1".into(),
+                rtype: "t3.micro".into(),
+                usd: 0.0104
+            }
+        );
+        assert_eq!(
+            (got[1].product, got[1].rtype.as_str()),
+            (Product::VolumeGibMonth, "gp3")
+        );
+        assert_eq!(got[2].product, Product::IdleEipHour);
+        let bad = read_offer_csv(["a,b"].iter().map(|l| Ok(l.to_string())), &mut |_| {});
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn json_offers_read_products_and_on_demand_terms() {
+        let text = r#"{"products": {"S1": {"productFamily": "Compute Instance", "attributes": {
+            "regionCode": "eu-west-1", "instanceType": "m5.large", "operatingSystem": "Linux",
+            "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used"}}},
+          "terms": {"OnDemand": {"S1": {"S1.T": {"priceDimensions": {"S1.T.R": {"unit": "Hrs",
+            "pricePerUnit": {"USD": "0.1070000000"}}}}}}}}"#;
+        let mut got = Vec::new();
+        assert_eq!(read_offer_json(text, &mut |p| got.push(p)).unwrap(), 1);
+        assert_eq!(got[0].rtype, "m5.large");
+        assert!((got[0].usd - 0.107).abs() < 1e-12);
+        assert!(read_offer_json("{}", &mut |_| {}).is_err());
+    }
+}

@@ -18,6 +18,7 @@ mod jobs;
 mod launches;
 mod ledger;
 mod policies;
+mod prices;
 mod quotas;
 mod resources;
 mod users;
@@ -36,6 +37,7 @@ pub use jobs::{
 pub use launches::{LaunchOutcome, LaunchRow, NewLaunch};
 pub use ledger::{Interval, LedgerStats, UsageBucket, UsageField, UsageFilter};
 pub use policies::{Delivery, NewNotification, NewStep, Notification, PolicyRun, StepRow};
+pub use prices::PriceRow;
 pub use quotas::{QuotaRow, QuotaScope};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
 pub use users::{ApiToken, SessionInfo, User};

@@ -125,6 +125,9 @@ pub async fn start(
         });
     }
 
+    if let Err(e) = app.reload_prices().await {
+        tracing::warn!(error = %e, "reading imported prices");
+    }
     if let Some(every) = app.config.policies.interval {
         spawn_policy_loop(app.clone(), every, rx.clone());
     }
@@ -199,6 +202,9 @@ fn spawn_policy_loop(app: Arc<App>, every: std::time::Duration, mut stop: watch:
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = stop.changed() => return,
+            }
+            if let Err(e) = app.reload_prices().await {
+                tracing::warn!(error = %e, "reading imported prices");
             }
             for policy in [crate::app::EXPIRY, crate::app::IDLE, "budget"] {
                 run_policy_under_lease(&app, policy).await;

@@ -91,6 +91,9 @@ pub struct App {
     audit_queue: Option<tokio::sync::mpsc::UnboundedSender<audit::QueuedEntry>>,
     /// The clock deadlines are read from (tests move it forward).
     pub clock: skyhold_core::Clock,
+    /// Prices imported from offer files (`skyhold prices import`), reread
+    /// by `reload_prices`.
+    imported_prices: std::sync::RwLock<Arc<skyhold_core::prices::PriceTable>>,
 }
 
 impl App {
@@ -108,6 +111,7 @@ impl App {
             sync,
             limiter: LoginLimiter::new(),
             clock: skyhold_core::Clock::default(),
+            imported_prices: Default::default(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Usage and spend: the ledger's intervals × prices, grouped by owner,
 //! group, account, region, blueprint, kind, day or month, with the current
 //! month's projection. Prices come from the config's `[[prices]]` first,
-//! then the shipped table, less the account's `discount`; a (product,
+//! then imported offer files (`skyhold prices import`), then the shipped table, less the account's `discount`; a (product,
 //! region, type) with no price is listed as unpriced, never counted as 0.
 //! Admins and auditors see everyone's; others their own and their groups'.
 
@@ -201,6 +201,12 @@ impl App {
             .iter()
             .find(|p| p.product == product && p.region == region && p.rtype == rtype)
             .map(|p| p.usd)
+            .or_else(|| {
+                self.imported_prices
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .price(product, region, rtype)
+            })
             .or_else(|| PriceTable::builtin().price(product, region, rtype))?;
         let discount = self
             .config
@@ -209,6 +215,48 @@ impl App {
             .find(|a| a.name.as_str() == account)
             .map_or(0.0, |a| a.discount);
         Some(list * (1.0 - discount))
+    }
+
+    /// Rereads the imported prices from the store (at start and on every
+    /// policy tick, so an import reaches running servers).
+    pub async fn reload_prices(&self) -> Result<usize, AppError> {
+        let mut t = PriceTable::default();
+        let rows = self.store.imported_prices().await?;
+        for r in &rows {
+            if let Some(p) = Product::parse(&r.product) {
+                t.insert(p, &r.region, &r.rtype, r.usd);
+            }
+        }
+        *self
+            .imported_prices
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(t);
+        Ok(rows.len())
+    }
+
+    /// Stores prices read from an offer file (admins), audited, and
+    /// uses them at once.
+    pub async fn import_prices(
+        &self,
+        actor: &Actor,
+        rows: &[skyhold_store::PriceRow],
+        source: &str,
+    ) -> Result<usize, AppError> {
+        self.authorize(actor, Action::ManageQuotas, Object::None)
+            .await?;
+        let n = self.store.import_prices(rows, source, self.now()).await?;
+        let mut d = actor.audit(
+            "prices.import",
+            skyhold_core::audit::AuditTarget {
+                kind: "prices".into(),
+                name: skyhold_core::clip(source, 200),
+                ..Default::default()
+            },
+        );
+        d.new = Some(serde_json::json!({"prices": n}));
+        self.record(&d).await;
+        self.reload_prices().await?;
+        Ok(n)
     }
 
     /// The owners a report may count for `actor` (None: everyone), with

@@ -202,6 +202,16 @@ enum Command {
         #[command(subcommand)]
         command: policies::PolicyCommand,
     },
+    /// Monthly money budgets: list, set, remove.
+    Budget {
+        #[command(subcommand)]
+        command: usage::BudgetCommand,
+    },
+    /// Prices: load an AWS price list offer file into the database.
+    Prices {
+        #[command(subcommand)]
+        command: prices::PricesCommand,
+    },
     /// Spend from the usage ledger, by owner and account (or --group-by),
     /// this month unless --since; --csv for a spreadsheet.
     Usage(usage::UsageArgs),
@@ -318,6 +328,7 @@ mod actions;
 mod audit;
 mod launch;
 mod policies;
+mod prices;
 mod reach;
 mod usage;
 
@@ -485,6 +496,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Audit { command } => audit::run(command).await,
         Command::Policies { command } => policies::run(command).await,
         Command::Usage(a) => usage::usage(a).await,
+        Command::Budget { command } => usage::budget(command).await,
+        Command::Prices { command } => prices::run(command).await,
         Command::Launch(a) => launch::launch(a).await,
         Command::Blueprint { command } => launch::blueprint(command).await,
         Command::Quota { command } => launch::quota(command).await,

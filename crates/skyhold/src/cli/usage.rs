@@ -107,3 +107,115 @@ pub async fn usage(a: UsageArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[derive(clap::Subcommand)]
+pub enum BudgetCommand {
+    /// Every budget with this month's spend (admins, auditors); with
+    /// --mine, yours and your groups'.
+    Ls {
+        #[arg(long)]
+        mine: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a monthly budget: SUBJECT is user:NAME, group:NAME,
+    /// default:user or default:group (admins).
+    Set {
+        subject: String,
+        /// USD per month.
+        monthly_usd: f64,
+        /// block (refuse launches at 100 %, the default) or warn.
+        #[arg(long, value_parser = ["block", "warn"])]
+        on_exceed: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a budget (admins).
+    Rm { subject: String },
+}
+
+pub async fn budget(cmd: BudgetCommand) -> Result<()> {
+    let c = client()?;
+    match cmd {
+        BudgetCommand::Ls { mine, json } => {
+            let v = c
+                .call(
+                    Method::GET,
+                    if mine { "/me/budgets" } else { "/budgets" },
+                    None,
+                )
+                .await?;
+            if json {
+                return emit(&serde_json::to_string_pretty(&v["items"])?);
+            }
+            let money = |x: &serde_json::Value| match x.as_f64() {
+                Some(f) => format!("{f:.2}"),
+                None => "-".into(),
+            };
+            let rows: Vec<Vec<String>> = v["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|b| {
+                    let st = if mine { b } else { &b["status"] };
+                    vec![
+                        s(b, "/subject"),
+                        money(if mine {
+                            &b["limit_usd"]
+                        } else {
+                            &b["monthly_usd"]
+                        }),
+                        s(b, "/on_exceed"),
+                        money(&st["spend_usd"]),
+                        money(&st["projected_usd"]),
+                        match st["percent"].as_f64() {
+                            Some(p) => format!("{p:.0}%"),
+                            None => "-".into(),
+                        },
+                    ]
+                })
+                .collect();
+            print_table(
+                &[
+                    "SUBJECT",
+                    "USD/MONTH",
+                    "ON EXCEED",
+                    "SPENT",
+                    "PROJECTED",
+                    "USED",
+                ],
+                &rows,
+            )
+        }
+        BudgetCommand::Set {
+            subject,
+            monthly_usd,
+            on_exceed,
+            json,
+        } => {
+            let mut body = serde_json::json!({"subject": subject, "monthly_usd": monthly_usd});
+            if let Some(o) = on_exceed {
+                body["on_exceed"] = o.into();
+            }
+            let v = c.call(Method::POST, "/budgets", Some(body)).await?;
+            if json {
+                return emit(&serde_json::to_string_pretty(&v)?);
+            }
+            emit(&format!(
+                "budget {}: ${:.2} a month ({})",
+                s(&v, "/subject"),
+                v["monthly_usd"].as_f64().unwrap_or(0.0),
+                s(&v, "/on_exceed")
+            ))
+        }
+        BudgetCommand::Rm { subject } => {
+            c.call(
+                Method::DELETE,
+                &format!("/budgets/{}", urlencode(&subject)),
+                None,
+            )
+            .await?;
+            emit(&format!("removed budget {subject}"))
+        }
+    }
+}

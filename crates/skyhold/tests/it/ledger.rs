@@ -257,3 +257,99 @@ async fn a_stop_through_skyhold_closes_the_interval_at_the_action() {
     assert_eq!(again, l);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_offer_prices_and_overrides_price_the_ledger() {
+    let server = TestServer::start_with(
+        &[],
+        "[[prices]]\nproduct = \"volume-gib-month\"\nregion = \"us-east-1\"\ntype = \"gp3\"\nusd = 0.073\n",
+    )
+    .await;
+    let app = server.app();
+    let offer = server.db.dir.path().join("offer.csv");
+    std::fs::write(
+        &offer,
+        "\"FormatVersion\",\"v1.0\"\n\
+         \"SKU\",\"TermType\",\"Unit\",\"PricePerUnit\",\"Currency\",\"Product Family\",\"Region Code\",\"Instance Type\",\"Operating System\",\"Tenancy\",\"Pre Installed S/W\",\"Volume API Name\",\"usageType\"\n\
+         \"A\",\"OnDemand\",\"Hrs\",\"1.5\",\"USD\",\"Compute Instance\",\"us-east-1\",\"t3.micro\",\"Linux\",\"Shared\",\"NA\",\"\",\"BoxUsage:t3.micro\"\n\
+         \"B\",\"OnDemand\",\"GB-Mo\",\"0.08\",\"USD\",\"Storage\",\"us-east-1\",\"\",\"\",\"\",\"\",\"gp3\",\"EBS:VolumeUsage.gp3\"\n\
+         \"C\",\"OnDemand\",\"Hrs\",\"9.9\",\"USD\",\"Compute Instance\",\"us-east-1\",\"t3.micro\",\"Windows\",\"Shared\",\"NA\",\"\",\"BoxUsage:t3.micro\"\n",
+    )
+    .unwrap();
+    let config = server.db.dir.path().join("skyhold.toml");
+    let out = server.cli(
+        &[
+            "prices",
+            "import",
+            offer.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported 2 prices"));
+    // A file that is not an offer file is refused, naming why.
+    let bad = server.db.dir.path().join("bad.csv");
+    std::fs::write(&bad, "a,b\n1,2\n").unwrap();
+    let out = server.cli(
+        &[
+            "prices",
+            "import",
+            bad.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a price list offer file"));
+
+    use skyhold_core::prices::Product;
+    assert_eq!(app.reload_prices().await.unwrap(), 2);
+    // Imported over shipped; the config's override over imported.
+    assert_eq!(
+        app.price(Product::InstanceHour, "x", REGION, "t3.micro"),
+        Some(1.5)
+    );
+    assert_eq!(
+        app.price(Product::VolumeGibMonth, "x", REGION, "gp3"),
+        Some(0.073)
+    );
+    assert_eq!(
+        app.price(Product::InstanceHour, "x", REGION, "t9.nonesuch"),
+        None
+    );
+
+    // Two hours of t3.micro at the imported price.
+    let acct = AccountName::parse("books").unwrap();
+    let now = app.now();
+    let t0 = (now / H - 10) * H;
+    app.store
+        .apply_listing(
+            &acct,
+            REGION,
+            ResourceKind::Instance,
+            &[instance("i-p", "ann", "t3.micro", "running", t0)],
+            t0 + H,
+        )
+        .await
+        .unwrap();
+    app.store
+        .reconcile_ledger(&acct, REGION, ResourceKind::Instance, t0 + H)
+        .await
+        .unwrap();
+    let r = server
+        .get(&format!(
+            "/api/v1/reports/spend?group_by=owner&from={}&to={}",
+            skyhold_core::rfc3339(t0),
+            skyhold_core::rfc3339(t0 + 2 * H)
+        ))
+        .await;
+    assert_eq!(r["total_usd"], 3.0, "{r}");
+    server.stop().await;
+}
