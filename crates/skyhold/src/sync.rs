@@ -41,6 +41,8 @@ pub struct KindReport {
     pub updated: u64,
     pub tombstoned: u64,
     pub duration_ms: u64,
+    /// Of `duration_ms`, the usage ledger's pass after the listing.
+    pub ledger_ms: u64,
     pub error: Option<String>,
     /// The class of the error: throttled, denied, unreachable, other,
     /// store, lease_lost.
@@ -62,6 +64,7 @@ impl KindReport {
             updated: 0,
             tombstoned: 0,
             duration_ms: 0,
+            ledger_ms: 0,
             error: None,
             error_kind: None,
             held_by: None,
@@ -687,10 +690,12 @@ async fn sync_job(
                     // The usage ledger follows the listing; a failure is
                     // mended by the next pass (the scope's checkpoint has
                     // not moved), so it does not fail the sync.
-                    if let Err(e) = store
+                    let ledger_start = std::time::Instant::now();
+                    let ledger = store
                         .reconcile_ledger(&job.account, &job.region, job.kind, started)
-                        .await
-                    {
+                        .await;
+                    report.ledger_ms = ledger_start.elapsed().as_millis() as u64;
+                    if let Err(e) = ledger {
                         tracing::warn!(account = %job.account, region = %job.region, kind = %job.kind.as_str(), error = %e, "the usage ledger");
                     }
                     report.ok = true;

@@ -17,8 +17,16 @@ use skyhold_core::launch::BLUEPRINT_TAG;
 use skyhold_core::{rfc3339, Millis, Resource};
 use std::collections::{BTreeMap, HashMap};
 
-/// The metrics' period (CloudWatch's basic monitoring).
-const PERIOD_S: i32 = 300;
+/// The metrics' period: CloudWatch's basic monitoring (5 minutes), or a
+/// minute for windows too short to hold a few of those (a period longer
+/// than the window returns nothing).
+fn period_s(window_ms: i64) -> i32 {
+    if window_ms < 20 * 60_000 {
+        60
+    } else {
+        300
+    }
+}
 
 impl App {
     /// The idle rules of one instance, or `None` where the policy is off.
@@ -109,7 +117,14 @@ impl App {
             let metrics = match self.sync.provider(&items[0].0.account) {
                 None => Err("the account is not configured any more".to_owned()),
                 Some(p) => p
-                    .instance_metrics(&region, &ids, now - longest, now, PERIOD_S, network)
+                    .instance_metrics(
+                        &region,
+                        &ids,
+                        now - longest,
+                        now,
+                        period_s(longest),
+                        network,
+                    )
                     .await
                     .map_err(|e| e.to_string()),
             };

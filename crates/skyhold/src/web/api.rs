@@ -623,6 +623,8 @@ pub struct KindReport {
     updated: u64,
     tombstoned: u64,
     duration_ms: u64,
+    /// Of `duration_ms`, the usage ledger's pass after the listing.
+    ledger_ms: u64,
     error: Option<String>,
     /// throttled, denied, unreachable, other, store, lease_lost.
     error_kind: Option<String>,

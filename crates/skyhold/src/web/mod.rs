@@ -19,6 +19,7 @@ mod oidc;
 mod openapi;
 mod pages;
 mod permissions;
+mod policy_pages;
 mod services;
 mod ui;
 mod views;
@@ -92,6 +93,7 @@ pub fn router(app: AppState) -> Router {
         .merge(action_pages::routes())
         .merge(audit_page::routes())
         .merge(launch_pages::routes())
+        .merge(policy_pages::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), require_actor))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))

@@ -136,14 +136,17 @@ pub fn page(
                             a href="/changes" class=[(active == "changes").then_some("on")] { "Changes" }
                             a href="/views" class=[(active == "views").then_some("on")] { "Views" }
                             a href="/sync" class=[(active == "sync").then_some("on")] { "Sync" }
+                            a href="/reports" class=[(active == "reports").then_some("on")] { "Reports" }
                             details.menu {
-                                summary class=[matches!(active, "orphans" | "groups" | "users" | "audit" | "quotas").then_some("on")] { "Access" }
+                                summary class=[matches!(active, "orphans" | "groups" | "users" | "audit" | "quotas" | "policies" | "notifications").then_some("on")] { "Access" }
                                 div {
                                     a href="/orphans" class=[(active == "orphans").then_some("on")] { "Orphans" }
                                     @if may(a, Action::ViewGroups) { a href="/groups" class=[(active == "groups").then_some("on")] { "Groups" } }
                                     @if may(a, Action::ViewUsers) { a href="/users" class=[(active == "users").then_some("on")] { "Users" } }
                                     @if may(a, Action::ViewAudit) { a href="/audit" class=[(active == "audit").then_some("on")] { "Audit log" } }
                                     @if may(a, Action::ViewQuotas) { a href="/quotas" class=[(active == "quotas").then_some("on")] { "Quotas" } }
+                                    @if may(a, Action::ViewPolicies) { a href="/policies" class=[(active == "policies").then_some("on")] { "Policies" } }
+                                    @if may(a, Action::ViewNotifications) { a href="/notifications" class=[(active == "notifications").then_some("on")] { "Notifications" } }
                                 }
                             }
                         }

@@ -587,6 +587,14 @@ fn page_rows() -> Vec<Row> {
             json!({"subject": "default:group", "instances": "9"}),
         ),
         row(M::POST, "/quotas/delete", Admin),
+        row(M::GET, "/reports", Any),
+        row(M::GET, "/policies", AdminAuditor),
+        with(
+            row(M::POST, "/policies/run", Admin),
+            json!({"policy": "expiry"}),
+        ),
+        row(M::POST, "/policies/runs/{id}/confirm", Admin),
+        row(M::GET, "/notifications", AdminAuditor),
         // Bulk forms act row by row and report refusals per row.
         with(
             row(M::POST, "/bulk", Any),
