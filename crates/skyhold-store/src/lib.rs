@@ -36,7 +36,9 @@ pub use jobs::{
 };
 pub use launches::{LaunchOutcome, LaunchRow, NewLaunch};
 pub use ledger::{Interval, LedgerStats, UsageBucket, UsageField, UsageFilter};
-pub use policies::{Delivery, NewNotification, NewStep, Notification, PolicyRun, StepRow};
+pub use policies::{
+    Delivery, ExtendLink, NewNotification, NewStep, Notification, PolicyRun, StepRow,
+};
 pub use prices::PriceRow;
 pub use quotas::{QuotaRow, QuotaScope};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};

@@ -609,3 +609,93 @@ impl Store {
         })
     }
 }
+
+/// A link of an expiry warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtendLink {
+    pub resource_id: ResourceId,
+    pub extend_ms: i64,
+    pub expires_at: Millis,
+    pub used_at: Option<Millis>,
+    pub used_by: String,
+}
+
+impl Store {
+    /// Records a link by its token's hash.
+    pub async fn create_extend_link(
+        &self,
+        token_hash: &str,
+        resource: ResourceId,
+        extend_ms: i64,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            sqlx::query(
+                "INSERT INTO extend_links (token_hash, resource_id, extend_ms, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(token_hash)
+            .bind(resource.0)
+            .bind(extend_ms)
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
+            .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn extend_link(&self, token_hash: &str) -> Result<Option<ExtendLink>> {
+        on_pool!(self, p => {
+            let r = sqlx::query(
+                "SELECT resource_id, extend_ms, expires_at, used_at, used_by FROM extend_links WHERE token_hash = $1",
+            )
+            .bind(token_hash)
+            .fetch_optional(p)
+            .await?;
+            r.map(|r| {
+                Ok(ExtendLink {
+                    resource_id: ResourceId(r.int("resource_id")?),
+                    extend_ms: r.int("extend_ms")?,
+                    expires_at: r.int("expires_at")?,
+                    used_at: r.opt_int("used_at")?,
+                    used_by: r.text("used_by")?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    /// Claims a link for one use: false when it was used (or has
+    /// expired) already.
+    pub async fn use_extend_link(&self, token_hash: &str, by: &str, now: Millis) -> Result<bool> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            let n = sqlx::query(
+                "UPDATE extend_links SET used_at = $1, used_by = $2 \
+                 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
+            )
+            .bind(now)
+            .bind(by)
+            .bind(token_hash)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Gives a claimed link back (the extension it was used for failed).
+    pub async fn release_extend_link(&self, token_hash: &str) -> Result<()> {
+        on_pool!(self, p => {
+            let _turn = p.write_turn().await?;
+            sqlx::query("UPDATE extend_links SET used_at = NULL, used_by = '' WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(p)
+                .await?;
+            Ok(())
+        })
+    }
+}

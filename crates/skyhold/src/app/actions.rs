@@ -96,7 +96,7 @@ impl Op {
 }
 
 /// A resource's name, else its provider id.
-pub(crate) fn display_name(o: &ObservedResource) -> &str {
+pub fn display_name(o: &ObservedResource) -> &str {
     if o.name.is_empty() {
         &o.provider_id
     } else {

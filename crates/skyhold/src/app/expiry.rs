@@ -249,3 +249,107 @@ mod tests {
         assert_eq!(e.field(), Some("at"));
     }
 }
+
+/// How much a warning's extend link adds (capped by the maximum TTL when
+/// it is used), and how long the link stays usable.
+pub const LINK_EXTEND_MS: i64 = 24 * 3_600_000;
+const LINK_VALID_MS: i64 = 14 * 24 * 3_600_000;
+
+/// What an extend link offers, for its confirmation page.
+#[derive(Debug, Clone)]
+pub struct ExtendOffer {
+    pub resource: Resource,
+    pub extend_ms: i64,
+    pub expires_at: Option<Millis>,
+    /// Why it cannot be used any more, if so.
+    pub spent: Option<String>,
+}
+
+impl App {
+    /// A new single-use link that extends `resource` by a day; returns
+    /// its path (`/extend/<token>`, under `public_url` when configured).
+    /// Only the token's hash is stored.
+    pub(crate) async fn new_extend_link(&self, resource: ResourceId) -> Result<String, AppError> {
+        let token = crate::auth::random_token("ext-", 24);
+        let now = self.now();
+        self.store
+            .create_extend_link(
+                &crate::auth::sha256_hex(&token),
+                resource,
+                LINK_EXTEND_MS,
+                now,
+                now + LINK_VALID_MS,
+            )
+            .await?;
+        let base = self.config.public_url.as_deref().unwrap_or("");
+        Ok(format!("{}/extend/{token}", base.trim_end_matches('/')))
+    }
+
+    /// The offer behind a link (the resource must be one the actor sees).
+    pub async fn extend_offer(&self, actor: &Actor, token: &str) -> Result<ExtendOffer, AppError> {
+        let link = self
+            .store
+            .extend_link(&crate::auth::sha256_hex(token))
+            .await?
+            .ok_or_else(|| AppError::NotFound("extend link".into()))?;
+        let resource = self.visible_resource(actor, link.resource_id).await?;
+        let spent = match link.used_at {
+            Some(t) => Some(format!(
+                "used by {} at {}",
+                link.used_by,
+                skyhold_core::rfc3339(t)
+            )),
+            None if link.expires_at <= self.now() => Some("the link has expired".into()),
+            None => None,
+        };
+        let expires_at =
+            match Expiry::from_tag(resource.observed.tags.get(EXPIRES_TAG).map(String::as_str)) {
+                Expiry::At(t) => Some(t),
+                _ => None,
+            };
+        Ok(ExtendOffer {
+            resource,
+            extend_ms: link.extend_ms,
+            expires_at,
+            spent,
+        })
+    }
+
+    /// Uses a link once: extends its resource through the pipeline as
+    /// `actor` (who needs manage on it, like any extension), the cap
+    /// applied. A refused or failed extension leaves the link unused.
+    pub async fn use_extend_link(
+        self: &Arc<Self>,
+        actor: &Actor,
+        token: &str,
+    ) -> Result<ActionRow, AppError> {
+        let offer = self.extend_offer(actor, token).await?;
+        if let Some(why) = offer.spent {
+            return Err(AppError::InvalidState(format!(
+                "this extend link cannot be used again: {why}"
+            )));
+        }
+        let hash = crate::auth::sha256_hex(token);
+        if !self
+            .store
+            .use_extend_link(&hash, &actor.username, self.now())
+            .await?
+        {
+            return Err(AppError::InvalidState(
+                "this extend link cannot be used again: it was just used".into(),
+            ));
+        }
+        let result = self
+            .set_expiry(
+                actor,
+                offer.resource.id,
+                ExpiryRequest::Extend(offer.extend_ms),
+            )
+            .await;
+        let ok = matches!(&result, Ok(a) if a.state == "succeeded");
+        if !ok {
+            self.store.release_extend_link(&hash).await?;
+        }
+        result
+    }
+}

@@ -232,3 +232,16 @@ impl App {
                 .is_ok_and(|b| !b.is_empty())
     }
 }
+
+impl App {
+    /// Whether the latest idle pass reported this instance as "no data".
+    pub async fn idle_no_data(&self, id: skyhold_core::ResourceId) -> bool {
+        let Ok(runs) = self.store.policy_runs(None, 20).await else {
+            return false;
+        };
+        runs.iter()
+            .find(|r| r.policy == IDLE && r.state != "running")
+            .and_then(|r| r.counts["no_data_ids"].as_array().cloned())
+            .is_some_and(|ids| ids.iter().any(|v| v.as_i64() == Some(id.0)))
+    }
+}

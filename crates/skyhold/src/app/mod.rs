@@ -49,12 +49,12 @@ pub use access::{
     decide, level_on, visibility, Action, Actor, AuthVia, Decision, Held, Object, Policy,
     RequestCtx,
 };
-pub use actions::Op;
+pub use actions::{display_name, Op};
 pub use audit::{verify_lines, verify_store, AuditFilter};
 pub use blueprints::parse_ttl;
 pub use budgets::{BudgetStatus, BudgetView};
 pub use dns::DnsPass;
-pub use expiry::{parse_request as parse_expiry_request, KeepStatus};
+pub use expiry::{parse_request as parse_expiry_request, ExtendOffer, KeepStatus};
 pub use identity::{parse_ssh_key, Profile, UserChange, UserView};
 pub use inventory::{parse_since, AccountView, Dashboard, ResourceDetail};
 pub use launches::{Commands, LaunchPreview, SshTarget};

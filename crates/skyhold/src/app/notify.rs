@@ -184,6 +184,11 @@ fn mail_text(n: &Notification, public_url: Option<&str>) -> String {
         if let Some(t) = b["expires_at"].as_str() {
             text.push_str(&format!("Expires at: {t}\n"));
         }
+        if let Some(link) = b["extend_url"].as_str() {
+            text.push_str(&format!(
+                "\nExtend it by a day (once; you will be asked to sign in): {link}\n"
+            ));
+        }
         if let (Some(url), Some(id)) = (public_url, r["id"].as_i64()) {
             text.push_str(&format!(
                 "\nExtend it or keep it: {}/resources/{id}\n",

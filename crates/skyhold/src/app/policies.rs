@@ -693,11 +693,16 @@ impl App {
         } else {
             "expiry.warning"
         };
-        let body = self.notification_body(kind, d);
+        let mut body = self.notification_body(kind, d);
         let key = format!(
             "policy:{}:r{}:{}@{}",
             d.policy, d.resource_id, d.step_key, d.due_ms
         );
+        // An expiry warning carries a single-use link that extends the
+        // resource by a day (used by someone allowed to, after login).
+        if d.policy == EXPIRY && !self.store.notification_exists(&key).await? {
+            body["extend_url"] = self.new_extend_link(d.resource_id).await?.into();
+        }
         let name = if d.name.is_empty() {
             &d.provider_id
         } else {

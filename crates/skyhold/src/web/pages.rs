@@ -948,6 +948,8 @@ async fn detail(
         o.name.clone()
     };
     let skip = super::services::sectioned_attributes(o.kind);
+    let ledger = app.ledger(&actor, r.id).await?;
+    let idle_no_data = o.kind == ResourceKind::Instance && app.idle_no_data(r.id).await;
     let history = if o.kind == ResourceKind::Alarm && r.deleted_at.is_none() {
         Some(app.alarm_history(&actor, r.id).await)
     } else {
@@ -979,6 +981,25 @@ async fn detail(
             @if let Some(f) = o.tags.get(skyhold_core::launch::FQDN_TAG) { dt { "DNS name" } dd.mono { (f) } }
             dt { "First seen" } dd { (time(Some(r.first_seen))) }
             dt { "Last seen" } dd { (time(Some(r.last_seen))) }
+            @if idle_no_data {
+                dt { "Idle policy" } dd { "no data: no CloudWatch datapoints, so never stopped as idle" }
+            }
+        }
+        @if !ledger.is_empty() {
+            h2 #usage { "Usage (" (ledger.len()) " intervals)" }
+            table {
+                thead { tr { th { "billed for" } th { "type" } th.num { "quantity" } th { "from" } th { "until" } th { "owner" } } }
+                tbody {
+                    @for l in ledger.iter().rev().take(20) {
+                        tr {
+                            td { (l.product) } td { (empty(&l.rtype)) } td.num { (l.quantity) }
+                            td { (time(Some(l.started_at))) " " span.dim { "(" (l.start_how) ")" } }
+                            td { @match l.ended_at { Some(t) => { (time(Some(t))) " " span.dim { "(" (l.end_how) ")" } }, None => { "open" } } }
+                            td { (empty(&l.owner)) }
+                        }
+                    }
+                }
+            }
         }
         h2 #actions { "Actions" }
         (super::action_pages::panel(&app, &actor, r, &recent,

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
 pub const NOTICES: &[(&str, &str)] = &[
     ("grant_saved", "Permission saved."),
     ("grant_removed", "Permission removed."),
+    ("extended", "Extended: the new expiry is below."),
 ];
 
 fn level_select(selected: Level) -> Markup {

@@ -25,6 +25,64 @@ pub fn routes() -> Router<AppState> {
         .route("/policies/run", post(run_now))
         .route("/policies/runs/{id}/confirm", post(confirm))
         .route("/notifications", get(notifications))
+        .route("/extend/{token}", get(extend_form).post(extend_now))
+}
+
+/// An expiry warning's link: what it would do, and a button (a GET never
+/// changes anything: mail scanners follow links).
+async fn extend_form(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(token): Path<String>,
+) -> PageResult {
+    let o = app.extend_offer(&actor, &token).await?;
+    let name = crate::app::display_name(&o.resource.observed).to_owned();
+    let body = html! {
+        h1 { "Extend " (name) }
+        p {
+            (o.resource.observed.kind.label()) " " a href={"/resources/" (o.resource.id)} { (name) }
+            " in " (o.resource.account) " / " (o.resource.region) " expires "
+            @match o.expires_at { Some(t) => { (time(Some(t))) }, None => { "never (no expiry set)" } }
+            "."
+        }
+        @if let Some(why) = &o.spent {
+            div.error role="alert" { "This link cannot be used again: " (why) ". Set the expiry on the resource's page instead." }
+        } @else {
+            form method="post" action={"/extend/" (token)} {
+                (csrf_field(&actor))
+                button type="submit" { "Extend by " (skyhold_core::search::format_duration(o.extend_ms)) }
+            }
+            p.dim { "The maximum TTL still applies; the link works once." }
+        }
+    };
+    Ok(nav(&app, &actor, "Extend", "", body))
+}
+
+async fn extend_now(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(token): Path<String>,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let f = Fields::parse(&body);
+    f.check_csrf(&actor)?;
+    let back = format!(
+        "/extend/{}",
+        url::form_urlencoded::byte_serialize(token.as_bytes()).collect::<String>()
+    );
+    Ok(match app.use_extend_link(&actor, &token).await {
+        Ok(a) if a.state == "succeeded" => {
+            done(&format!("/resources/{}", a.resource_id), "extended")
+        }
+        Ok(a) => failed(
+            &app,
+            &actor,
+            "",
+            crate::error::AppError::Provider(format!("{}: {}", a.error_code, a.error)),
+            &back,
+        ),
+        Err(e) => failed(&app, &actor, "", e, &back),
+    })
 }
 
 fn nav(app: &AppState, actor: &Actor, title: &str, active: &str, body: Markup) -> Markup {

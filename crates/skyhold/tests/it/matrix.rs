@@ -595,6 +595,8 @@ fn page_rows() -> Vec<Row> {
         ),
         row(M::POST, "/policies/runs/{id}/confirm", Admin),
         row(M::GET, "/notifications", AdminAuditor),
+        row(M::GET, "/extend/{token}", Own),
+        row(M::POST, "/extend/{token}", Own),
         // Bulk forms act row by row and report refusals per row.
         with(
             row(M::POST, "/bulk", Any),

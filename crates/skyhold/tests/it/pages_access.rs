@@ -1529,3 +1529,99 @@ async fn audit_page_filters_pages_verifies_and_scopes_entries() {
     assert!(!page.contains("<td>bob</td>"), "{page}");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_warnings_link_extends_once_after_login() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("xlink", moto, &["us-east-1"]).with_kinds(&["instance"]);
+    let ec2 = ec2(moto, &spec.account_id, "us-east-1").await;
+    let soon = skyhold_core::rfc3339(skyhold_core::now_millis() + 2 * 3_600_000);
+    ec2.launch(
+        1,
+        1,
+        "xlink-web",
+        &[
+            ("skyhold:owner", "ann"),
+            ("skyhold:expires-at", soon.as_str()),
+        ],
+    )
+    .await
+    .unwrap();
+    let server = TestServer::start_with(
+        std::slice::from_ref(&spec),
+        "[policies]\ninterval = \"off\"\n[policies.expiry]\nwarn = [\"24h\"]\nmax_ttl = \"30d\"\n",
+    )
+    .await;
+    server
+        .create_user("ann", "ann-password-1", Role::Member)
+        .await;
+    server
+        .create_user("cy", "cy-password-12", Role::Member)
+        .await;
+    server.sync().await;
+    let (s, run) = server
+        .send(
+            Method::POST,
+            "/api/v1/policies/runs",
+            &server.token,
+            serde_json::json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    let notes = server.get("/api/v1/notifications").await;
+    let link = notes["items"][0]["body"]["extend_url"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{notes}"))
+        .to_owned();
+    let path = link.trim_start_matches(&server.url).to_owned();
+    assert!(path.starts_with("/extend/ext-"), "{path}");
+    let id = resource_id(&server, "kind=instance").await;
+    let path_of = format!("/api/v1/resources/{id}");
+    let expiry = || async {
+        server.get(&path_of).await["expires_at"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = expiry().await;
+
+    // Someone without manage on it cannot use it (and does not use it up).
+    let cy = login(&server, "cy", "cy-password-12").await;
+    let (s, cy_page) = get(&cy, &server, &path).await;
+    assert_eq!(s, StatusCode::OK, "{cy_page}");
+    let (s, _, body) = post(&cy, &server, &path, &[("csrf", &csrf(&cy_page))]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(expiry().await, before);
+    // The owner sees what it does; a GET changes nothing.
+    let ann = login(&server, "ann", "ann-password-1").await;
+    let (s, page) = get(&ann, &server, &path).await;
+    assert_eq!(s, StatusCode::OK, "{page}");
+    assert!(page.contains("Extend by 1d"), "{page}");
+    assert_eq!(expiry().await, before);
+    let (s, loc, body) = post(&ann, &server, &path, &[("csrf", &csrf(&page))]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(loc, format!("/resources/{id}?done=extended"));
+    let after = expiry().await;
+    let t = |v: &str| {
+        chrono::DateTime::parse_from_rfc3339(v)
+            .unwrap()
+            .timestamp_millis()
+    };
+    assert_eq!(
+        t(&after) - t(&before),
+        24 * 3_600_000,
+        "{before} -> {after}"
+    );
+    // Once only.
+    let (s, _, body) = post(&ann, &server, &path, &[("csrf", &csrf(&page))]).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("cannot be used again"), "{body}");
+    assert_eq!(expiry().await, after);
+    // The extension is in the audit log as ann's.
+    let audit = server
+        .get("/api/v1/audit?action=resource.set_expiry&limit=5")
+        .await;
+    assert_eq!(audit["items"][0]["actor"], "ann", "{audit}");
+    server.stop().await;
+}
