@@ -7,13 +7,15 @@
 //!     the Instances page for the target queries, on SQLite and PostgreSQL;
 //! (c) memory: the server's resident set after (b);
 //! (d)-(f) permissions, actions and the audit log (`access.rs`);
-//! (h) the usage ledger's spend reports (`ledger.rs`).
+//! (h) the usage ledger's spend reports (`ledger.rs`);
+//! (i) policy passes over 100,000 resources (`policies.rs`).
 //!
 //! Run with `bench/run` (release build). Results are printed as Markdown.
 
 mod access;
 mod launch;
 mod ledger;
+mod policies;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -96,6 +98,11 @@ async fn main() -> Result<()> {
     if only.as_deref().is_none_or(|o| o == "spend") {
         for b in &backends {
             ledger::spend_bench(b, resources, requests.min(200)).await?;
+        }
+    }
+    if only.as_deref().is_none_or(|o| o == "policy") {
+        for b in &backends {
+            policies::policy_bench(b, resources).await?;
         }
     }
     if only.as_deref().is_none_or(|o| o == "audit") {

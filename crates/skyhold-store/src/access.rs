@@ -38,6 +38,8 @@ pub struct Group {
     pub created_at: Millis,
     /// Member user names, sorted.
     pub members: Vec<String>,
+    /// Where notifications about what the group owns go ('' for none).
+    pub email: String,
 }
 
 /// A stored grant, with the names of its subject and (for user and group
@@ -281,8 +283,9 @@ impl Store {
     /// Groups (`g`) matching `filter` (bound to `arg` as `$1`), with their
     /// members, in two queries.
     async fn groups_where(&self, filter: &str, arg: Option<&str>) -> Result<Vec<Group>> {
-        let groups_sql =
-            format!("SELECT g.id, g.name, g.created_at FROM groups g {filter} ORDER BY g.name");
+        let groups_sql = format!(
+            "SELECT g.id, g.name, g.created_at, g.email FROM groups g {filter} ORDER BY g.name"
+        );
         let members_sql = format!(
             "SELECT m.group_id, u.username FROM group_members m JOIN users u ON u.id = m.user_id \
              WHERE m.group_id IN (SELECT g.id FROM groups g {filter}) ORDER BY u.username"
@@ -311,6 +314,7 @@ impl Store {
                         name: g.text("name")?,
                         created_at: g.int("created_at")?,
                         members: by_group.remove(&id).unwrap_or_default(),
+                        email: g.text("email")?,
                     })
                 })
                 .collect()
@@ -328,6 +332,29 @@ impl Store {
             .fetch_all(p)
             .await?;
             rows.iter().map(|r| Ok((GroupId(r.int("id")?), r.text("name")?))).collect()
+        })
+    }
+
+    /// Sets a group's notification address, audited.
+    pub async fn set_group_email(
+        &self,
+        group: GroupId,
+        email: &str,
+        audit: &AuditDraft,
+    ) -> Result<()> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            let r = sqlx::query("UPDATE groups SET email = $1 WHERE id = $2")
+                .bind(email)
+                .bind(group.0)
+                .execute(&mut *tx)
+                .await?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::NotFound);
+            }
+            append_audit!(tx, audit);
+            tx.commit().await?;
+            Ok(())
         })
     }
 

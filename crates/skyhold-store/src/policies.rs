@@ -490,6 +490,16 @@ impl Store {
         })
     }
 
+    /// When the notification of `dedupe_key` was written, if it was.
+    pub async fn notification_time(&self, dedupe_key: &str) -> Result<Option<Millis>> {
+        on_pool!(self, p => {
+            Ok(sqlx::query_scalar("SELECT created_at FROM notifications WHERE dedupe_key = $1")
+                .bind(dedupe_key)
+                .fetch_optional(p)
+                .await?)
+        })
+    }
+
     /// Notifications, newest first, with their deliveries; one more than
     /// `limit` when there are more.
     pub async fn notifications(

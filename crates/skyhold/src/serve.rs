@@ -255,6 +255,14 @@ async fn run_policy_under_lease(app: &Arc<App>, policy: &'static str) {
         if let Err(e) = app.run_budget_pass().await {
             tracing::error!(error = %e, "budget pass failed");
         }
+        if app.budget_stops_configured().await {
+            if let Err(e) = app
+                .run_policy_pass("budget", crate::app::Cause::Timer, "system:policy")
+                .await
+            {
+                tracing::error!(error = %e, "budget stop pass failed");
+            }
+        }
     } else {
         match app
             .run_policy_pass(policy, crate::app::Cause::Timer, "system:policy")

@@ -7,6 +7,7 @@
 //! the ledger's, priced (see `spend`).
 
 use super::access::{Action, Actor, Object};
+use super::policies::{Done, Evaluation, PolicyDecision};
 use super::quotas::quota_target;
 use super::App;
 use crate::error::{AppError, BudgetExceeded};
@@ -16,7 +17,14 @@ use skyhold_store::{BudgetRow, NewNotification, UsageField, UsageFilter};
 use std::collections::HashMap;
 
 /// What happens at 100 %.
-pub const ON_EXCEED: [&str; 2] = ["warn", "block"];
+pub const ON_EXCEED: [&str; 3] = ["warn", "block", "stop"];
+
+/// The budget policy's name (runs, steps, keys).
+pub const BUDGET: &str = "budget";
+
+/// How long after a budget's 100 % warning its subject's running
+/// instances are stopped (`on_exceed = "stop"`).
+pub const STOP_GRACE_MS: i64 = 3_600_000;
 
 /// A budget as it stands this month.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
@@ -41,6 +49,13 @@ pub struct BudgetView {
     pub budget: BudgetRow,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<BudgetStatus>,
+}
+
+/// `2026-12`: the month a budget warning's key names.
+fn month_label(now: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(now)
+        .map(|t| t.format("%Y-%m").to_string())
+        .unwrap_or_default()
 }
 
 /// Month-to-date and projected spend per owner.
@@ -69,7 +84,7 @@ impl App {
             return Err(AppError::bad_parameter(
                 "on_exceed",
                 format!(
-                    "{:?}: warn (only warn at 80 % and 100 %) or block (also refuse launches at 100 %)",
+                    "{:?}: warn (only warn at 80 % and 100 %), block (also refuse launches at 100 %) or stop (also stop the running instances an hour after the 100 % warning)",
                     skyhold_core::clip(on_exceed, 32)
                 ),
             ));
@@ -281,24 +296,8 @@ impl App {
         }
         let now = self.now();
         let spend = self.month_spend_by_owner().await?;
-        let find = |k: &str| budgets.iter().find(|b| b.subject == k);
-        // Every user and group a budget can apply to.
-        let mut subjects: Vec<(String, &BudgetRow)> = Vec::new();
-        for u in self.store.list_users().await? {
-            let k = format!("user:{}", u.username);
-            if let Some(b) = find(&k).or_else(|| find("default:user")) {
-                subjects.push((k, b));
-            }
-        }
-        for g in self.store.list_groups().await? {
-            let k = format!("group:{}", g.name);
-            if let Some(b) = find(&k).or_else(|| find("default:group")) {
-                subjects.push((k, b));
-            }
-        }
-        let month = chrono::DateTime::from_timestamp_millis(now)
-            .map(|t| t.format("%Y-%m").to_string())
-            .unwrap_or_default();
+        let subjects = self.budget_subjects(&budgets).await?;
+        let month = month_label(now);
         let mut written = 0;
         for (k, b) in subjects {
             let s = self.status_of(&k, b, &spend).await?;
@@ -348,6 +347,113 @@ impl App {
             written += 1;
         }
         Ok(written)
+    }
+
+    /// The budget policy: for each spent budget with `on_exceed = "stop"`
+    /// whose 100 % warning went out at least `STOP_GRACE_MS` ago, a stop of
+    /// each running instance its subject owns (the pass's caps, holds and
+    /// re-checks apply, as for expiry).
+    pub(super) async fn evaluate_budget(
+        &self,
+        now: Millis,
+    ) -> Result<(Evaluation, Done), AppError> {
+        let done = self.steps_done(BUDGET).await?;
+        let mut out = Evaluation::default();
+        let budgets = self.store.budgets().await?;
+        if !budgets.iter().any(|b| b.on_exceed == "stop") {
+            return Ok((out, done));
+        }
+        let spend = self.month_spend_by_owner().await?;
+        let subjects = self.budget_subjects(&budgets).await?;
+        let month = month_label(now);
+        let running = self.store.running_instances().await?;
+        for (k, b) in subjects.into_iter().filter(|(_, b)| b.on_exceed == "stop") {
+            let s = self.status_of(&k, b, &spend).await?;
+            if s.percent < 100.0 {
+                continue;
+            }
+            let Some(warned) = self
+                .store
+                .notification_time(&format!("budget:{k}:{month}:100"))
+                .await?
+            else {
+                continue; // the budget pass warns first
+            };
+            let deadline = warned + STOP_GRACE_MS;
+            if now < deadline {
+                continue;
+            }
+            let owners = self.owners_of(&k).await?;
+            for r in running
+                .iter()
+                .filter(|r| owners.contains(&r.observed.owner))
+            {
+                out.candidates += 1;
+                if super::policies::is_done(done.get(&(r.id, "stop".to_owned(), deadline))) {
+                    continue;
+                }
+                out.due.push(PolicyDecision {
+                    policy: BUDGET,
+                    resource_id: r.id,
+                    provider_id: r.observed.provider_id.clone(),
+                    name: r.observed.name.clone(),
+                    kind: r.observed.kind.as_str().to_owned(),
+                    account: r.account.to_string(),
+                    region: r.region.clone(),
+                    owner: r.observed.owner.clone(),
+                    step: "stop".into(),
+                    step_key: "stop".into(),
+                    due_at: skyhold_core::rfc3339(deadline),
+                    due_ms: deadline,
+                    expires_at: String::new(),
+                    stop_at: Some(skyhold_core::rfc3339(deadline)),
+                    final_snapshot: false,
+                    mode: "enforce".into(),
+                    reason: format!(
+                        "budget: {k} spent ${:.2} of ${:.2} this month ({:.0} %), warned at {}",
+                        s.spend_usd,
+                        s.limit_usd,
+                        s.percent,
+                        skyhold_core::rfc3339(warned)
+                    ),
+                    untrusted_keep: None,
+                    outcome: String::new(),
+                });
+            }
+        }
+        Ok((out, done))
+    }
+
+    /// Every user and group with the budget that applies to it (its
+    /// override, else the default).
+    async fn budget_subjects<'a>(
+        &self,
+        budgets: &'a [BudgetRow],
+    ) -> Result<Vec<(String, &'a BudgetRow)>, AppError> {
+        let find = |k: &str| budgets.iter().find(|b| b.subject == k);
+        let mut subjects = Vec::new();
+        for u in self.store.list_users().await? {
+            let k = format!("user:{}", u.username);
+            if let Some(b) = find(&k).or_else(|| find("default:user")) {
+                subjects.push((k, b));
+            }
+        }
+        for g in self.store.list_groups().await? {
+            let k = format!("group:{}", g.name);
+            if let Some(b) = find(&k).or_else(|| find("default:group")) {
+                subjects.push((k, b));
+            }
+        }
+        Ok(subjects)
+    }
+
+    /// Whether any budget stops instances (else the timer skips the
+    /// budget policy's pass).
+    pub async fn budget_stops_configured(&self) -> bool {
+        self.store
+            .budgets()
+            .await
+            .is_ok_and(|b| b.iter().any(|b| b.on_exceed == "stop"))
     }
 
     /// The projected cost of `count` instances of `itype` for the rest of

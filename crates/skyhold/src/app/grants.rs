@@ -147,6 +147,34 @@ impl App {
         self.group_by_id(group).await
     }
 
+    /// Sets where notifications about the group's resources go (manage
+    /// on the group); '' removes it (the admins get them then).
+    pub async fn set_group_email(
+        &self,
+        actor: &Actor,
+        group: GroupId,
+        email: &str,
+    ) -> Result<Group, AppError> {
+        self.authorize(actor, Action::ManageMembers, Object::Group(group))
+            .await?;
+        let email = email.trim();
+        if !email.is_empty() && email.parse::<lettre::Address>().is_err() {
+            return Err(AppError::bad_parameter(
+                "email",
+                format!(
+                    "{:?} is not an email address",
+                    skyhold_core::clip(email, 80)
+                ),
+            ));
+        }
+        let g = self.group_by_id(group).await?;
+        let mut d = actor.audit("group.email", group_target(Some(g.id), &g.name));
+        d.old = Some(serde_json::json!({"email": g.email}));
+        d.new = Some(serde_json::json!({"email": email}));
+        self.store.set_group_email(g.id, email, &d).await?;
+        self.group_by_id(group).await
+    }
+
     pub async fn remove_member(
         &self,
         actor: &Actor,

@@ -13,7 +13,6 @@ use super::policies::{is_done, Done, Evaluation, Exempt, PolicyDecision, IDLE};
 use super::App;
 use crate::error::AppError;
 use skyhold_core::idle::{self, IdleEffective, IdleRules, IdleStep, Verdict};
-use skyhold_core::launch::BLUEPRINT_TAG;
 use skyhold_core::{rfc3339, Millis, Resource};
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,11 +39,7 @@ impl App {
             .account(&r.account)
             .map(|a| a.policies.idle.clone())
             .unwrap_or_default();
-        let blueprint = r
-            .observed
-            .tags
-            .get(BLUEPRINT_TAG)
-            .and_then(|v| v.rsplit_once('@').map(|(n, _)| n))
+        let blueprint = super::policies::blueprint_name(r)
             .and_then(|n| blueprints.get(n))
             .cloned()
             .unwrap_or_default();
@@ -66,13 +61,7 @@ impl App {
 
     /// Every running instance judged, and the steps recorded so far.
     pub(super) async fn evaluate_idle(&self, now: Millis) -> Result<(Evaluation, Done), AppError> {
-        let done: Done = self
-            .store
-            .policy_steps(IDLE)
-            .await?
-            .into_iter()
-            .map(|s| ((s.resource_id, s.step.clone(), s.due_at), s))
-            .collect();
+        let done = self.steps_done(IDLE).await?;
         let instances = self.store.running_instances().await?;
         let eval = self.evaluate_idle_of(&instances, &done, now).await?;
         Ok((eval, done))
@@ -114,6 +103,7 @@ impl App {
                 .iter()
                 .map(|(r, _)| r.observed.provider_id.clone())
                 .collect();
+            let asked = std::time::Instant::now();
             let metrics = match self.sync.provider(&items[0].0.account) {
                 None => Err("the account is not configured any more".to_owned()),
                 Some(p) => p
@@ -128,6 +118,7 @@ impl App {
                     .await
                     .map_err(|e| e.to_string()),
             };
+            out.provider_ms += asked.elapsed().as_millis() as u64;
             for (r, rules) in &items {
                 out.candidates += 1;
                 let m = match &metrics {

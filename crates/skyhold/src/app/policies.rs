@@ -127,6 +127,8 @@ pub(super) struct Evaluation {
     /// Steps a late pass overtook (never taken later): (resource, key, due).
     pub(super) overtaken: Vec<(ResourceId, String, Millis)>,
     pub(super) exempt: Vec<Exempt>,
+    /// Time spent waiting for the provider while evaluating (metrics).
+    pub(super) provider_ms: u64,
 }
 
 /// The preview: what the rules (as configured, or with a change) would
@@ -213,15 +215,22 @@ impl App {
             .account(&r.account)
             .map(|a| a.policies.expiry.clone())
             .unwrap_or_default();
-        let blueprint = r
-            .observed
-            .tags
-            .get(BLUEPRINT_TAG)
-            .and_then(|v| v.rsplit_once('@').map(|(n, _)| n))
+        let blueprint = blueprint_name(r)
             .and_then(|n| blueprints.get(n))
             .cloned()
             .unwrap_or_default();
         blueprint.over(&account.over(global)).effective()
+    }
+
+    /// A policy's recorded steps, by (resource, key, deadline).
+    pub(super) async fn steps_done(&self, policy: &str) -> Result<Done, AppError> {
+        Ok(self
+            .store
+            .policy_steps(policy)
+            .await?
+            .into_iter()
+            .map(|s| ((s.resource_id, s.step.clone(), s.due_at), s))
+            .collect())
     }
 
     async fn blueprint_rules(&self) -> Result<HashMap<String, ExpiryRules>, AppError> {
@@ -245,13 +254,7 @@ impl App {
     ) -> Result<(Evaluation, Done), AppError> {
         let kinds: Vec<&str> = EXPIRABLE.iter().map(|k| k.as_str()).collect();
         let resources = self.store.resources_tagged(&kinds, EXPIRES_TAG).await?;
-        let done: Done = self
-            .store
-            .policy_steps(EXPIRY)
-            .await?
-            .into_iter()
-            .map(|s| ((s.resource_id, s.step.clone(), s.due_at), s))
-            .collect();
+        let done = self.steps_done(EXPIRY).await?;
         let blueprints = self.blueprint_rules().await?;
         let mut out = Evaluation::default();
         for r in &resources {
@@ -399,6 +402,7 @@ impl App {
         requested_by: &str,
     ) -> Result<PolicyRun, AppError> {
         let mode = match policy {
+            super::budgets::BUDGET => Mode::Enforce,
             IDLE => self.config.policies.idle.mode.unwrap_or_default(),
             _ => self.config.policies.expiry.effective().mode,
         };
@@ -471,6 +475,7 @@ impl App {
     ) -> Result<(), AppError> {
         let (mut eval, done) = match policy {
             IDLE => self.evaluate_idle(now).await?,
+            super::budgets::BUDGET => self.evaluate_budget(now).await?,
             _ => {
                 self.evaluate(&self.config.policies.expiry.clone(), now, None)
                     .await?
@@ -647,6 +652,7 @@ impl App {
         if policy == IDLE {
             counts_json["no_data"] = no_data.len().into();
             counts_json["no_data_ids"] = no_data.into();
+            counts_json["metrics_ms"] = eval.provider_ms.into();
         }
         for (k, v) in counts {
             counts_json[k] = v.into();
@@ -780,6 +786,11 @@ impl App {
             again = self
                 .evaluate_idle_of(std::slice::from_ref(&fresh), done, now)
                 .await?;
+        } else if d.policy == super::budgets::BUDGET {
+            let (mut all, _) = self.evaluate_budget(now).await?;
+            all.due
+                .retain(|x| x.resource_id == fresh.id && fresh.observed.state == "running");
+            again = all;
         } else {
             let global = self.config.policies.expiry.clone();
             let blueprints = self.blueprint_rules().await?;
@@ -857,6 +868,8 @@ impl App {
         let kind = match (d.policy, state, d.step.as_str()) {
             (IDLE, "done", _) => "idle.stopped",
             (IDLE, _, _) => "idle.failed",
+            (super::budgets::BUDGET, "done", _) => "budget.stopped",
+            (super::budgets::BUDGET, _, _) => "budget.failed",
             (_, "done", "stop") => "expiry.stopped",
             (_, "done", _) => "expiry.deleted",
             _ => "expiry.failed",
@@ -880,6 +893,8 @@ impl App {
                 "expiry.deleted" => "was deleted: it expired",
                 "idle.stopped" => "was stopped: it was idle",
                 "idle.failed" => "could not be stopped when idle",
+                "budget.stopped" => "was stopped: its owner's monthly budget is spent",
+                "budget.failed" => "could not be stopped for a spent budget",
                 _ => "could not be acted on at its expiry",
             }
         );
@@ -919,18 +934,37 @@ impl App {
         Ok(outcome)
     }
 
-    /// Who hears about a resource of `owner`: the user and their email;
-    /// a user without one, a group or nobody falls back to the admins
-    /// (never skipped silently).
+    /// Who hears about a resource of `owner`: the user and their email; a
+    /// user without one, their first group with an address; a group, its
+    /// address; else (and for unowned resources) the admins: never
+    /// skipped silently.
     pub(super) async fn recipient(&self, owner: &str) -> Result<(String, String), AppError> {
+        let group_address = |g: &skyhold_store::Group| {
+            (!g.email.is_empty()).then(|| (format!("group:{}", g.name), g.email.clone()))
+        };
+        let admins = || ("admins".to_owned(), String::new());
         match skyhold_core::access::owner_subject(owner) {
             Some(skyhold_core::Subject::User(u)) => match self.store.user_by_name(&u).await? {
                 Some(user) if !user.email.is_empty() && user.disabled_at.is_none() => {
                     Ok((format!("user:{u}"), user.email))
                 }
-                _ => Ok(("admins".into(), String::new())),
+                // No address of their own: their first group's that has one.
+                _ => Ok(self
+                    .store
+                    .groups_of_member(&u)
+                    .await?
+                    .iter()
+                    .find_map(group_address)
+                    .unwrap_or_else(admins)),
             },
-            _ => Ok(("admins".into(), String::new())),
+            Some(skyhold_core::Subject::Group(g)) => Ok(self
+                .store
+                .group_by_name(&g)
+                .await?
+                .as_ref()
+                .and_then(group_address)
+                .unwrap_or_else(admins)),
+            None => Ok(admins()),
         }
     }
 
@@ -1057,10 +1091,14 @@ impl App {
         let policy = match policy {
             EXPIRY => EXPIRY,
             IDLE => IDLE,
+            super::budgets::BUDGET => super::budgets::BUDGET,
             other => {
                 return Err(AppError::bad_parameter(
                     "policy",
-                    format!("{:?}: expiry or idle", skyhold_core::clip(other, 32)),
+                    format!(
+                        "{:?}: expiry, idle or budget",
+                        skyhold_core::clip(other, 32)
+                    ),
                 ))
             }
         };
@@ -1099,7 +1137,11 @@ impl App {
             serde_json::json!({"run_id": id, "actions": held.plan.as_array().map_or(0, Vec::len)}),
         );
         self.record(&d).await;
-        let policy = if held.policy == IDLE { IDLE } else { EXPIRY };
+        let policy = match held.policy.as_str() {
+            IDLE => IDLE,
+            super::budgets::BUDGET => super::budgets::BUDGET,
+            _ => EXPIRY,
+        };
         self.run_policy_pass(policy, Cause::Confirm(id), &actor.username)
             .await
     }
@@ -1123,6 +1165,15 @@ impl App {
         let next = more.then(|| rows.last().map(|n| n.id)).flatten();
         Ok((rows, next))
     }
+}
+
+/// The name of the blueprint a resource was launched from (its
+/// `skyhold:blueprint` tag, `NAME@VERSION`).
+pub(super) fn blueprint_name(r: &Resource) -> Option<&str> {
+    r.observed
+        .tags
+        .get(BLUEPRINT_TAG)
+        .and_then(|v| v.rsplit_once('@').map(|(n, _)| n))
 }
 
 /// Whether a kind holds data a final snapshot keeps.

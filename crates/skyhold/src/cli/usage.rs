@@ -124,8 +124,9 @@ pub enum BudgetCommand {
         subject: String,
         /// USD per month.
         monthly_usd: f64,
-        /// block (refuse launches at 100 %, the default) or warn.
-        #[arg(long, value_parser = ["block", "warn"])]
+        /// block (refuse launches at 100 %, the default), warn, or stop
+        /// (also stop the running instances an hour after the 100 % warning).
+        #[arg(long, value_parser = ["block", "warn", "stop"])]
         on_exceed: Option<String>,
         #[arg(long)]
         json: bool,

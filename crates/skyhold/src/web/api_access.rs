@@ -36,7 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{id}", get(get_user).patch(update_user))
         .route("/api/v1/groups", get(list_groups).post(create_group))
-        .route("/api/v1/groups/{id}", get(get_group).delete(delete_group))
+        .route(
+            "/api/v1/groups/{id}",
+            get(get_group).patch(update_group).delete(delete_group),
+        )
         .route("/api/v1/groups/{id}/members", post(add_member))
         .route(
             "/api/v1/groups/{id}/members/{username}",
@@ -102,6 +105,9 @@ pub struct GroupOut {
     pub name: String,
     /// Member user names, sorted.
     pub members: Vec<String>,
+    /// Where notifications about the group's resources go ('' for none:
+    /// the admins get them).
+    pub email: String,
     #[schema(format = DateTime)]
     pub created_at: String,
 }
@@ -111,6 +117,7 @@ fn group_out(g: &Group) -> GroupOut {
         id: g.id.0,
         name: g.name.clone(),
         members: g.members.clone(),
+        email: g.email.clone(),
         created_at: rfc3339(g.created_at),
     }
 }
@@ -634,6 +641,44 @@ pub(super) async fn get_group(
         .into_iter()
         .find(|g| g.id == id)
         .ok_or_else(|| AppError::NotFound(format!("group {id}")))?;
+    Ok(Json(group_out(&g)))
+}
+
+/// A change to a group.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    /// Where notifications about the group's resources (and its members'
+    /// without an address) go; '' removes it.
+    pub email: Option<String>,
+}
+
+#[utoipa::path(
+    patch,
+    path = "/api/v1/groups/{id}",
+    tag = "groups",
+    summary = "Set a group's notification address (manage on the group)",
+    params(NamePath, IdempotencyKey),
+    request_body = GroupPatch,
+    responses(
+        (status = 200, body = GroupOut),
+        (status = 400, response = ApiError),
+        (status = 404, response = ApiError),
+        WriteErrors,
+    )
+)]
+pub(super) async fn update_group(
+    State(app): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Json<GroupOut>, AppError> {
+    let b: GroupPatch = body(&bytes)?;
+    let id = group_id(&app, &id).await?;
+    let email = b
+        .email
+        .ok_or_else(|| AppError::bad_parameter("email", "required (\"\" removes it)"))?;
+    let g = app.set_group_email(&actor, id, &email).await?;
     Ok(Json(group_out(&g)))
 }
 

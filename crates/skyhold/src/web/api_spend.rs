@@ -170,7 +170,8 @@ pub struct BudgetBody {
     /// The monthly limit in USD.
     pub monthly_usd: f64,
     /// `block` (the default: warn at 80 % and 100 %, refuse launches at
-    /// 100 %) or `warn` (warn only).
+    /// 100 %), `warn` (warn only) or `stop` (block, and stop the running
+    /// instances an hour after the 100 % warning).
     pub on_exceed: Option<String>,
 }
 

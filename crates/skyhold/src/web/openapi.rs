@@ -70,6 +70,7 @@ use utoipa::{IntoParams, IntoResponses, Modify, OpenApi, ToResponse, ToSchema};
         api_access::list_groups,
         api_access::create_group,
         api_access::get_group,
+        api_access::update_group,
         api_access::delete_group,
         api_access::add_member,
         api_access::remove_member,

@@ -195,5 +195,66 @@ async fn a_spent_budget_refuses_launches_and_warns_once() {
         .send(Method::POST, "/api/v1/launches", &ann, form, None)
         .await;
     assert_eq!(s, StatusCode::CREATED, "{l}");
+    let web = l["instances"][0]["provider_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{l}"))
+        .to_owned();
+
+    // (A sync sees it running, and drops the seeded row moto never had.)
+    server.sync().await;
+
+    // A budget that stops: an hour after its 100 % warning (sent above),
+    // ann's running instances are stopped through the pipeline, once.
+    let (s, v) = server
+        .send(
+            Method::POST,
+            "/api/v1/budgets",
+            &admin,
+            json!({"subject": "user:ann", "monthly_usd": spent * 0.9, "on_exceed": "stop"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let budget_pass = || async {
+        let (s, v) = server
+            .send(
+                Method::POST,
+                "/api/v1/policies/runs?policy=budget",
+                &admin,
+                json!({}),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v
+    };
+    let run = budget_pass().await;
+    assert!(
+        run["counts"].get("stopped").is_none(),
+        "within the grace period: {run}"
+    );
+    app.clock.advance(H);
+    let run = budget_pass().await;
+    assert_eq!(run["counts"]["stopped"], 1, "{run}");
+    let ec2 = skyhold_aws::testkit::Ec2::connect(moto, &spec.account_id, REGION)
+        .await
+        .unwrap();
+    assert_eq!(ec2.instance_state(&web).await.unwrap(), "stopped");
+    let audit = server
+        .get("/api/v1/audit?action=resource.stop&limit=5")
+        .await;
+    assert_eq!(
+        audit["items"][0]["actor"], "system:policy:budget",
+        "{audit}"
+    );
+    assert!(
+        audit["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("budget: user:ann spent $"),
+        "{audit}"
+    );
+    let again = budget_pass().await;
+    assert!(again["counts"].get("stopped").is_none(), "{again}");
     server.stop().await;
 }

@@ -390,6 +390,10 @@ fn api_rows() -> Vec<Row> {
             json!({"name": "NEW"}),
         ),
         row(M::GET, "/api/v1/groups/{id}", Any),
+        with(
+            row(M::PATCH, "/api/v1/groups/{id}", ManageGroup),
+            json!({"email": "dev@example.com"}),
+        ),
         row(M::DELETE, "/api/v1/groups/{id}", Admin),
         with(
             row(M::POST, "/api/v1/groups/{id}/members", ManageGroup),

@@ -219,3 +219,113 @@ async fn a_warning_is_mailed_once_and_its_webhook_retried_until_it_lands() {
     assert_eq!(hook.seen.lock().unwrap().len(), 3);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_owned_resources_and_members_without_email_reach_the_groups_address() {
+    let moto = shared_moto();
+    let spec = AccountSpec::new("grpmail", moto, &[REGION]).with_kinds(&["instance"]);
+    let aws = Aws::connect(moto, &spec.account_id, REGION).await.unwrap();
+    let soon = skyhold_core::rfc3339(skyhold_core::now_millis() + 2 * 3_600_000);
+    for (name, owner) in [
+        ("gm-team", "group:dev"),
+        ("gm-bob", "bob"),
+        ("gm-nobody", "carl"),
+    ] {
+        aws.ec2
+            .launch(
+                1,
+                1,
+                name,
+                &[
+                    ("skyhold:owner", owner),
+                    ("skyhold:expires-at", soon.as_str()),
+                ],
+            )
+            .await
+            .unwrap();
+    }
+    let server = TestServer::start_with(
+        std::slice::from_ref(&spec),
+        "[policies]\ninterval = \"off\"\n[policies.expiry]\nwarn = [\"24h\"]\n",
+    )
+    .await;
+    server
+        .create_user("bob", "bob-password-1", Role::Member)
+        .await;
+    let admin = server.token.clone();
+    let (s, g) = server
+        .send(
+            Method::POST,
+            "/api/v1/groups",
+            &admin,
+            json!({"name": "dev"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{g}");
+    let (s, _) = server
+        .send(
+            Method::POST,
+            "/api/v1/groups/dev/members",
+            &admin,
+            json!({"username": "bob"}),
+            None,
+        )
+        .await;
+    assert!(s.is_success());
+    let (s, e) = server
+        .send(
+            Method::PATCH,
+            "/api/v1/groups/dev",
+            &admin,
+            json!({"email": "not an address"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let (s, g) = server
+        .send(
+            Method::PATCH,
+            "/api/v1/groups/dev",
+            &admin,
+            json!({"email": "dev@example.test"}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    assert_eq!(g["email"], "dev@example.test");
+    server.sync().await;
+    let (s, run) = server
+        .send(
+            Method::POST,
+            "/api/v1/policies/runs",
+            &admin,
+            json!({}),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{run}");
+    let notes = server.get("/api/v1/notifications").await;
+    let to = |name: &str| {
+        let n = notes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["body"]["resource"]["name"] == format!("{name}-0"))
+            .unwrap_or_else(|| panic!("{name} in {notes}"));
+        (
+            n["recipient"].as_str().unwrap().to_owned(),
+            n["email"].as_str().unwrap().to_owned(),
+        )
+    };
+    assert_eq!(
+        to("gm-team"),
+        ("group:dev".into(), "dev@example.test".into())
+    );
+    assert_eq!(
+        to("gm-bob"),
+        ("group:dev".into(), "dev@example.test".into())
+    );
+    assert_eq!(to("gm-nobody"), ("admins".into(), String::new()));
+    server.stop().await;
+}
