@@ -1349,18 +1349,24 @@ secret_access_key = "hush"
         let e = parse("[policies.expiry]\nmax_ttl = \"0d\"\n").unwrap_err();
         assert!(e.message.contains("positive"), "{e}");
         // Idle rules parse; unknown keys and bad values are refused, named.
-        let c = parse("[policies.idle]\ncpu_below = 5.0\nfor = \"2h\"\nwarn_before = \"30m\"\n").unwrap();
+        let c = parse("[policies.idle]\ncpu_below = 5.0\nfor = \"2h\"\nwarn_before = \"30m\"\n")
+            .unwrap();
         let idle = c.policies.idle.effective().unwrap();
-        assert_eq!((idle.cpu_below, idle.for_ms, idle.warn_before_ms), (5.0, 7_200_000, 1_800_000));
+        assert_eq!(
+            (idle.cpu_below, idle.for_ms, idle.warn_before_ms),
+            (5.0, 7_200_000, 1_800_000)
+        );
         let e = parse("[policies.idle]\ncpu_under = 5.0\n").unwrap_err();
         assert!(e.message.contains("cpu_under"), "{e}");
         let e = parse("[policies.idle]\ncpu_below = 500.0\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("policies.idle.cpu_below"), "{e}");
         let e = parse("[policies.idle]\ncpu_below = 5.0\naction = \"terminate\"\n").unwrap_err();
         assert_eq!(e.key.as_deref(), Some("policies.idle.action"), "{e}");
-        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\ndiscount = 1.5\n").unwrap_err();
+        let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\ndiscount = 1.5\n")
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("accounts[0].discount"), "{e}");
-        let e = parse("[[prices]]\nproduct = \"gold-bar\"\nregion = \"us-east-1\"\nusd = 1.0\n").unwrap_err();
+        let e = parse("[[prices]]\nproduct = \"gold-bar\"\nregion = \"us-east-1\"\nusd = 1.0\n")
+            .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("prices[0].product"), "{e}");
         let e = parse("[[accounts]]\nname = \"a\"\nregions = [\"us-east-1\"]\n[accounts.policies.expiry]\nmax_ttl = \"x\"\n")
             .unwrap_err();

@@ -232,7 +232,26 @@ async fn policies(
     Extension(actor): Extension<Actor>,
     RawQuery(raw): RawQuery,
 ) -> PageResult {
-    let preview = app.policy_preview(&actor, None).await?;
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let code = pairs
+        .iter()
+        .find(|(k, _)| k == "done")
+        .map(|(_, v)| v.clone());
+    // A change to try (the API's preview parameters), never saved.
+    let change = {
+        // (Built in a block: the serializer is not Send.)
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "done") {
+            ser.append_pair(k, v);
+        }
+        ser.finish()
+    };
+    let change = super::api_policies::preview_change(Some(&change))?;
+    let trying = change.is_some();
+    let preview = app.policy_preview(&actor, change).await?;
     let (runs, _) = app.policy_runs(&actor, None, 20).await?;
     let budgets = app.budgets(&actor).await.unwrap_or_default();
     let admin = app.allows(
@@ -240,9 +259,7 @@ async fn policies(
         crate::app::Action::RunPolicies,
         crate::app::Object::None,
     );
-    let code = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "done")
-        .map(|(_, v)| v.into_owned());
+    let rules = &preview.rules;
     let body = html! {
         h1 { "Policies" }
         (notice(code.as_deref(), &[("ran", "The pass ran: see the latest run below."), ("confirmed", "The held pass was confirmed and carried out.")]))
@@ -258,6 +275,16 @@ async fn policies(
                 }
             }
         }
+        form.filters method="get" action="/policies" {
+            "Try the global expiry rules: "
+            label { "warn " input name="warn" size="10" value=(rules.warn.clone().unwrap_or_default().join(",")) placeholder="24h,1h"; }
+            label { "at expiry " input name="action" size="9" value=(rules.action.clone().unwrap_or_default()) placeholder="stop"; }
+            label { "delete after " input name="terminate_after" size="6" value=(rules.terminate_after.clone().unwrap_or_default()) placeholder="7d"; }
+            label { "mode " input name="mode" size="8" value=(rules.mode.clone().unwrap_or_default()) placeholder="enforce"; }
+            button type="submit" { "Preview" }
+            @if trying { " " a href="/policies" { "as configured" } }
+        }
+        @if trying { div.ok role="status" { "A preview of an unsaved change: nothing is saved or done." } }
         h2 { "Expiry: due now (" (preview.now_items.len()) ")" }
         (decisions(&preview.now_items))
         h2 { "Expiry: in the next 24 h (" (preview.next_24h.len()) ")" }

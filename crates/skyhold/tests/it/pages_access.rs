@@ -1618,6 +1618,27 @@ async fn an_expiry_warnings_link_extends_once_after_login() {
     assert_eq!(s, StatusCode::CONFLICT, "{body}");
     assert!(body.contains("cannot be used again"), "{body}");
     assert_eq!(expiry().await, after);
+    // The Policies page previews an unsaved change, names a bad one, and
+    // lists the passes; Reports and Notifications render.
+    let (s, p) = server
+        .page("/policies?terminate_after=2d&mode=dry-run")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert!(p.contains("A preview of an unsaved change"), "{p}");
+    let (s, p) = server.page("/policies?warn=soon").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{p}");
+    let (s, p) = server.page("/policies").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        p.contains("xlink-web-0") && !p.contains("unsaved change"),
+        "{p}"
+    );
+    let (s, p) = server.page("/reports?group_by=owner,kind&from=30d").await;
+    assert_eq!(s, StatusCode::OK, "{p}");
+    assert!(p.contains("Spend per day"), "{p}");
+    let (s, p) = server.page("/notifications").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(p.contains("expiry.warning"), "{p}");
     // The extension is in the audit log as ann's.
     let audit = server
         .get("/api/v1/audit?action=resource.set_expiry&limit=5")
