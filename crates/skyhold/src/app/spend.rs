@@ -436,8 +436,8 @@ fn round(v: f64, digits: i32) -> f64 {
     (v * f).round() / f
 }
 
-/// A report as CSV: the group-by fields, hours, usd; then the unpriced
-/// usage as rows whose `usd` is empty.
+/// A report as CSV: a header of the group-by fields, `hours` and `usd`,
+/// then one line per row (unpriced usage is in the JSON form only).
 pub fn spend_csv(r: &SpendReport) -> String {
     let esc = |s: &str| {
         if s.contains([',', '"', '\n']) {
