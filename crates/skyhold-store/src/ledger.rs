@@ -238,14 +238,6 @@ macro_rules! apply_row {
         obs.billing = billing;
         obs.transition_at = transition;
         obs.began_at = row.created_at;
-        if open.is_none() && obs.billing.is_some() {
-            obs.last_end = sqlx::query_scalar::<_, Option<i64>>(
-                "SELECT MAX(ended_at) FROM ledger WHERE resource_id = $1",
-            )
-            .bind(row.id)
-            .fetch_one(&mut *$tx)
-            .await?;
-        }
         for op in ledger::reconcile(open.map(|o| &o.open), &obs) {
             match op {
                 Op::Close { at, how } => {
@@ -349,6 +341,21 @@ impl Store {
                 let (rid, o) = open_from(&r)?;
                 open.insert(rid, o);
             }
+            // Each resource's latest closed interval, in one read.
+            let mut last_end: HashMap<i64, i64> = HashMap::new();
+            for r in sqlx::query(
+                "SELECT resource_id, MAX(ended_at) AS ended_at FROM ledger \
+                 WHERE account = $1 AND region = $2 AND kind = $3 AND ended_at IS NOT NULL \
+                 GROUP BY resource_id",
+            )
+            .bind(account.as_str())
+            .bind(region)
+            .bind(kind.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                last_end.insert(r.int("resource_id")?, r.int("ended_at")?);
+            }
             // Live rows, and gone ones the ledger still has open. A
             // tombstone older than the last pass was closed then.
             let rows = sqlx::query(&format!(
@@ -370,7 +377,9 @@ impl Store {
                 if o.is_none() && row.deleted_at.is_some() {
                     continue;
                 }
-                apply_row!(tx, scope, kind, &row, o, blank_observation(observed_at, prev, None), stats);
+                let mut obs = blank_observation(observed_at, prev, None);
+                obs.last_end = last_end.get(&row.id).copied();
+                apply_row!(tx, scope, kind, &row, o, obs, stats);
             }
             // Open intervals whose row was tombstoned before the last pass
             // (or removed): closed where they were last seen.
@@ -455,6 +464,13 @@ impl Store {
             .await?;
             let scope = (account.as_str(), region.as_str());
             let obs = blank_observation(action_at, prev, Some(action_at));
+            let mut obs = obs;
+            obs.last_end = sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(ended_at) FROM ledger WHERE resource_id = $1",
+            )
+            .bind(row.id)
+            .fetch_one(&mut *tx)
+            .await?;
             apply_row!(tx, scope, kind, &row, open.as_ref(), obs, stats);
             tx.commit().await?;
             Ok(stats)
