@@ -5,6 +5,7 @@
 //! Each pass runs in one write transaction: a crash loses the pass, never
 //! half of it, and the next pass redoes it from the same rows.
 
+use crate::rollup::{RollupTx, ScopeRollup, Tail};
 use crate::{on_pool, BeginWrite, ReadRow, Result, Store, StoreError};
 use skyhold_core::ledger::{self, Billing, Observation, Op, OpenInterval};
 use skyhold_core::prices::Product;
@@ -180,23 +181,32 @@ fn observe(kind: ResourceKind, r: &Row) -> (Option<Billing>, Option<Millis>, Str
 struct OpenRow {
     id: i64,
     open: OpenInterval,
+    /// Its rollup key within the scope.
+    tail: Tail,
 }
 
 fn open_from<R: ReadRow>(r: &R) -> Result<(i64, OpenRow)> {
     let product = r.text("product")?;
+    let billed = Product::parse(&product)
+        .ok_or_else(|| StoreError::Corrupt(format!("ledger product {product:?}")))?;
     Ok((
         r.int("resource_id")?,
         OpenRow {
             id: r.int("id")?,
             open: OpenInterval {
                 billing: Billing {
-                    product: Product::parse(&product).ok_or_else(|| {
-                        StoreError::Corrupt(format!("ledger product {product:?}"))
-                    })?,
+                    product: billed,
                     rtype: r.text("rtype")?,
                     quantity: r.int("quantity")?,
                 },
                 started_at: r.int("started_at")?,
+            },
+            tail: Tail {
+                owner: r.text("owner")?,
+                grp: r.text("grp")?,
+                blueprint: r.text("blueprint")?,
+                product,
+                rtype: r.text("rtype")?,
             },
         },
     ))
@@ -227,9 +237,33 @@ fn interval_from<R: ReadRow>(r: &R) -> Result<Interval> {
     })
 }
 
-/// Runs the rules for one row and writes what they say, inside `$tx`.
+/// Closes an open interval at `$at` (if still open), keeping the rollup.
+macro_rules! close_interval {
+    ($tx:expr, $o:expr, $at:expr, $how:expr, $roll:expr, $r:expr, $stats:expr) => {{
+        let o: &OpenRow = $o;
+        let at: Millis = $at;
+        let done = sqlx::query(
+            "UPDATE ledger SET ended_at = $1, end_how = $2 WHERE id = $3 AND ended_at IS NULL",
+        )
+        .bind(at)
+        .bind($how.as_str())
+        .bind(o.id)
+        .execute(&mut *$tx)
+        .await?
+        .rows_affected();
+        if done > 0 {
+            let q = o.open.billing.quantity;
+            $roll.add(&o.tail, $r, at, q, 1);
+            $roll.open(&o.tail, -q, -1);
+            $stats.closed += 1;
+        }
+    }};
+}
+
+/// Runs the rules for one row and writes what they say, inside `$tx`,
+/// gathering the rollup's share in `$roll` (the scope rolled to `$r`).
 macro_rules! apply_row {
-    ($tx:expr, $scope:expr, $kind:expr, $row:expr, $open:expr, $obs:expr, $stats:expr) => {{
+    ($tx:expr, $scope:expr, $kind:expr, $row:expr, $open:expr, $obs:expr, $roll:expr, $r:expr, $stats:expr) => {{
         let (account, region): (&str, &str) = $scope;
         let row: &Row = $row;
         let open: Option<&OpenRow> = $open;
@@ -241,16 +275,9 @@ macro_rules! apply_row {
         for op in ledger::reconcile(open.map(|o| &o.open), &obs) {
             match op {
                 Op::Close { at, how } => {
-                    let id = open.map(|o| o.id).unwrap_or_default();
-                    sqlx::query(
-                        "UPDATE ledger SET ended_at = $1, end_how = $2 WHERE id = $3 AND ended_at IS NULL",
-                    )
-                    .bind(at)
-                    .bind(how.as_str())
-                    .bind(id)
-                    .execute(&mut *$tx)
-                    .await?;
-                    $stats.closed += 1;
+                    if let Some(o) = open {
+                        close_interval!($tx, o, at, how, $roll, $r, $stats);
+                    }
                 }
                 Op::Open { billing, at, how } => {
                     let grp = row.owner.strip_prefix("group:").unwrap_or_default();
@@ -275,6 +302,15 @@ macro_rules! apply_row {
                     .bind(obs.at)
                     .execute(&mut *$tx)
                     .await?;
+                    let tail = Tail {
+                        owner: row.owner.clone(),
+                        grp: grp.to_owned(),
+                        blueprint: blueprint.clone(),
+                        product: billing.product.as_str().to_owned(),
+                        rtype: billing.rtype.clone(),
+                    };
+                    $roll.add(&tail, at, $r, billing.quantity, 1);
+                    $roll.open(&tail, billing.quantity, 1);
                     $stats.opened += 1;
                 }
             }
@@ -316,6 +352,11 @@ impl Store {
         }
         on_pool!(self, p => {
             let mut tx = p.begin_write().await?;
+            // First, so that concurrent writers of the scope take turns.
+            let rolled = tx
+                .rolled_to((account.as_str(), region, kind.as_str()), observed_at)
+                .await?;
+            let mut roll = ScopeRollup::default();
             let prev: Option<i64> = sqlx::query_scalar(
                 "SELECT observed_at FROM ledger_scopes WHERE account = $1 AND region = $2 AND kind = $3",
             )
@@ -329,7 +370,7 @@ impl Store {
             }
             let mut open: HashMap<i64, OpenRow> = HashMap::new();
             for r in sqlx::query(
-                "SELECT id, resource_id, product, rtype, quantity, started_at FROM ledger \
+                "SELECT id, resource_id, product, rtype, quantity, started_at, owner, grp, blueprint FROM ledger \
                  WHERE account = $1 AND region = $2 AND kind = $3 AND ended_at IS NULL",
             )
             .bind(account.as_str())
@@ -379,7 +420,7 @@ impl Store {
                 }
                 let mut obs = blank_observation(observed_at, prev, None);
                 obs.last_end = last_end.get(&row.id).copied();
-                apply_row!(tx, scope, kind, &row, o, obs, stats);
+                apply_row!(tx, scope, kind, &row, o, obs, roll, rolled, stats);
             }
             // Open intervals whose row was tombstoned before the last pass
             // (or removed): closed where they were last seen.
@@ -388,13 +429,7 @@ impl Store {
                 let o = &open[&rid];
                 for op in ledger::reconcile(Some(&o.open), &blank_observation(observed_at, prev, None)) {
                     if let Op::Close { at, how } = op {
-                        sqlx::query("UPDATE ledger SET ended_at = $1, end_how = $2 WHERE id = $3 AND ended_at IS NULL")
-                            .bind(at)
-                            .bind(how.as_str())
-                            .bind(o.id)
-                            .execute(&mut *tx)
-                            .await?;
-                        stats.closed += 1;
+                        close_interval!(tx, o, at, how, roll, rolled, stats);
                     }
                 }
             }
@@ -407,6 +442,12 @@ impl Store {
             .bind(kind.as_str())
             .bind(observed_at)
             .execute(&mut *tx)
+            .await?;
+            tx.flush_rollup(
+                (account.as_str(), region, kind.as_str()),
+                roll,
+                Some((rolled, observed_at)),
+            )
             .await?;
             tx.commit().await?;
             Ok(stats)
@@ -443,8 +484,10 @@ impl Store {
             if !ledger::BILLABLE_KINDS.contains(&kind) {
                 return Ok(stats);
             }
+            let rolled = tx.rolled_to((&account, &region, &kind_s), action_at).await?;
+            let mut roll = ScopeRollup::default();
             let open = match sqlx::query(
-                "SELECT id, resource_id, product, rtype, quantity, started_at FROM ledger \
+                "SELECT id, resource_id, product, rtype, quantity, started_at, owner, grp, blueprint FROM ledger \
                  WHERE resource_id = $1 AND ended_at IS NULL",
             )
             .bind(id.0)
@@ -471,7 +514,8 @@ impl Store {
             .bind(row.id)
             .fetch_one(&mut *tx)
             .await?;
-            apply_row!(tx, scope, kind, &row, open.as_ref(), obs, stats);
+            apply_row!(tx, scope, kind, &row, open.as_ref(), obs, roll, rolled, stats);
+            tx.flush_rollup((&account, &region, &kind_s), roll, None).await?;
             tx.commit().await?;
             Ok(stats)
         })
@@ -487,126 +531,6 @@ impl Store {
             .fetch_all(p)
             .await?;
             rows.iter().map(interval_from).collect()
-        })
-    }
-}
-
-impl Store {
-    /// Unit-hours of the intervals overlapping `buckets` (label, start,
-    /// end; one bucket for a whole range, one per day or month to split
-    /// it), grouped by `group_by` and by what prices them (product,
-    /// account, region, type). An open interval counts up to `now`.
-    /// Grouped by `group`, a user's hours count for each group the user
-    /// is in now (a group's total is its own and its members', as with
-    /// quotas).
-    pub async fn usage(
-        &self,
-        group_by: &[UsageField],
-        buckets: &[(String, Millis, Millis)],
-        filter: &UsageFilter,
-        now: Millis,
-    ) -> Result<Vec<UsageBucket>> {
-        if buckets.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (least, greatest) = if self.is_sqlite() {
-            ("MIN", "MAX")
-        } else {
-            ("LEAST", "GREATEST")
-        };
-        let from = buckets.iter().map(|b| b.1).min().unwrap_or(0);
-        let to = buckets.iter().map(|b| b.2).max().unwrap_or(0);
-        let mut exprs: Vec<&str> = Vec::new();
-        let mut by_group = false;
-        for f in group_by {
-            exprs.push(match f {
-                UsageField::Owner => "l.owner",
-                UsageField::Group => {
-                    by_group = true;
-                    "COALESCE(NULLIF(l.grp, ''), ug.grp, '')"
-                }
-                UsageField::Account => "l.account",
-                UsageField::Region => "l.region",
-                UsageField::Blueprint => "l.blueprint",
-                UsageField::Kind => "l.kind",
-                UsageField::Day | UsageField::Month => "b.label",
-            });
-        }
-        if filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
-            return Ok(Vec::new());
-        }
-        on_pool!(self, p => {
-            let mut qb = sqlx::QueryBuilder::new("WITH b(label, s, e) AS (VALUES ");
-            let mut sep = false;
-            for (label, s, e) in buckets {
-                if sep {
-                    qb.push(", ");
-                }
-                sep = true;
-                qb.push("(").push_bind(label.clone()).push(", ").push_bind(*s).push(", ").push_bind(*e).push(")");
-            }
-            qb.push(") SELECT ");
-            for (i, e) in exprs.iter().enumerate() {
-                qb.push(format!("{e} AS f{i}, "));
-            }
-            let span = format!(
-                "({least}(COALESCE(l.ended_at, "
-            );
-            qb.push(format!(
-                "l.product, l.account, l.region, l.rtype, \
-                 CAST(SUM(l.quantity * {span}"
-            ))
-            .push_bind(now)
-            .push("), b.e) - ")
-            .push(format!("{greatest}(l.started_at, b.s))) AS BIGINT) AS qms, CAST(SUM({span}"))
-            .push_bind(now)
-            .push("), b.e) - ")
-            .push(format!("{greatest}(l.started_at, b.s))) AS BIGINT) AS ms FROM ledger l JOIN b ON l.started_at < b.e AND COALESCE(l.ended_at, "))
-            .push_bind(now)
-            .push(") > b.s");
-            if by_group {
-                qb.push(
-                    " LEFT JOIN (SELECT u.username AS uname, g.name AS grp FROM group_members m \
-                     JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id) ug \
-                     ON l.grp = '' AND ug.uname = l.owner",
-                );
-            }
-            qb.push(" WHERE l.started_at < ").push_bind(to);
-            qb.push(" AND (l.ended_at IS NULL OR l.ended_at > ").push_bind(from).push(")");
-            if let Some(owners) = &filter.owners {
-                qb.push(" AND l.owner IN (");
-                let mut s = qb.separated(", ");
-                for o in owners {
-                    s.push_bind(o.clone());
-                }
-                qb.push(")");
-            }
-            if let Some(a) = &filter.account {
-                qb.push(" AND l.account = ").push_bind(a.clone());
-            }
-            qb.push(" GROUP BY ");
-            for e in &exprs {
-                qb.push(format!("{e}, "));
-            }
-            qb.push("l.product, l.account, l.region, l.rtype");
-            let rows = qb.build().fetch_all(p).await?;
-            let mut out = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let mut fields = Vec::with_capacity(exprs.len());
-                for i in 0..exprs.len() {
-                    fields.push(r.text(&format!("f{i}"))?);
-                }
-                out.push(UsageBucket {
-                    fields,
-                    product: r.text("product")?,
-                    account: r.text("account")?,
-                    region: r.text("region")?,
-                    rtype: r.text("rtype")?,
-                    unit_hours: r.int("qms")? as f64 / 3_600_000.0,
-                    hours: r.int("ms")? as f64 / 3_600_000.0,
-                });
-            }
-            Ok(out)
         })
     }
 }

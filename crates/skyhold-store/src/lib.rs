@@ -21,6 +21,7 @@ mod policies;
 mod prices;
 mod quotas;
 mod resources;
+mod rollup;
 mod users;
 mod views;
 
@@ -37,7 +38,8 @@ pub use jobs::{
 pub use launches::{LaunchOutcome, LaunchRow, NewLaunch};
 pub use ledger::{Interval, LedgerStats, UsageBucket, UsageField, UsageFilter};
 pub use policies::{
-    Delivery, ExtendLink, NewNotification, NewStep, Notification, PolicyRun, StepRow,
+    Delivery, ExtendLink, NewExtendLink, NewNotification, NewStep, NewWarning, Notification,
+    PolicyRun, StepRow,
 };
 pub use prices::PriceRow;
 pub use quotas::{QuotaRow, QuotaScope};
@@ -162,11 +164,13 @@ impl Store {
                 redact_url(url)
             )));
         };
-        Ok(Self {
+        let store = Self {
             pool,
             word_verdicts: Default::default(),
             sized_types: Default::default(),
-        })
+        };
+        store.ensure_ledger_rollup().await?;
+        Ok(store)
     }
 
     /// "sqlite" or "postgres".

@@ -73,6 +73,23 @@ pub struct NewNotification<'a> {
     pub channels: &'a [String],
 }
 
+/// A warning: its step, its notification and, for expiry warnings, the
+/// single-use extend link the message carries.
+#[derive(Debug, Clone)]
+pub struct NewWarning<'a> {
+    pub step: NewStep<'a>,
+    pub notification: NewNotification<'a>,
+    pub extend_link: Option<NewExtendLink<'a>>,
+}
+
+/// An extend link to store (only its token's hash is kept).
+#[derive(Debug, Clone)]
+pub struct NewExtendLink<'a> {
+    pub token_hash: &'a str,
+    pub extend_ms: i64,
+    pub expires_at: Millis,
+}
+
 /// A notification and its deliveries.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Notification {
@@ -199,6 +216,57 @@ macro_rules! insert_notification_in {
         id.is_some()
     }};
 }
+
+/// Inserts a step unless its (policy, resource, step, due) is recorded
+/// and settled; true when written.
+macro_rules! insert_step_in {
+    ($tx:expr, $s:expr, $now:expr) => {{
+        let s: &NewStep<'_> = $s;
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO policy_steps (policy, resource_id, step, due_at, run_id, state, attempts, action_id, \
+             reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
+             ON CONFLICT (policy, resource_id, step, due_at) DO UPDATE SET run_id = excluded.run_id, \
+             state = excluded.state, attempts = excluded.attempts, action_id = excluded.action_id, \
+             reason = excluded.reason, updated_at = excluded.updated_at \
+             WHERE policy_steps.state IN ('acting', 'failed') RETURNING id",
+        )
+        .bind(s.policy)
+        .bind(s.resource_id.0)
+        .bind(s.step)
+        .bind(s.due_at)
+        .bind(s.run_id)
+        .bind(s.state)
+        .bind(s.attempts)
+        .bind(s.action_id)
+        .bind(s.reason)
+        .bind($now)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        id.is_some()
+    }};
+}
+
+macro_rules! insert_extend_link_in {
+    ($tx:expr, $l:expr, $resource:expr, $now:expr) => {{
+        let l: &NewExtendLink<'_> = $l;
+        let resource: ResourceId = $resource;
+        sqlx::query(
+            "INSERT INTO extend_links (token_hash, resource_id, extend_ms, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(l.token_hash)
+        .bind(resource.0)
+        .bind(l.extend_ms)
+        .bind($now)
+        .bind(l.expires_at)
+        .execute(&mut *$tx)
+        .await?;
+    }};
+}
+
+/// Warnings written per transaction (long enough to amortise the commit,
+/// short enough not to hold other writers up).
+const WARNINGS_PER_TX: usize = 250;
 
 impl Store {
     /// Writes a notification of its own (not a step's): false when its
@@ -372,35 +440,44 @@ impl Store {
     ) -> Result<bool> {
         on_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            let id: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO policy_steps (policy, resource_id, step, due_at, run_id, state, attempts, action_id, \
-                 reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) \
-                 ON CONFLICT (policy, resource_id, step, due_at) DO UPDATE SET run_id = excluded.run_id, \
-                 state = excluded.state, attempts = excluded.attempts, action_id = excluded.action_id, \
-                 reason = excluded.reason, updated_at = excluded.updated_at \
-                 WHERE policy_steps.state IN ('acting', 'failed') RETURNING id",
-            )
-            .bind(s.policy)
-            .bind(s.resource_id.0)
-            .bind(s.step)
-            .bind(s.due_at)
-            .bind(s.run_id)
-            .bind(s.state)
-            .bind(s.attempts)
-            .bind(s.action_id)
-            .bind(s.reason)
-            .bind(now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if id.is_none() {
-                return Ok(false);
-            }
-            if let Some(n) = notification {
-                let _new = insert_notification_in!(tx, n, now);
+            let new = insert_step_in!(tx, s, now);
+            if new {
+                if let Some(n) = notification {
+                    let _new = insert_notification_in!(tx, n, now);
+                }
             }
             tx.commit().await?;
-            Ok(true)
+            Ok(new)
         })
+    }
+
+    /// Records a pass's warnings (step, notification and, for expiry, the
+    /// extend link its message carries), a few hundred per transaction:
+    /// each warning is all or nothing, and a warning point already
+    /// recorded writes nothing. Returns, per warning, whether it is new.
+    pub async fn record_warnings(
+        &self,
+        warnings: &[NewWarning<'_>],
+        now: Millis,
+    ) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(warnings.len());
+        for chunk in warnings.chunks(WARNINGS_PER_TX) {
+            on_pool!(self, p => {
+                let mut tx = p.begin_write().await?;
+                for w in chunk {
+                    let new = insert_step_in!(tx, &w.step, now);
+                    if new {
+                        let _new = insert_notification_in!(tx, &w.notification, now);
+                        if let Some(l) = &w.extend_link {
+                            insert_extend_link_in!(tx, l, w.step.resource_id, now);
+                        }
+                    }
+                    out.push(new);
+                }
+                tx.commit().await?;
+            });
+        }
+        Ok(out)
     }
 
     /// Settles a step taken (`done`, `failed`) with its action, and its
@@ -631,32 +708,7 @@ pub struct ExtendLink {
 }
 
 impl Store {
-    /// Records a link by its token's hash.
-    pub async fn create_extend_link(
-        &self,
-        token_hash: &str,
-        resource: ResourceId,
-        extend_ms: i64,
-        now: Millis,
-        expires_at: Millis,
-    ) -> Result<()> {
-        on_pool!(self, p => {
-            let _turn = p.write_turn().await?;
-            sqlx::query(
-                "INSERT INTO extend_links (token_hash, resource_id, extend_ms, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(token_hash)
-            .bind(resource.0)
-            .bind(extend_ms)
-            .bind(now)
-            .bind(expires_at)
-            .execute(p)
-            .await?;
-            Ok(())
-        })
-    }
-
+    /// A link by its token's hash.
     pub async fn extend_link(&self, token_hash: &str) -> Result<Option<ExtendLink>> {
         on_pool!(self, p => {
             let r = sqlx::query(

@@ -149,38 +149,31 @@ impl App {
         self.budget_statuses(&actor.username).await
     }
 
-    /// Month-to-date and projected spend per owner, from one report.
+    /// Month-to-date and projected spend per owner (the rest of the month
+    /// at the rate of what is billing now).
     async fn month_spend_by_owner(&self) -> Result<OwnerSpend, AppError> {
         let now = self.now();
-        let start = super::spend::month_start(now);
-        let end = super::spend::next_month_start(now);
-        let hour = (now - 3_600_000).max(start);
+        let by = [UsageField::Owner];
+        let all = UsageFilter::default();
         let usage = self
             .store
-            .usage(
-                &[UsageField::Owner, UsageField::Month],
-                &[
-                    ("mtd".into(), start, now.max(start + 1)),
-                    ("hour".into(), hour, now.max(hour + 1)),
-                ],
-                &UsageFilter::default(),
-                now,
-            )
+            .usage(&by, &[super::spend::month_to_date(now)], &all, now)
             .await?;
-        let (rows, _) = self.price_buckets(&[UsageField::Owner, UsageField::Month], &usage);
-        let hours = (now - hour).max(1) as f64 / 3_600_000.0;
-        let left = (end - now).max(0) as f64 / 3_600_000.0;
+        let rate = self.store.open_usage(&by, &all).await?;
+        let left = super::spend::hours_left(now);
         let mut out: OwnerSpend = HashMap::new();
-        for r in rows {
-            let owner = r.fields.get("owner").cloned().unwrap_or_default();
-            let e = out.entry(owner).or_default();
-            match r.fields.get("month").map(String::as_str) {
-                Some("mtd") => {
-                    e.0 += r.usd;
-                    e.1 += r.usd;
-                }
-                _ => e.1 += r.usd / hours * left,
-            }
+        for r in self.price_buckets(&by, &usage).0 {
+            let e = out
+                .entry(r.fields.get("owner").cloned().unwrap_or_default())
+                .or_default();
+            e.0 += r.usd;
+            e.1 += r.usd;
+        }
+        for r in self.price_buckets(&by, &rate).0 {
+            let e = out
+                .entry(r.fields.get("owner").cloned().unwrap_or_default())
+                .or_default();
+            e.1 += r.usd * left;
         }
         Ok(out)
     }

@@ -253,7 +253,7 @@ mod tests {
 /// How much a warning's extend link adds (capped by the maximum TTL when
 /// it is used), and how long the link stays usable.
 pub const LINK_EXTEND_MS: i64 = 24 * 3_600_000;
-const LINK_VALID_MS: i64 = 14 * 24 * 3_600_000;
+pub const LINK_VALID_MS: i64 = 14 * 24 * 3_600_000;
 
 /// What an extend link offers, for its confirmation page.
 #[derive(Debug, Clone)]
@@ -266,23 +266,17 @@ pub struct ExtendOffer {
 }
 
 impl App {
-    /// A new single-use link that extends `resource` by a day; returns
-    /// its path (`/extend/<token>`, under `public_url` when configured).
-    /// Only the token's hash is stored.
-    pub(crate) async fn new_extend_link(&self, resource: ResourceId) -> Result<String, AppError> {
+    /// A new single-use link that extends a resource by a day, stored
+    /// with the warning that carries it: its token's hash (all that is
+    /// kept) and its URL (`/extend/<token>`, under `public_url` when
+    /// configured).
+    pub(crate) fn new_extend_link(&self) -> (String, String) {
         let token = crate::auth::random_token("ext-", 24);
-        let now = self.now();
-        self.store
-            .create_extend_link(
-                &crate::auth::sha256_hex(&token),
-                resource,
-                LINK_EXTEND_MS,
-                now,
-                now + LINK_VALID_MS,
-            )
-            .await?;
         let base = self.config.public_url.as_deref().unwrap_or("");
-        Ok(format!("{}/extend/{token}", base.trim_end_matches('/')))
+        (
+            crate::auth::sha256_hex(&token),
+            format!("{}/extend/{token}", base.trim_end_matches('/')),
+        )
     }
 
     /// The offer behind a link (the resource must be one the actor sees).

@@ -9,7 +9,9 @@
 
 use super::actions::display_name;
 use super::expiry::KeepStatus;
-use super::policies::{is_done, Done, Evaluation, Exempt, PolicyDecision, IDLE};
+use super::policies::{
+    is_done, Done, Evaluation, Exempt, PolicyDecision, IDLE, PREVIEW_HORIZON_MS,
+};
 use super::App;
 use crate::error::AppError;
 use skyhold_core::idle::{self, IdleEffective, IdleRules, IdleStep, Verdict};
@@ -193,12 +195,26 @@ impl App {
                     };
                 match idle::due(rules, &verdict, since, now, warned) {
                     Some(IdleStep::Warn { stop_at }) => {
-                        out.due.push(decision("warn", since, now, stop_at))
+                        out.due.push(decision("warn", since, now, stop_at));
+                        // For the preview: the stop that follows if it stays idle.
+                        if stop_at <= now + PREVIEW_HORIZON_MS {
+                            out.upcoming
+                                .push(decision("stop", stop_at, stop_at, stop_at));
+                        }
                     }
                     Some(IdleStep::Stop { due_at })
                         if !is_done(done.get(&(r.id, "stop".to_owned(), due_at))) =>
                     {
                         out.due.push(decision("stop", due_at, due_at, due_at));
+                    }
+                    None if matches!(verdict, Verdict::Idle { .. }) => {
+                        if let Some(stop_at) = warned
+                            .map(|w| w + rules.warn_before_ms)
+                            .filter(|t| *t > now && *t <= now + PREVIEW_HORIZON_MS)
+                        {
+                            out.upcoming
+                                .push(decision("stop", stop_at, stop_at, stop_at));
+                        }
                     }
                     _ => {}
                 }

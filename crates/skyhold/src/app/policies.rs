@@ -27,9 +27,80 @@ use skyhold_core::launch::BLUEPRINT_TAG;
 use skyhold_core::policy::{Effective, ExpiryRules, Mode};
 use skyhold_core::search::format_duration;
 use skyhold_core::{rfc3339, Millis, PowerAction, Resource, ResourceId, ResourceKind};
-use skyhold_store::{NewNotification, NewStep, PolicyRun, StepRow, StoreError};
+use skyhold_store::{
+    NewExtendLink, NewNotification, NewStep, NewWarning, PolicyRun, StepRow, StoreError,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// How an outcome is counted in a pass's totals.
+fn tally(outcome: &str, step: &str) -> &'static str {
+    match outcome.split(':').next().unwrap_or_default() {
+        "would" => "would",
+        "held" => "held",
+        "deferred" => "deferred",
+        "failed" => "failed",
+        "skipped" => "skipped",
+        _ => match step {
+            "warn" => "warned",
+            "stop" => "stopped",
+            _ => "terminated",
+        },
+    }
+}
+
+/// A warning of a pass, owned until the pass writes its warnings.
+struct Warning {
+    policy: &'static str,
+    resource_id: ResourceId,
+    step: String,
+    due_at: Millis,
+    run_id: i64,
+    reason: String,
+    key: String,
+    kind: &'static str,
+    recipient: String,
+    email: String,
+    subject: String,
+    body: serde_json::Value,
+    channels: Vec<String>,
+    /// The extend link's token hash (expiry warnings).
+    extend_link: Option<String>,
+    link_expires_at: Millis,
+}
+
+impl Warning {
+    fn as_new(&self) -> NewWarning<'_> {
+        NewWarning {
+            step: NewStep {
+                policy: self.policy,
+                resource_id: self.resource_id,
+                step: &self.step,
+                due_at: self.due_at,
+                run_id: self.run_id,
+                state: "sent",
+                attempts: 1,
+                action_id: None,
+                reason: &self.reason,
+            },
+            notification: NewNotification {
+                dedupe_key: &self.key,
+                kind: self.kind,
+                recipient: &self.recipient,
+                email: &self.email,
+                subject: &self.subject,
+                body: &self.body,
+                resource_id: Some(self.resource_id),
+                channels: &self.channels,
+            },
+            extend_link: self.extend_link.as_deref().map(|h| NewExtendLink {
+                token_hash: h,
+                extend_ms: super::expiry::LINK_EXTEND_MS,
+                expires_at: self.link_expires_at,
+            }),
+        }
+    }
+}
 
 /// The expiry policy's name (in runs, steps and keys).
 pub const EXPIRY: &str = "expiry";
@@ -135,6 +206,8 @@ pub(super) struct Evaluation {
 /// do now and within the next 24 hours.
 #[derive(Debug, Serialize)]
 pub struct Preview {
+    /// `expiry` or `idle`.
+    pub policy: String,
     #[serde(rename = "generated_at")]
     pub now: String,
     pub horizon: String,
@@ -146,7 +219,54 @@ pub struct Preview {
     pub by_owner_account: Vec<PreviewCount>,
     pub exempt: Vec<Exempt>,
     /// The global rules the preview used (with the change applied).
-    pub rules: skyhold_core::policy::RawRules,
+    pub rules: serde_json::Value,
+}
+
+/// A preview from an evaluation at `now` with a horizon.
+fn preview_of(policy: &str, eval: Evaluation, now: Millis, rules: serde_json::Value) -> Preview {
+    let mut counts: BTreeMap<(String, String, String), (usize, usize)> = BTreeMap::new();
+    for d in &eval.due {
+        counts
+            .entry((d.owner.clone(), d.account.clone(), d.step.clone()))
+            .or_default()
+            .0 += 1;
+    }
+    for d in &eval.upcoming {
+        counts
+            .entry((d.owner.clone(), d.account.clone(), d.step.clone()))
+            .or_default()
+            .1 += 1;
+    }
+    let mut due = eval.due;
+    for d in &mut due {
+        d.outcome = if d.mode == Mode::DryRun.as_str() {
+            "would (dry-run)".into()
+        } else {
+            "due".into()
+        };
+    }
+    let mut upcoming = eval.upcoming;
+    upcoming.sort_by_key(|d| d.due_ms);
+    Preview {
+        policy: policy.to_owned(),
+        now: rfc3339(now),
+        horizon: rfc3339(now + PREVIEW_HORIZON_MS),
+        candidates: eval.candidates,
+        now_items: due,
+        next_24h: upcoming,
+        by_owner_account: counts
+            .into_iter()
+            .map(|((owner, account, step), (n, u))| PreviewCount {
+                owner,
+                account,
+                step,
+                now: n,
+                next_24h: u,
+            })
+            .collect(),
+        exempt: eval.exempt,
+        rules,
+    }
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -582,6 +702,10 @@ impl App {
         }
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         let mut plan = Vec::new();
+        // Warnings are written together after the loop (a few hundred
+        // per transaction); stops and deletions are taken one by one.
+        let mut warnings: Vec<(usize, Warning)> = Vec::new();
+        let mut recipients: HashMap<String, (String, String)> = HashMap::new();
         for i in 0..eval.due.len() {
             let d = eval.due[i].clone();
             let dry = d.mode == Mode::DryRun.as_str();
@@ -598,25 +722,26 @@ impl App {
                     self.take_step(run_id, &d, &done).await
                 }
             } else {
-                self.send_warning(run_id, &d, now).await?
+                warnings.push((i, self.warning(run_id, &d, &mut recipients).await?));
+                continue;
             };
-            let tally = match outcome.split(':').next().unwrap_or_default() {
-                "would" => "would",
-                "held" => "held",
-                "deferred" => "deferred",
-                "failed" => "failed",
-                "skipped" => "skipped",
-                _ => match d.step.as_str() {
-                    "warn" => "warned",
-                    "stop" => "stopped",
-                    _ => "terminated",
-                },
-            };
-            *counts.entry(tally).or_default() += 1;
+            *counts.entry(tally(&outcome, &d.step)).or_default() += 1;
             eval.due[i].outcome = outcome;
             if dry || d.destructive() {
                 plan.push(serde_json::to_value(&eval.due[i]).unwrap_or_default());
             }
+        }
+        let written = self
+            .store
+            .record_warnings(
+                &warnings.iter().map(|(_, w)| w.as_new()).collect::<Vec<_>>(),
+                now,
+            )
+            .await?;
+        for ((i, _), new) in warnings.iter().zip(written) {
+            let outcome = if new { "sent" } else { "skipped: sent already" };
+            *counts.entry(tally(outcome, "warn")).or_default() += 1;
+            eval.due[*i].outcome = outcome.to_owned();
         }
         // What the confirmed plan held that is no longer due (extended,
         // kept, stopped or gone since) is reported, not taken.
@@ -686,29 +811,36 @@ impl App {
         Ok(())
     }
 
-    /// Writes a warning's notification (once per warning point).
-    async fn send_warning(
+    /// A warning's step and notification, ready to be written (once per
+    /// warning point). `recipients` caches each owner's address for the
+    /// pass.
+    async fn warning(
         &self,
         run_id: i64,
         d: &PolicyDecision,
-        now: Millis,
-    ) -> Result<String, AppError> {
-        let (recipient, email) = self.recipient(&d.owner).await?;
+        recipients: &mut HashMap<String, (String, String)>,
+    ) -> Result<Warning, AppError> {
+        let (recipient, email) = match recipients.get(&d.owner) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.recipient(&d.owner).await?;
+                recipients.insert(d.owner.clone(), r.clone());
+                r
+            }
+        };
         let kind = if d.policy == IDLE {
             "idle.warning"
         } else {
             "expiry.warning"
         };
         let mut body = self.notification_body(kind, d);
-        let key = format!(
-            "policy:{}:r{}:{}@{}",
-            d.policy, d.resource_id, d.step_key, d.due_ms
-        );
         // An expiry warning carries a single-use link that extends the
         // resource by a day (used by someone allowed to, after login).
-        if d.policy == EXPIRY && !self.store.notification_exists(&key).await? {
-            body["extend_url"] = self.new_extend_link(d.resource_id).await?.into();
-        }
+        let extend_link = (d.policy == EXPIRY).then(|| {
+            let (hash, url) = self.new_extend_link();
+            body["extend_url"] = url.into();
+            hash
+        });
         let name = if d.name.is_empty() {
             &d.provider_id
         } else {
@@ -723,35 +855,26 @@ impl App {
         } else {
             format!("skyhold: {} {name} expires at {}", d.kind, d.expires_at)
         };
-        let channels = self.channels_for(&email);
-        let new = self
-            .store
-            .record_step(
-                &NewStep {
-                    policy: d.policy,
-                    resource_id: d.resource_id,
-                    step: &d.step_key,
-                    due_at: d.due_ms,
-                    run_id,
-                    state: "sent",
-                    attempts: 1,
-                    action_id: None,
-                    reason: &d.reason,
-                },
-                Some(&NewNotification {
-                    dedupe_key: &key,
-                    kind,
-                    recipient: &recipient,
-                    email: &email,
-                    subject: &subject,
-                    body: &body,
-                    resource_id: Some(d.resource_id),
-                    channels: &channels,
-                }),
-                now,
-            )
-            .await?;
-        Ok(if new { "sent" } else { "skipped: sent already" }.to_owned())
+        Ok(Warning {
+            policy: d.policy,
+            resource_id: d.resource_id,
+            step: d.step_key.clone(),
+            due_at: d.due_ms,
+            run_id,
+            reason: d.reason.clone(),
+            key: format!(
+                "policy:{}:r{}:{}@{}",
+                d.policy, d.resource_id, d.step_key, d.due_ms
+            ),
+            kind,
+            recipient,
+            channels: self.channels_for(&email),
+            email,
+            subject,
+            body,
+            extend_link,
+            link_expires_at: self.now() + super::expiry::LINK_VALID_MS,
+        })
     }
 
     /// Re-checks one resource and, when the step is still due, takes it
@@ -1011,48 +1134,28 @@ impl App {
         let (eval, _) = self
             .evaluate(&global, now, Some(now + PREVIEW_HORIZON_MS))
             .await?;
-        let mut counts: BTreeMap<(String, String, String), (usize, usize)> = BTreeMap::new();
-        for d in &eval.due {
-            counts
-                .entry((d.owner.clone(), d.account.clone(), d.step.clone()))
-                .or_default()
-                .0 += 1;
-        }
-        for d in &eval.upcoming {
-            counts
-                .entry((d.owner.clone(), d.account.clone(), d.step.clone()))
-                .or_default()
-                .1 += 1;
-        }
-        let mut due = eval.due;
-        for d in &mut due {
-            d.outcome = if d.mode == Mode::DryRun.as_str() {
-                "would (dry-run)".into()
-            } else {
-                "due".into()
-            };
-        }
-        let mut upcoming = eval.upcoming;
-        upcoming.sort_by_key(|d| d.due_ms);
-        Ok(Preview {
-            now: rfc3339(now),
-            horizon: rfc3339(now + PREVIEW_HORIZON_MS),
-            candidates: eval.candidates,
-            now_items: due,
-            next_24h: upcoming,
-            by_owner_account: counts
-                .into_iter()
-                .map(|((owner, account, step), (n, u))| PreviewCount {
-                    owner,
-                    account,
-                    step,
-                    now: n,
-                    next_24h: u,
-                })
-                .collect(),
-            exempt: eval.exempt,
-            rules: global.to_raw(),
-        })
+        Ok(preview_of(
+            EXPIRY,
+            eval,
+            now,
+            serde_json::to_value(global.to_raw()).unwrap_or_default(),
+        ))
+    }
+
+    /// The idle policy's preview: what a pass would warn and stop now
+    /// (reading the metrics as a pass does), and the stops that follow
+    /// within 24 h if the instances stay idle; "no data" among the exempt.
+    pub async fn idle_preview(&self, actor: &Actor) -> Result<Preview, AppError> {
+        self.authorize(actor, Action::ViewPolicies, Object::None)
+            .await?;
+        let now = self.now();
+        let (eval, _) = self.evaluate_idle(now).await?;
+        Ok(preview_of(
+            IDLE,
+            eval,
+            now,
+            serde_json::to_value(&self.config.policies.idle).unwrap_or_default(),
+        ))
     }
 
     /// Passes, newest first, and the next page's cursor.

@@ -86,6 +86,9 @@ impl SpendQuery {
         if to <= from {
             return Err(AppError::bad_parameter("to", "must be after from"));
         }
+        // Reports are by whole UTC days: out to the edges of the first
+        // and last day.
+        let (from, to) = (day_floor(from), day_floor(to + DAY_MS - 1));
         if to - from > 400 * DAY_MS && fields.contains(&UsageField::Day) {
             return Err(AppError::bad_parameter("from", "at most 400 days by day"));
         }
@@ -135,6 +138,11 @@ pub struct SpendReport {
     pub month_to_date_usd: f64,
     pub month_projected_usd: f64,
     pub prices_source: String,
+}
+
+/// Midnight UTC of `t`'s day.
+pub fn day_floor(t: Millis) -> Millis {
+    t - t.rem_euclid(DAY_MS)
 }
 
 /// Midnight UTC of the first day of `now`'s month.
@@ -390,38 +398,26 @@ impl App {
     }
 
     /// This month's spend so far and at its end, the rest projected at the
-    /// rate of the last hour.
+    /// rate of what is billing now.
     pub(crate) async fn month_projection(
         &self,
         filter: &UsageFilter,
         now: Millis,
     ) -> Result<(f64, f64), AppError> {
-        let start = month_start(now);
-        let end = next_month_start(now);
-        let hour = (now - 3_600_000).max(start);
+        let by = [UsageField::Month];
         let usage = self
             .store
-            .usage(
-                &[UsageField::Month],
-                &[
-                    ("mtd".into(), start, now.max(start + 1)),
-                    ("hour".into(), hour, now.max(hour + 1)),
-                ],
-                filter,
-                now,
-            )
+            .usage(&by, &[month_to_date(now)], filter, now)
             .await?;
-        let (rows, _) = self.price_buckets(&[UsageField::Month], &usage);
-        let get = |k: &str| {
-            rows.iter()
-                .find(|r| r.fields.get("month").map(String::as_str) == Some(k))
-                .map_or(0.0, |r| r.usd)
-        };
-        let mtd = get("mtd");
-        let hours_measured = (now - hour).max(1) as f64 / 3_600_000.0;
-        let rate = get("hour") / hours_measured;
-        let left = (end - now).max(0) as f64 / 3_600_000.0;
-        Ok((round(mtd, 4), round(mtd + rate * left, 4)))
+        let mtd: f64 = self
+            .price_buckets(&by, &usage)
+            .0
+            .iter()
+            .map(|r| r.usd)
+            .sum();
+        let rate = self.store.open_usage(&by, filter).await?;
+        let per_hour: f64 = self.price_buckets(&by, &rate).0.iter().map(|r| r.usd).sum();
+        Ok((round(mtd, 4), round(mtd + per_hour * hours_left(now), 4)))
     }
 
     /// One resource's ledger intervals (viewing the resource is enough).
@@ -429,6 +425,16 @@ impl App {
         let r = self.visible_resource(actor, id).await?;
         Ok(self.store.ledger_of(r.id).await?)
     }
+}
+
+/// This month's bucket, up to now (its days so far).
+pub(crate) fn month_to_date(now: Millis) -> (String, Millis, Millis) {
+    ("mtd".into(), month_start(now), day_floor(now) + DAY_MS)
+}
+
+/// Hours from `now` to the end of its month.
+pub(crate) fn hours_left(now: Millis) -> f64 {
+    (next_month_start(now) - now).max(0) as f64 / 3_600_000.0
 }
 
 fn round(v: f64, digits: i32) -> f64 {
@@ -502,6 +508,8 @@ mod tests {
         assert!(SpendQuery::parse(None, Some("1d"), Some("2d"), now).is_err());
         let q = SpendQuery::parse(Some("owner,account"), Some("30d"), None, now).unwrap();
         assert_eq!(q.group_by, vec![UsageField::Owner, UsageField::Account]);
-        assert_eq!(q.to - q.from, 30 * DAY_MS);
+        // Whole days: the day 30 days back through today.
+        assert_eq!(q.to - q.from, 31 * DAY_MS);
+        assert_eq!(q.from, day_floor(now - 30 * DAY_MS));
     }
 }

@@ -10,9 +10,14 @@ use serde_json::Value;
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// What the expiry policy would warn, stop and delete now and in the
-    /// next 24 h; the flags preview a change to the global rules.
+    /// What the expiry (or idle) policy would warn, stop and delete now
+    /// and in the next 24 h; the flags preview a change to the global
+    /// expiry rules.
     Preview {
+        /// expiry, or idle (what the idle policy would warn and stop now,
+        /// reading the metrics; takes no change).
+        #[arg(long, default_value = "expiry", value_parser = ["expiry", "idle"])]
+        policy: String,
         /// Warning points, comma-separated (24h,1h).
         #[arg(long)]
         warn: Option<String>,
@@ -108,6 +113,7 @@ pub async fn run(cmd: PolicyCommand) -> Result<()> {
     let c = client()?;
     match cmd {
         PolicyCommand::Preview {
+            policy,
             warn,
             action,
             terminate_after,
@@ -116,6 +122,9 @@ pub async fn run(cmd: PolicyCommand) -> Result<()> {
             json,
         } => {
             let mut q = Vec::new();
+            if policy != "expiry" {
+                q.push(format!("policy={}", urlencode(&policy)));
+            }
             for (k, v) in [
                 ("warn", warn),
                 ("action", action),
@@ -140,8 +149,13 @@ pub async fn run(cmd: PolicyCommand) -> Result<()> {
                 return emit(&serde_json::to_string_pretty(&v)?);
             }
             outln!(
-                "{} resources with an expiry; due now: {}, in the next 24 h: {}",
+                "{} {}; due now: {}, in the next 24 h: {}",
                 v["candidates"],
+                if policy == "idle" {
+                    "running instances under idle rules"
+                } else {
+                    "resources with an expiry"
+                },
                 v["now_items"].as_array().map_or(0, Vec::len),
                 v["next_24h"].as_array().map_or(0, Vec::len)
             );

@@ -33,6 +33,9 @@ pub fn routes() -> Router<AppState> {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
+    /// `expiry` (the default) or `idle` (what the idle policy would warn
+    /// and stop, reading the metrics as a pass does; takes no change).
+    pub policy: Option<String>,
     /// Warning points, comma-separated: `24h,1h`.
     pub warn: Option<String>,
     /// `stop`, `terminate` or `none`.
@@ -54,7 +57,10 @@ pub(super) fn preview_change(raw: Option<&str>) -> Result<Option<ExpiryRules>, A
         if v.is_empty() {
             continue;
         }
-        any = true;
+        match k.as_str() {
+            "policy" => continue,
+            _ => any = true,
+        }
         match k.as_str() {
             "warn" => {
                 r.warn = Some(
@@ -87,7 +93,7 @@ pub(super) fn preview_change(raw: Option<&str>) -> Result<Option<ExpiryRules>, A
             other => {
                 return Err(AppError::bad_parameter(
                     &skyhold_core::clip(other, 40),
-                    "unknown parameter (use warn, action, terminate_after, \
+                    "unknown parameter (use policy, warn, action, terminate_after, \
                      snapshot_before_terminate, mode, max_actions_per_pass)",
                 ))
             }
@@ -105,11 +111,14 @@ pub(super) fn preview_change(raw: Option<&str>) -> Result<Option<ExpiryRules>, A
     get,
     path = "/api/v1/policies/preview",
     tag = "policies",
-    summary = "What the expiry policy would warn, stop and delete now and in the next 24 h (admins, auditors)",
+    summary = "What the expiry (or idle) policy would warn, stop and delete now and in the next 24 h (admins, auditors)",
     description = "With query parameters, the preview of a change to the global `[policies.expiry]` \
         rules before it is saved. `now_items` are the steps due now (`outcome`: `due`, or \
         `would (dry-run)`), `next_24h` those falling due within 24 hours, `by_owner_account` \
-        their counts, `exempt` what is left alone and why (kept, unreadable tag).",
+        their counts, `exempt` what is left alone and why (kept, unreadable tag). With \
+        `policy=idle`, the idle policy's: warnings and stops due now (reading the metrics as \
+        a pass does), the stops that follow within 24 h if the instances stay idle, and the \
+        instances with no datapoints among `exempt`.",
     params(PreviewQuery),
     responses(
         (status = 200, body = Object),
@@ -124,7 +133,20 @@ pub(super) async fn preview(
     RawQuery(raw): RawQuery,
 ) -> Result<Json<crate::app::Preview>, AppError> {
     let change = preview_change(raw.as_deref())?;
-    Ok(Json(app.policy_preview(&actor, change).await?))
+    match pairs(raw.as_deref())
+        .into_iter()
+        .find(|(k, _)| k == "policy")
+        .map(|(_, v)| v)
+        .as_deref()
+    {
+        None | Some("expiry") => Ok(Json(app.policy_preview(&actor, change).await?)),
+        Some("idle") if change.is_none() => Ok(Json(app.idle_preview(&actor).await?)),
+        Some("idle") => Err(AppError::bad_parameter(
+            "policy",
+            "the idle preview takes no change: it shows the configured rules",
+        )),
+        Some(_) => Err(AppError::bad_parameter("policy", "expiry or idle")),
+    }
 }
 
 #[allow(dead_code)] // documents the parameters; the handler parses them itself

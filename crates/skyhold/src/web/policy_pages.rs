@@ -244,7 +244,7 @@ async fn policies(
     let change = {
         // (Built in a block: the serializer is not Send.)
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs.iter().filter(|(k, _)| k != "done") {
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "done" && k != "idle") {
             ser.append_pair(k, v);
         }
         ser.finish()
@@ -252,6 +252,13 @@ async fn policies(
     let change = super::api_policies::preview_change(Some(&change))?;
     let trying = change.is_some();
     let preview = app.policy_preview(&actor, change).await?;
+    // The idle preview reads the metrics: on request only.
+    let idle_configured = app.idle_configured().await;
+    let idle = if idle_configured && pairs.iter().any(|(k, v)| k == "idle" && v == "preview") {
+        Some(app.idle_preview(&actor).await?)
+    } else {
+        None
+    };
     let (runs, _) = app.policy_runs(&actor, None, 20).await?;
     let budgets = app.budgets(&actor).await.unwrap_or_default();
     let admin = app.allows(
@@ -259,7 +266,8 @@ async fn policies(
         crate::app::Action::RunPolicies,
         crate::app::Object::None,
     );
-    let rules = &preview.rules;
+    let rules: skyhold_core::policy::RawRules =
+        serde_json::from_value(preview.rules.clone()).unwrap_or_default();
     let body = html! {
         h1 { "Policies" }
         (notice(code.as_deref(), &[("ran", "The pass ran: see the latest run below."), ("confirmed", "The held pass was confirmed and carried out.")]))
@@ -292,6 +300,26 @@ async fn policies(
         @if !preview.exempt.is_empty() {
             h2 { "Left alone" }
             table { tbody { @for e in &preview.exempt { tr { td { a href={"/resources/" (e.resource_id)} { (e.name) } } td { (e.owner) } td { (e.why) } } } } }
+        }
+        h2 { "Idle stop" }
+        @match &idle {
+            Some(p) => {
+                p { "As of " (p.now) ", over " (p.candidates) " running instances:" }
+                h3 { "Due now (" (p.now_items.len()) ")" }
+                (decisions(&p.now_items))
+                h3 { "Stops in the next 24 h if they stay idle (" (p.next_24h.len()) ")" }
+                (decisions(&p.next_24h))
+                @if !p.exempt.is_empty() {
+                    h3 { "Left alone (no data is never idle)" }
+                    table { tbody { @for e in &p.exempt { tr { td { a href={"/resources/" (e.resource_id)} { (e.name) } } td { (e.owner) } td { (e.why) } } } } }
+                }
+            }
+            None if idle_configured => {
+                p { a href="/policies?idle=preview" { "Preview idle stop now" } " (reads the instances' CloudWatch metrics, as a pass does)." }
+            }
+            None => {
+                p { "No idle rules are configured (" code { "[policies.idle]" } ")." }
+            }
         }
         h2 { "Passes" }
         table {

@@ -83,6 +83,15 @@ async fn spend_is_hours_times_list_price_even_when_observations_are_missed() {
     .await;
     assert_eq!((s.opened, s.closed), (0, 0));
 
+    // The rollup written pass by pass is the one built from the ledger.
+    let incremental = store.ledger_rollup_dump().await.unwrap();
+    assert!(
+        incremental.iter().any(|l| l.starts_with("day ")),
+        "{incremental:?}"
+    );
+    store.rebuild_ledger_rollup().await.unwrap();
+    assert_eq!(store.ledger_rollup_dump().await.unwrap(), incremental);
+
     // Each interval closed at the best known time, saying how.
     let ids: Vec<Value> = server.all("kind=instance&include_deleted=true").await;
     let id_of = |p: &str| {
@@ -341,6 +350,19 @@ async fn imported_offer_prices_and_overrides_price_the_ledger() {
         .unwrap();
     app.store
         .reconcile_ledger(&acct, REGION, ResourceKind::Instance, t0 + H)
+        .await
+        .unwrap();
+    let stopped = with_time(
+        instance("i-p", "ann", "t3.micro", "stopped", t0),
+        "stopped_at",
+        t0 + 2 * H,
+    );
+    app.store
+        .apply_listing(&acct, REGION, ResourceKind::Instance, &[stopped], t0 + 3 * H)
+        .await
+        .unwrap();
+    app.store
+        .reconcile_ledger(&acct, REGION, ResourceKind::Instance, t0 + 3 * H)
         .await
         .unwrap();
     let r = server

@@ -1,0 +1,833 @@
+//! The ledger rolled up by UTC day (`ledger_keys`, `ledger_days`,
+//! `ledger_rolled`), so that a spend report over any range of whole days
+//! costs about two index reads per key, however long the ledger is.
+//!
+//! A key is everything a report groups or prices by (owner, group,
+//! account, region, blueprint, kind, product, type). Each `ledger_days`
+//! row holds a key's unit-milliseconds (quantity × ms, and plain ms) of one
+//! day and its running total through that day; a report takes the running
+//! totals at its edges. Each listing scope has a `rolled_to` time `R`.
+//!
+//! The invariant, kept in the same transaction as every ledger write:
+//! the rollup holds each closed interval's whole span, and each open
+//! interval's span from its start up to its scope's `R` (a negative span
+//! when it opened after `R`); each key's `open_q`/`open_n` are the
+//! quantity and count of its open intervals. A report adds
+//! `open_q × (now − R)` per key for the part not rolled up yet. So:
+//! - opening an interval at `s` adds the span `[s, R)`;
+//! - closing one at `e` adds `[R, e)`;
+//! - a ledger pass at `t` adds `[R, t)` for every open quantity of its
+//!   scope and sets `R = t`.
+//!
+//! The rollup of intervals written before it existed is built from the
+//! ledger at the first start (`ensure_ledger_rollup`).
+
+use crate::ledger::{UsageBucket, UsageField, UsageFilter};
+use crate::{on_pool, BeginWrite, ReadRow, Result, Store, WriteTx};
+use skyhold_core::Millis;
+use std::collections::{BTreeMap, HashMap};
+
+pub(crate) const DAY_MS: Millis = 86_400_000;
+
+/// Midnight UTC of `t`'s day.
+pub(crate) fn day_of(t: Millis) -> Millis {
+    t - t.rem_euclid(DAY_MS)
+}
+
+/// A key within its listing scope (account, region, kind).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Tail {
+    pub owner: String,
+    pub grp: String,
+    pub blueprint: String,
+    pub product: String,
+    pub rtype: String,
+}
+
+/// What one transaction adds to one scope's rollup, gathered in memory
+/// and written by [`RollupTx::flush_rollup`].
+#[derive(Debug, Default)]
+pub(crate) struct ScopeRollup {
+    /// (key, day) → (quantity × ms, ms), signed.
+    days: BTreeMap<(Tail, Millis), (i64, i64)>,
+    /// key → change of (open quantity, open count).
+    opens: HashMap<Tail, (i64, i64)>,
+}
+
+impl ScopeRollup {
+    /// Adds `n` intervals of quantity `q` over `[from, to)`, split at UTC
+    /// midnights; negative when `to < from`.
+    pub(crate) fn add(&mut self, tail: &Tail, from: Millis, to: Millis, q: i64, n: i64) {
+        if from == to || (q == 0 && n == 0) {
+            return;
+        }
+        let (lo, hi, sign) = if from < to {
+            (from, to, 1)
+        } else {
+            (to, from, -1)
+        };
+        let mut day = day_of(lo);
+        while day < hi {
+            let len = hi.min(day + DAY_MS) - lo.max(day);
+            let e = self.days.entry((tail.clone(), day)).or_default();
+            e.0 += sign * q * len;
+            e.1 += sign * n * len;
+            day += DAY_MS;
+        }
+    }
+
+    /// An interval of `tail` opened (`n = 1`) or closed (`n = -1`).
+    pub(crate) fn open(&mut self, tail: &Tail, q: i64, n: i64) {
+        let e = self.opens.entry(tail.clone()).or_default();
+        e.0 += q;
+        e.1 += n;
+    }
+}
+
+/// A listing scope: account, region, kind.
+pub(crate) type Scope<'a> = (&'a str, &'a str, &'a str);
+
+/// Rollup writes inside a write transaction, on either backend.
+pub(crate) trait RollupTx {
+    /// The scope's `R`, locked until the transaction ends (PostgreSQL),
+    /// set to `init` when the scope has none yet.
+    fn rolled_to(
+        &mut self,
+        scope: Scope<'_>,
+        init: Millis,
+    ) -> impl std::future::Future<Output = Result<Millis>> + Send;
+
+    /// Writes `r` (one scope's) and, with `roll = Some((R, t))`, rolls the
+    /// scope's open quantities over `[R, t)` and sets its `R` to `t`.
+    fn flush_rollup(
+        &mut self,
+        scope: Scope<'_>,
+        r: ScopeRollup,
+        roll: Option<(Millis, Millis)>,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+macro_rules! impl_rollup_tx {
+    ($db:ty) => {
+        impl RollupTx for WriteTx<$db> {
+            async fn rolled_to(&mut self, scope: Scope<'_>, init: Millis) -> Result<Millis> {
+                let (account, region, kind) = scope;
+                Ok(sqlx::query_scalar(
+                    "INSERT INTO ledger_rolled (account, region, kind, rolled_to) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (account, region, kind) DO UPDATE SET rolled_to = ledger_rolled.rolled_to \
+                     RETURNING rolled_to",
+                )
+                .bind(account)
+                .bind(region)
+                .bind(kind)
+                .bind(init)
+                .fetch_one(&mut **self)
+                .await?)
+            }
+
+            async fn flush_rollup(
+                &mut self,
+                scope: Scope<'_>,
+                mut r: ScopeRollup,
+                roll: Option<(Millis, Millis)>,
+            ) -> Result<()> {
+                let (account, region, kind) = scope;
+                // The scope's keys: id, open quantity, open count.
+                let mut keys: HashMap<Tail, (i64, i64, i64)> = HashMap::new();
+                for row in sqlx::query(
+                    "SELECT id, owner, grp, blueprint, product, rtype, open_q, open_n FROM ledger_keys \
+                     WHERE account = $1 AND region = $2 AND kind = $3",
+                )
+                .bind(account)
+                .bind(region)
+                .bind(kind)
+                .fetch_all(&mut **self)
+                .await?
+                {
+                    keys.insert(
+                        Tail {
+                            owner: row.text("owner")?,
+                            grp: row.text("grp")?,
+                            blueprint: row.text("blueprint")?,
+                            product: row.text("product")?,
+                            rtype: row.text("rtype")?,
+                        },
+                        (row.int("id")?, row.int("open_q")?, row.int("open_n")?),
+                    );
+                }
+                let new: Vec<Tail> = r
+                    .opens
+                    .keys()
+                    .chain(r.days.keys().map(|(t, _)| t))
+                    .filter(|t| !keys.contains_key(*t))
+                    .cloned()
+                    .collect();
+                for t in new {
+                    if keys.contains_key(&t) {
+                        continue;
+                    }
+                    let id: i64 = sqlx::query_scalar(
+                        "INSERT INTO ledger_keys (owner, grp, account, region, blueprint, kind, product, rtype) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    )
+                    .bind(&t.owner)
+                    .bind(&t.grp)
+                    .bind(account)
+                    .bind(region)
+                    .bind(&t.blueprint)
+                    .bind(kind)
+                    .bind(&t.product)
+                    .bind(&t.rtype)
+                    .fetch_one(&mut **self)
+                    .await?;
+                    keys.insert(t, (id, 0, 0));
+                }
+                for (t, (q, n)) in std::mem::take(&mut r.opens) {
+                    if q == 0 && n == 0 {
+                        continue;
+                    }
+                    let k = keys.get_mut(&t).expect("key inserted above");
+                    k.1 += q;
+                    k.2 += n;
+                    sqlx::query("UPDATE ledger_keys SET open_q = open_q + $1, open_n = open_n + $2 WHERE id = $3")
+                        .bind(q)
+                        .bind(n)
+                        .bind(k.0)
+                        .execute(&mut **self)
+                        .await?;
+                }
+                if let Some((from, to)) = roll {
+                    for (t, (_, q, n)) in &keys {
+                        r.add(t, from, to, *q, *n);
+                    }
+                    sqlx::query(
+                        "INSERT INTO ledger_rolled (account, region, kind, rolled_to) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (account, region, kind) DO UPDATE SET rolled_to = excluded.rolled_to",
+                    )
+                    .bind(account)
+                    .bind(region)
+                    .bind(kind)
+                    .bind(to)
+                    .execute(&mut **self)
+                    .await?;
+                }
+                let mut totals: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+                for ((t, day), (dq, dm)) in r.days {
+                    if dq == 0 && dm == 0 {
+                        continue;
+                    }
+                    let id = keys[&t].0;
+                    // This day's row and the running totals after it.
+                    let hit: Vec<i64> = sqlx::query_scalar(
+                        "UPDATE ledger_days SET cum_qms = cum_qms + $1, cum_ms = cum_ms + $2, \
+                         qms = qms + CASE WHEN day = $4 THEN $1 ELSE 0 END, \
+                         ms = ms + CASE WHEN day = $4 THEN $2 ELSE 0 END \
+                         WHERE key_id = $3 AND day >= $4 RETURNING day",
+                    )
+                    .bind(dq)
+                    .bind(dm)
+                    .bind(id)
+                    .bind(day)
+                    .fetch_all(&mut **self)
+                    .await?;
+                    if !hit.contains(&day) {
+                        sqlx::query(
+                            "INSERT INTO ledger_days (key_id, day, qms, ms, cum_qms, cum_ms) VALUES ($3, $4, $1, $2, \
+                             COALESCE((SELECT cum_qms FROM ledger_days WHERE key_id = $3 AND day < $4 \
+                             ORDER BY day DESC LIMIT 1), 0) + $1, \
+                             COALESCE((SELECT cum_ms FROM ledger_days WHERE key_id = $3 AND day < $4 \
+                             ORDER BY day DESC LIMIT 1), 0) + $2)",
+                        )
+                        .bind(dq)
+                        .bind(dm)
+                        .bind(id)
+                        .bind(day)
+                        .execute(&mut **self)
+                        .await?;
+                    }
+                    let e = totals.entry(id).or_default();
+                    e.0 += dq;
+                    e.1 += dm;
+                }
+                for (id, (q, m)) in totals {
+                    sqlx::query("UPDATE ledger_keys SET cum_qms = cum_qms + $1, cum_ms = cum_ms + $2 WHERE id = $3")
+                        .bind(q)
+                        .bind(m)
+                        .bind(id)
+                        .execute(&mut **self)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_rollup_tx!(sqlx::Sqlite);
+impl_rollup_tx!(sqlx::Postgres);
+
+impl Store {
+    /// The rollup as text lines, in a canonical order and without rows
+    /// that add nothing: what the incremental writes and a rebuild must
+    /// agree on (tests, diagnostics).
+    pub async fn ledger_rollup_dump(&self) -> Result<Vec<String>> {
+        on_pool!(self, p => {
+            let mut out = Vec::new();
+            for r in sqlx::query(
+                "SELECT k.account, k.region, k.kind, k.owner, k.grp, k.blueprint, k.product, k.rtype, \
+                 k.open_q, k.open_n, k.cum_qms, k.cum_ms FROM ledger_keys k \
+                 WHERE k.open_q <> 0 OR k.open_n <> 0 OR k.cum_qms <> 0 OR k.cum_ms <> 0 \
+                 ORDER BY k.account, k.region, k.kind, k.owner, k.grp, k.blueprint, k.product, k.rtype",
+            )
+            .fetch_all(p)
+            .await?
+            {
+                let key = ["account", "region", "kind", "owner", "grp", "blueprint", "product", "rtype"]
+                    .iter()
+                    .map(|c| r.text(c))
+                    .collect::<Result<Vec<_>>>()?
+                    .join("/");
+                out.push(format!(
+                    "key {key} open {}x{} total {} {}",
+                    r.int("open_n")?,
+                    r.int("open_q")?,
+                    r.int("cum_qms")?,
+                    r.int("cum_ms")?
+                ));
+            }
+            for r in sqlx::query(
+                "SELECT k.account, k.region, k.kind, k.owner, k.grp, k.blueprint, k.product, k.rtype, \
+                 d.day, d.qms, d.ms, d.cum_qms, d.cum_ms FROM ledger_days d JOIN ledger_keys k ON k.id = d.key_id \
+                 WHERE d.qms <> 0 OR d.ms <> 0 \
+                 ORDER BY k.account, k.region, k.kind, k.owner, k.grp, k.blueprint, k.product, k.rtype, d.day",
+            )
+            .fetch_all(p)
+            .await?
+            {
+                let key = ["account", "region", "kind", "owner", "grp", "blueprint", "product", "rtype"]
+                    .iter()
+                    .map(|c| r.text(c))
+                    .collect::<Result<Vec<_>>>()?
+                    .join("/");
+                out.push(format!(
+                    "day {key} {} {} {} through {} {}",
+                    r.int("day")?,
+                    r.int("qms")?,
+                    r.int("ms")?,
+                    r.int("cum_qms")?,
+                    r.int("cum_ms")?
+                ));
+            }
+            for r in sqlx::query("SELECT account, region, kind, rolled_to FROM ledger_rolled ORDER BY account, region, kind")
+                .fetch_all(p)
+                .await?
+            {
+                out.push(format!(
+                    "rolled {}/{}/{} to {}",
+                    r.text("account")?,
+                    r.text("region")?,
+                    r.text("kind")?,
+                    r.int("rolled_to")?
+                ));
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Store {
+    /// Builds the rollup from the ledger unless it has been built: once,
+    /// at the first start after the rollup's migration (a no-op on a new
+    /// database). Replicas starting together build it once.
+    pub(crate) async fn ensure_ledger_rollup(&self) -> Result<()> {
+        let built: Option<i64> = on_pool!(self, p => {
+            sqlx::query_scalar("SELECT id FROM ledger_rollup_built")
+                .fetch_optional(p)
+                .await?
+        });
+        if built.is_none() {
+            self.rebuild_ledger_rollup().await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the whole rollup from the ledger's intervals in one
+    /// transaction (each scope's `R` is its last reconciled listing). The
+    /// result is what the incremental writes keep, which tests compare.
+    pub async fn rebuild_ledger_rollup(&self) -> Result<()> {
+        on_pool!(self, p => {
+            let mut tx = p.begin_write().await?;
+            // Whoever writes the marker builds; a second replica waits for
+            // its commit (PostgreSQL) and then rebuilds the same result.
+            sqlx::query(
+                "INSERT INTO ledger_rollup_built (id, built_at) VALUES (1, $1) \
+                 ON CONFLICT (id) DO UPDATE SET built_at = excluded.built_at",
+            )
+            .bind(skyhold_core::now_millis())
+            .execute(&mut *tx)
+            .await?;
+            for table in ["ledger_days", "ledger_keys", "ledger_rolled"] {
+                sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
+            }
+            let mut rolled: HashMap<(String, String, String), Millis> = HashMap::new();
+            for r in sqlx::query("SELECT account, region, kind, observed_at FROM ledger_scopes")
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                rolled.insert((r.text("account")?, r.text("region")?, r.text("kind")?), r.int("observed_at")?);
+            }
+            let mut scopes: BTreeMap<(String, String, String), ScopeRollup> = BTreeMap::new();
+            let rows = sqlx::query(
+                "SELECT account, region, kind, owner, grp, blueprint, product, rtype, quantity, started_at, ended_at \
+                 FROM ledger",
+            )
+            .fetch_all(&mut *tx)
+            .await?;
+            // A scope the ledger has intervals of but no listing time for
+            // (written by an action only) is rolled to its latest time.
+            let mut latest: HashMap<(String, String, String), Millis> = HashMap::new();
+            for r in &rows {
+                let scope = (r.text("account")?, r.text("region")?, r.text("kind")?);
+                if !rolled.contains_key(&scope) {
+                    let t = r.opt_int("ended_at")?.unwrap_or(r.int("started_at")?);
+                    let e = latest.entry(scope).or_insert(t);
+                    *e = (*e).max(t);
+                }
+            }
+            rolled.extend(latest);
+            for r in &rows {
+                let scope = (r.text("account")?, r.text("region")?, r.text("kind")?);
+                let at = rolled[&scope];
+                let tail = Tail {
+                    owner: r.text("owner")?,
+                    grp: r.text("grp")?,
+                    blueprint: r.text("blueprint")?,
+                    product: r.text("product")?,
+                    rtype: r.text("rtype")?,
+                };
+                let q = r.int("quantity")?;
+                let s = r.int("started_at")?;
+                let acc = scopes.entry(scope).or_default();
+                match r.opt_int("ended_at")? {
+                    Some(e) => acc.add(&tail, s, e, q, 1),
+                    None => {
+                        acc.add(&tail, s, at, q, 1);
+                        acc.open(&tail, q, 1);
+                    }
+                }
+            }
+            for ((account, region, kind), at) in &rolled {
+                sqlx::query("INSERT INTO ledger_rolled (account, region, kind, rolled_to) VALUES ($1, $2, $3, $4)")
+                    .bind(account)
+                    .bind(region)
+                    .bind(kind)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for ((account, region, kind), acc) in scopes {
+                tx.flush_rollup((&account, &region, &kind), acc, None).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+}
+
+/// A key as a report reads it.
+struct ReportKey {
+    id: i64,
+    owner: String,
+    grp: String,
+    account: String,
+    region: String,
+    blueprint: String,
+    kind: String,
+    product: String,
+    rtype: String,
+    open_q: i64,
+    open_n: i64,
+    cum_qms: i64,
+    cum_ms: i64,
+}
+
+/// Up to this many distinct bucket edges a report reads running totals at
+/// each edge (two index reads per key and edge); beyond, it sums the days.
+const MAX_EDGES: usize = 16;
+
+impl Store {
+    /// Unit-hours per bucket (label, start, end: whole UTC days; other
+    /// times are taken out to their day's edges), grouped by `group_by`
+    /// and by what prices them (product, account, region, type): the
+    /// rollup, plus each key's open quantity from its scope's `R` up to
+    /// `now`. Grouped by `group`, a user's hours count for each group the
+    /// user is in now (a group's total is its own and its members', as
+    /// with quotas).
+    pub async fn usage(
+        &self,
+        group_by: &[UsageField],
+        buckets: &[(String, Millis, Millis)],
+        filter: &UsageFilter,
+        now: Millis,
+    ) -> Result<Vec<UsageBucket>> {
+        if buckets.is_empty() || filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let buckets: Vec<(String, Millis, Millis)> = buckets
+            .iter()
+            .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
+            .collect();
+        let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let by_edges = edges.len() <= MAX_EDGES;
+        // Keys, with their running totals at each edge when few.
+        let (keys, at_edges) = on_pool!(self, p => {
+            let last_day: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM ledger_days")
+                .fetch_one(p)
+                .await?;
+            let last_day = last_day.unwrap_or(Millis::MIN);
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT k.id, k.owner, k.grp, k.account, k.region, k.blueprint, k.kind, k.product, k.rtype, \
+                 k.open_q, k.open_n, k.cum_qms, k.cum_ms",
+            );
+            let mut read = Vec::new();
+            if by_edges {
+                for (i, x) in edges.iter().enumerate() {
+                    // An edge after the last day: the key's whole total.
+                    if *x > last_day {
+                        continue;
+                    }
+                    read.push(i);
+                    for (col, alias) in [("cum_qms", "q"), ("cum_ms", "m")] {
+                        qb.push(format!(
+                            ", (SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
+                        ))
+                        .push_bind(*x)
+                        .push(format!(" ORDER BY d.day DESC LIMIT 1) AS {alias}{i}"));
+                    }
+                }
+            }
+            qb.push(" FROM ledger_keys k WHERE 1 = 1");
+            if let Some(owners) = &filter.owners {
+                qb.push(" AND k.owner IN (");
+                let mut sep = qb.separated(", ");
+                for o in owners {
+                    sep.push_bind(o.clone());
+                }
+                qb.push(")");
+            }
+            if let Some(a) = &filter.account {
+                qb.push(" AND k.account = ").push_bind(a.clone());
+            }
+            let rows = qb.build().fetch_all(p).await?;
+            let mut keys = Vec::with_capacity(rows.len());
+            let mut at_edges: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
+            for r in &rows {
+                let k = ReportKey {
+                    id: r.int("id")?,
+                    owner: r.text("owner")?,
+                    grp: r.text("grp")?,
+                    account: r.text("account")?,
+                    region: r.text("region")?,
+                    blueprint: r.text("blueprint")?,
+                    kind: r.text("kind")?,
+                    product: r.text("product")?,
+                    rtype: r.text("rtype")?,
+                    open_q: r.int("open_q")?,
+                    open_n: r.int("open_n")?,
+                    cum_qms: r.int("cum_qms")?,
+                    cum_ms: r.int("cum_ms")?,
+                };
+                if by_edges {
+                    let mut v = vec![(k.cum_qms, k.cum_ms); edges.len()];
+                    for i in &read {
+                        v[*i] = (
+                            r.opt_int(&format!("q{i}"))?.unwrap_or(0),
+                            r.opt_int(&format!("m{i}"))?.unwrap_or(0),
+                        );
+                    }
+                    at_edges.insert(k.id, v);
+                }
+                keys.push(k);
+            }
+            (keys, at_edges)
+        });
+        // Per key and bucket: unit-ms and ms.
+        let mut per: HashMap<(i64, usize), (i64, i64)> = HashMap::new();
+        if by_edges {
+            let edge = |x: Millis| edges.binary_search(&x).unwrap_or_default();
+            for k in &keys {
+                let v = &at_edges[&k.id];
+                for (bi, b) in buckets.iter().enumerate() {
+                    let (s, e) = (v[edge(b.1)], v[edge(b.2)]);
+                    if e != s {
+                        per.insert((k.id, bi), (e.0 - s.0, e.1 - s.1));
+                    }
+                }
+            }
+        } else {
+            let from = buckets.iter().map(|b| b.1).min().unwrap_or(0);
+            let to = buckets.iter().map(|b| b.2).max().unwrap_or(0);
+            let wanted: std::collections::HashSet<i64> = keys.iter().map(|k| k.id).collect();
+            let rows = on_pool!(self, p => {
+                sqlx::query("SELECT key_id, day, qms, ms FROM ledger_days WHERE day >= $1 AND day < $2")
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(p)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.int("key_id")?, r.int("day")?, r.int("qms")?, r.int("ms")?)))
+                    .collect::<Result<Vec<_>>>()?
+            });
+            for (id, day, q, m) in rows {
+                if !wanted.contains(&id) {
+                    continue;
+                }
+                for (bi, b) in buckets.iter().enumerate() {
+                    if b.1 <= day && day < b.2 {
+                        let e = per.entry((id, bi)).or_default();
+                        e.0 += q;
+                        e.1 += m;
+                    }
+                }
+            }
+        }
+        // The part not rolled up yet: open quantities from R to now.
+        let rolled = self.rolled_times().await?;
+        for k in keys.iter().filter(|k| k.open_q != 0 || k.open_n != 0) {
+            let Some(r) = rolled.get(&(k.account.clone(), k.region.clone(), k.kind.clone())) else {
+                continue;
+            };
+            for (bi, b) in buckets.iter().enumerate() {
+                let len = signed_overlap(*r, now, b.1, b.2);
+                if len != 0 {
+                    let e = per.entry((k.id, bi)).or_default();
+                    e.0 += k.open_q * len;
+                    e.1 += k.open_n * len;
+                }
+            }
+        }
+        let by_id: HashMap<i64, &ReportKey> = keys.iter().map(|k| (k.id, k)).collect();
+        let groups = self.groups_by_member(group_by).await?;
+        Ok(grouped(
+            group_by,
+            per.into_iter()
+                .map(|((id, bi), (q, m))| (by_id[&id], buckets[bi].0.as_str(), q, m)),
+            &groups,
+            3_600_000.0,
+        ))
+    }
+
+    /// What is billing now, per hour: the open intervals' quantity
+    /// (`unit_hours`) and count (`hours`) per group, for projections. Day
+    /// and month fields are left empty.
+    pub async fn open_usage(
+        &self,
+        group_by: &[UsageField],
+        filter: &UsageFilter,
+    ) -> Result<Vec<UsageBucket>> {
+        if filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let keys = on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT owner, grp, account, region, blueprint, kind, product, rtype, open_q, open_n \
+                 FROM ledger_keys WHERE open_n <> 0",
+            );
+            if let Some(owners) = &filter.owners {
+                qb.push(" AND owner IN (");
+                let mut sep = qb.separated(", ");
+                for o in owners {
+                    sep.push_bind(o.clone());
+                }
+                qb.push(")");
+            }
+            if let Some(a) = &filter.account {
+                qb.push(" AND account = ").push_bind(a.clone());
+            }
+            let mut keys = Vec::new();
+            for r in qb.build().fetch_all(p).await? {
+                keys.push(ReportKey {
+                    id: 0,
+                    owner: r.text("owner")?,
+                    grp: r.text("grp")?,
+                    account: r.text("account")?,
+                    region: r.text("region")?,
+                    blueprint: r.text("blueprint")?,
+                    kind: r.text("kind")?,
+                    product: r.text("product")?,
+                    rtype: r.text("rtype")?,
+                    open_q: r.int("open_q")?,
+                    open_n: r.int("open_n")?,
+                    cum_qms: 0,
+                    cum_ms: 0,
+                });
+            }
+            keys
+        });
+        let groups = self.groups_by_member(group_by).await?;
+        Ok(grouped(
+            group_by,
+            keys.iter().map(|k| (k, "", k.open_q, k.open_n)),
+            &groups,
+            1.0,
+        ))
+    }
+
+    /// Each scope's `R`.
+    async fn rolled_times(&self) -> Result<HashMap<(String, String, String), Millis>> {
+        on_pool!(self, p => {
+            let mut out = HashMap::new();
+            for r in sqlx::query("SELECT account, region, kind, rolled_to FROM ledger_rolled")
+                .fetch_all(p)
+                .await?
+            {
+                out.insert((r.text("account")?, r.text("region")?, r.text("kind")?), r.int("rolled_to")?);
+            }
+            Ok(out)
+        })
+    }
+
+    /// user name → the groups the user is in now (read only when a report
+    /// groups by group).
+    async fn groups_by_member(
+        &self,
+        group_by: &[UsageField],
+    ) -> Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        if !group_by.contains(&UsageField::Group) {
+            return Ok(out);
+        }
+        on_pool!(self, p => {
+            for r in sqlx::query(
+                "SELECT u.username AS uname, g.name AS grp FROM group_members m \
+                 JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id ORDER BY g.name",
+            )
+            .fetch_all(p)
+            .await?
+            {
+                out.entry(r.text("uname")?).or_default().push(r.text("grp")?);
+            }
+        });
+        Ok(out)
+    }
+}
+
+/// Usage (key, bucket label, unit-ms, ms) summed by the group-by fields
+/// and what prices it; `per` turns the sums into hours.
+fn grouped<'a>(
+    group_by: &[UsageField],
+    items: impl Iterator<Item = (&'a ReportKey, &'a str, i64, i64)>,
+    groups: &HashMap<String, Vec<String>>,
+    per: f64,
+) -> Vec<UsageBucket> {
+    type Priced = (Vec<String>, String, String, String, String);
+    let mut out: BTreeMap<Priced, (i64, i64)> = BTreeMap::new();
+    for (k, label, q, m) in items {
+        for fields in key_fields(group_by, k, label, groups) {
+            let e = out
+                .entry((
+                    fields,
+                    k.product.clone(),
+                    k.account.clone(),
+                    k.region.clone(),
+                    k.rtype.clone(),
+                ))
+                .or_default();
+            e.0 += q;
+            e.1 += m;
+        }
+    }
+    out.into_iter()
+        .map(
+            |((fields, product, account, region, rtype), (q, m))| UsageBucket {
+                fields,
+                product,
+                account,
+                region,
+                rtype,
+                unit_hours: q as f64 / per,
+                hours: m as f64 / per,
+            },
+        )
+        .collect()
+}
+
+/// `[r, now)` within `[s, e)`, negative when `now < r`.
+fn signed_overlap(r: Millis, now: Millis, s: Millis, e: Millis) -> i64 {
+    let (lo, hi, sign) = if r <= now { (r, now, 1) } else { (now, r, -1) };
+    sign * (hi.min(e) - lo.max(s)).max(0)
+}
+
+/// The group-by values a key's usage counts under (more than one set when
+/// grouped by group and its owner is in several groups).
+fn key_fields(
+    group_by: &[UsageField],
+    k: &ReportKey,
+    label: &str,
+    groups: &HashMap<String, Vec<String>>,
+) -> Vec<Vec<String>> {
+    let mut sets = vec![Vec::with_capacity(group_by.len())];
+    for f in group_by {
+        let values: Vec<String> = match f {
+            UsageField::Owner => vec![k.owner.clone()],
+            UsageField::Group if !k.grp.is_empty() => vec![k.grp.clone()],
+            UsageField::Group => match groups.get(&k.owner) {
+                Some(g) if !g.is_empty() => g.clone(),
+                _ => vec![String::new()],
+            },
+            UsageField::Account => vec![k.account.clone()],
+            UsageField::Region => vec![k.region.clone()],
+            UsageField::Blueprint => vec![k.blueprint.clone()],
+            UsageField::Kind => vec![k.kind.clone()],
+            UsageField::Day | UsageField::Month => vec![label.to_owned()],
+        };
+        if values.len() == 1 {
+            for s in &mut sets {
+                s.push(values[0].clone());
+            }
+        } else {
+            sets = sets
+                .into_iter()
+                .flat_map(|s| {
+                    values.iter().map(move |v| {
+                        let mut s = s.clone();
+                        s.push(v.clone());
+                        s
+                    })
+                })
+                .collect();
+        }
+    }
+    sets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tail() -> Tail {
+        Tail {
+            owner: "ann".into(),
+            grp: String::new(),
+            blueprint: String::new(),
+            product: "instance-hour".into(),
+            rtype: "t3.micro".into(),
+        }
+    }
+
+    #[test]
+    fn spans_split_at_midnight_and_cancel_when_reversed() {
+        let mut r = ScopeRollup::default();
+        let t = tail();
+        let d = 20_000 * DAY_MS;
+        r.add(&t, d - 3_600_000, d + 7_200_000, 2, 1);
+        assert_eq!(r.days[&(t.clone(), d - DAY_MS)], (7_200_000, 3_600_000));
+        assert_eq!(r.days[&(t.clone(), d)], (14_400_000, 7_200_000));
+        r.add(&t, d + 7_200_000, d - 3_600_000, 2, 1);
+        assert!(r.days.values().all(|v| *v == (0, 0)), "{:?}", r.days);
+        r.add(&t, d, d, 5, 1);
+        assert_eq!(r.days.len(), 2);
+    }
+}
