@@ -346,7 +346,7 @@ impl Store {
                 .await?
         });
         if built.is_none() {
-            self.rebuild_ledger_rollup().await?;
+            self.build_ledger_rollup(false).await?;
         }
         Ok(())
     }
@@ -355,17 +355,29 @@ impl Store {
     /// transaction (each scope's `R` is its last reconciled listing). The
     /// result is what the incremental writes keep, which tests compare.
     pub async fn rebuild_ledger_rollup(&self) -> Result<()> {
+        self.build_ledger_rollup(true).await
+    }
+
+    /// Builds the rollup (`force`: even when built already).
+    async fn build_ledger_rollup(&self, force: bool) -> Result<()> {
         on_pool!(self, p => {
             let mut tx = p.begin_write().await?;
-            // Whoever writes the marker builds; a second replica waits for
-            // its commit (PostgreSQL) and then rebuilds the same result.
-            sqlx::query(
+            // Whoever writes the marker builds; a second replica starting
+            // at the same time waits for its commit (PostgreSQL) and then
+            // finds it built.
+            let marked: Option<i64> = sqlx::query_scalar(if force {
                 "INSERT INTO ledger_rollup_built (id, built_at) VALUES (1, $1) \
-                 ON CONFLICT (id) DO UPDATE SET built_at = excluded.built_at",
-            )
+                 ON CONFLICT (id) DO UPDATE SET built_at = excluded.built_at RETURNING id"
+            } else {
+                "INSERT INTO ledger_rollup_built (id, built_at) VALUES (1, $1) \
+                 ON CONFLICT (id) DO NOTHING RETURNING id"
+            })
             .bind(skyhold_core::now_millis())
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
+            if marked.is_none() {
+                return Ok(());
+            }
             for table in ["ledger_days", "ledger_keys", "ledger_rolled"] {
                 sqlx::query(&format!("DELETE FROM {table}")).execute(&mut *tx).await?;
             }
@@ -434,312 +446,74 @@ impl Store {
     }
 }
 
-/// A key as a report reads it.
-struct ReportKey {
-    id: i64,
-    owner: String,
-    grp: String,
-    account: String,
-    region: String,
-    blueprint: String,
-    kind: String,
-    product: String,
-    rtype: String,
-    open_q: i64,
-    open_n: i64,
-    cum_qms: i64,
-    cum_ms: i64,
-}
-
 /// Up to this many distinct bucket edges a report reads running totals at
 /// each edge (two index reads per key and edge); beyond, it sums the days.
 const MAX_EDGES: usize = 16;
 
-impl Store {
-    /// Unit-hours per bucket (label, start, end: whole UTC days; other
-    /// times are taken out to their day's edges), grouped by `group_by`
-    /// and by what prices them (product, account, region, type): the
-    /// rollup, plus each key's open quantity from its scope's `R` up to
-    /// `now`. Grouped by `group`, a user's hours count for each group the
-    /// user is in now (a group's total is its own and its members', as
-    /// with quotas).
-    pub async fn usage(
-        &self,
-        group_by: &[UsageField],
-        buckets: &[(String, Millis, Millis)],
-        filter: &UsageFilter,
-        now: Millis,
-    ) -> Result<Vec<UsageBucket>> {
-        if buckets.is_empty() || filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
-            return Ok(Vec::new());
-        }
-        let buckets: Vec<(String, Millis, Millis)> = buckets
-            .iter()
-            .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
-            .collect();
-        let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
-        edges.sort_unstable();
-        edges.dedup();
-        let by_edges = edges.len() <= MAX_EDGES;
-        // Keys, with their running totals at each edge when few.
-        let (keys, at_edges) = on_pool!(self, p => {
-            let last_day: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM ledger_days")
-                .fetch_one(p)
-                .await?;
-            let last_day = last_day.unwrap_or(Millis::MIN);
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT k.id, k.owner, k.grp, k.account, k.region, k.blueprint, k.kind, k.product, k.rtype, \
-                 k.open_q, k.open_n, k.cum_qms, k.cum_ms",
-            );
-            let mut read = Vec::new();
-            if by_edges {
-                for (i, x) in edges.iter().enumerate() {
-                    // An edge after the last day: the key's whole total.
-                    if *x > last_day {
-                        continue;
-                    }
-                    read.push(i);
-                    for (col, alias) in [("cum_qms", "q"), ("cum_ms", "m")] {
-                        qb.push(format!(
-                            ", (SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
-                        ))
-                        .push_bind(*x)
-                        .push(format!(" ORDER BY d.day DESC LIMIT 1) AS {alias}{i}"));
-                    }
-                }
-            }
-            qb.push(" FROM ledger_keys k WHERE 1 = 1");
-            if let Some(owners) = &filter.owners {
-                qb.push(" AND k.owner IN (");
-                let mut sep = qb.separated(", ");
-                for o in owners {
-                    sep.push_bind(o.clone());
-                }
-                qb.push(")");
-            }
-            if let Some(a) = &filter.account {
-                qb.push(" AND k.account = ").push_bind(a.clone());
-            }
-            let rows = qb.build().fetch_all(p).await?;
-            let mut keys = Vec::with_capacity(rows.len());
-            let mut at_edges: HashMap<i64, Vec<(i64, i64)>> = HashMap::new();
-            for r in &rows {
-                let k = ReportKey {
-                    id: r.int("id")?,
-                    owner: r.text("owner")?,
-                    grp: r.text("grp")?,
-                    account: r.text("account")?,
-                    region: r.text("region")?,
-                    blueprint: r.text("blueprint")?,
-                    kind: r.text("kind")?,
-                    product: r.text("product")?,
-                    rtype: r.text("rtype")?,
-                    open_q: r.int("open_q")?,
-                    open_n: r.int("open_n")?,
-                    cum_qms: r.int("cum_qms")?,
-                    cum_ms: r.int("cum_ms")?,
-                };
-                if by_edges {
-                    let mut v = vec![(k.cum_qms, k.cum_ms); edges.len()];
-                    for i in &read {
-                        v[*i] = (
-                            r.opt_int(&format!("q{i}"))?.unwrap_or(0),
-                            r.opt_int(&format!("m{i}"))?.unwrap_or(0),
-                        );
-                    }
-                    at_edges.insert(k.id, v);
-                }
-                keys.push(k);
-            }
-            (keys, at_edges)
-        });
-        // Per key and bucket: unit-ms and ms.
-        let mut per: HashMap<(i64, usize), (i64, i64)> = HashMap::new();
-        if by_edges {
-            let edge = |x: Millis| edges.binary_search(&x).unwrap_or_default();
-            for k in &keys {
-                let v = &at_edges[&k.id];
-                for (bi, b) in buckets.iter().enumerate() {
-                    let (s, e) = (v[edge(b.1)], v[edge(b.2)]);
-                    if e != s {
-                        per.insert((k.id, bi), (e.0 - s.0, e.1 - s.1));
-                    }
-                }
-            }
-        } else {
-            let from = buckets.iter().map(|b| b.1).min().unwrap_or(0);
-            let to = buckets.iter().map(|b| b.2).max().unwrap_or(0);
-            let wanted: std::collections::HashSet<i64> = keys.iter().map(|k| k.id).collect();
-            let rows = on_pool!(self, p => {
-                sqlx::query("SELECT key_id, day, qms, ms FROM ledger_days WHERE day >= $1 AND day < $2")
-                    .bind(from)
-                    .bind(to)
-                    .fetch_all(p)
-                    .await?
-                    .iter()
-                    .map(|r| Ok((r.int("key_id")?, r.int("day")?, r.int("qms")?, r.int("ms")?)))
-                    .collect::<Result<Vec<_>>>()?
-            });
-            for (id, day, q, m) in rows {
-                if !wanted.contains(&id) {
-                    continue;
-                }
-                for (bi, b) in buckets.iter().enumerate() {
-                    if b.1 <= day && day < b.2 {
-                        let e = per.entry((id, bi)).or_default();
-                        e.0 += q;
-                        e.1 += m;
-                    }
-                }
-            }
-        }
-        // The part not rolled up yet: open quantities from R to now.
-        let rolled = self.rolled_times().await?;
-        for k in keys.iter().filter(|k| k.open_q != 0 || k.open_n != 0) {
-            let Some(r) = rolled.get(&(k.account.clone(), k.region.clone(), k.kind.clone())) else {
-                continue;
-            };
-            for (bi, b) in buckets.iter().enumerate() {
-                let len = signed_overlap(*r, now, b.1, b.2);
-                if len != 0 {
-                    let e = per.entry((k.id, bi)).or_default();
-                    e.0 += k.open_q * len;
-                    e.1 += k.open_n * len;
-                }
-            }
-        }
-        let by_id: HashMap<i64, &ReportKey> = keys.iter().map(|k| (k.id, k)).collect();
-        let groups = self.groups_by_member(group_by).await?;
-        Ok(grouped(
-            group_by,
-            per.into_iter()
-                .map(|((id, bi), (q, m))| (by_id[&id], buckets[bi].0.as_str(), q, m)),
-            &groups,
-            3_600_000.0,
-        ))
-    }
+/// Sums keyed by the report's fields (the bucket's label in place of a day
+/// or month field) and what prices them.
+type Sums = BTreeMap<(Vec<String>, String, String, String, String), (i64, i64)>;
 
-    /// What is billing now, per hour: the open intervals' quantity
-    /// (`unit_hours`) and count (`hours`) per group, for projections. Day
-    /// and month fields are left empty.
-    pub async fn open_usage(
-        &self,
-        group_by: &[UsageField],
-        filter: &UsageFilter,
-    ) -> Result<Vec<UsageBucket>> {
-        if filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
-            return Ok(Vec::new());
-        }
-        let keys = on_pool!(self, p => {
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT owner, grp, account, region, blueprint, kind, product, rtype, open_q, open_n \
-                 FROM ledger_keys WHERE open_n <> 0",
-            );
-            if let Some(owners) = &filter.owners {
-                qb.push(" AND owner IN (");
-                let mut sep = qb.separated(", ");
-                for o in owners {
-                    sep.push_bind(o.clone());
-                }
-                qb.push(")");
-            }
-            if let Some(a) = &filter.account {
-                qb.push(" AND account = ").push_bind(a.clone());
-            }
-            let mut keys = Vec::new();
-            for r in qb.build().fetch_all(p).await? {
-                keys.push(ReportKey {
-                    id: 0,
-                    owner: r.text("owner")?,
-                    grp: r.text("grp")?,
-                    account: r.text("account")?,
-                    region: r.text("region")?,
-                    blueprint: r.text("blueprint")?,
-                    kind: r.text("kind")?,
-                    product: r.text("product")?,
-                    rtype: r.text("rtype")?,
-                    open_q: r.int("open_q")?,
-                    open_n: r.int("open_n")?,
-                    cum_qms: 0,
-                    cum_ms: 0,
-                });
-            }
-            keys
-        });
-        let groups = self.groups_by_member(group_by).await?;
-        Ok(grouped(
-            group_by,
-            keys.iter().map(|k| (k, "", k.open_q, k.open_n)),
-            &groups,
-            1.0,
-        ))
-    }
-
-    /// Each scope's `R`.
-    async fn rolled_times(&self) -> Result<HashMap<(String, String, String), Millis>> {
-        on_pool!(self, p => {
-            let mut out = HashMap::new();
-            for r in sqlx::query("SELECT account, region, kind, rolled_to FROM ledger_rolled")
-                .fetch_all(p)
-                .await?
-            {
-                out.insert((r.text("account")?, r.text("region")?, r.text("kind")?), r.int("rolled_to")?);
-            }
-            Ok(out)
+/// The SQL of a report's group-by fields over `ledger_keys k` (joined
+/// with the membership as `ug` for `group`); day and month are labels
+/// added afterwards.
+fn field_exprs(group_by: &[UsageField]) -> Vec<&'static str> {
+    group_by
+        .iter()
+        .filter_map(|f| match f {
+            UsageField::Owner => Some("k.owner"),
+            UsageField::Group => Some("COALESCE(NULLIF(k.grp, ''), ug.grp, '')"),
+            UsageField::Account => Some("k.account"),
+            UsageField::Region => Some("k.region"),
+            UsageField::Blueprint => Some("k.blueprint"),
+            UsageField::Kind => Some("k.kind"),
+            UsageField::Day | UsageField::Month => None,
         })
-    }
-
-    /// user name → the groups the user is in now (read only when a report
-    /// groups by group).
-    async fn groups_by_member(
-        &self,
-        group_by: &[UsageField],
-    ) -> Result<HashMap<String, Vec<String>>> {
-        let mut out: HashMap<String, Vec<String>> = HashMap::new();
-        if !group_by.contains(&UsageField::Group) {
-            return Ok(out);
-        }
-        on_pool!(self, p => {
-            for r in sqlx::query(
-                "SELECT u.username AS uname, g.name AS grp FROM group_members m \
-                 JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id ORDER BY g.name",
-            )
-            .fetch_all(p)
-            .await?
-            {
-                out.entry(r.text("uname")?).or_default().push(r.text("grp")?);
-            }
-        });
-        Ok(out)
-    }
+        .collect()
 }
 
-/// Usage (key, bucket label, unit-ms, ms) summed by the group-by fields
-/// and what prices it; `per` turns the sums into hours.
-fn grouped<'a>(
-    group_by: &[UsageField],
-    items: impl Iterator<Item = (&'a ReportKey, &'a str, i64, i64)>,
-    groups: &HashMap<String, Vec<String>>,
-    per: f64,
-) -> Vec<UsageBucket> {
-    type Priced = (Vec<String>, String, String, String, String);
-    let mut out: BTreeMap<Priced, (i64, i64)> = BTreeMap::new();
-    for (k, label, q, m) in items {
-        for fields in key_fields(group_by, k, label, groups) {
-            let e = out
-                .entry((
-                    fields,
-                    k.product.clone(),
-                    k.account.clone(),
-                    k.region.clone(),
-                    k.rtype.clone(),
-                ))
-                .or_default();
-            e.0 += q;
-            e.1 += m;
+const MEMBERSHIP_JOIN: &str =
+    " LEFT JOIN (SELECT u.username AS uname, g.name AS grp FROM group_members m \
+     JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id) ug \
+     ON k.grp = '' AND ug.uname = k.owner";
+
+/// The fields of a result row (`f0`…), with `label` where the report
+/// has its day or month field.
+fn row_fields<R: ReadRow>(r: &R, group_by: &[UsageField], label: &str) -> Result<Vec<String>> {
+    let mut out = Vec::with_capacity(group_by.len());
+    let mut i = 0;
+    for f in group_by {
+        if matches!(f, UsageField::Day | UsageField::Month) {
+            out.push(label.to_owned());
+        } else {
+            out.push(r.text(&format!("f{i}"))?);
+            i += 1;
         }
     }
-    out.into_iter()
+    Ok(out)
+}
+
+/// Adds one result row's pricing columns and sums to `sums`.
+fn add_sum<R: ReadRow>(sums: &mut Sums, r: &R, fields: Vec<String>, q: i64, m: i64) -> Result<()> {
+    if q == 0 && m == 0 {
+        return Ok(());
+    }
+    let e = sums
+        .entry((
+            fields,
+            r.text("product")?,
+            r.text("account")?,
+            r.text("region")?,
+            r.text("rtype")?,
+        ))
+        .or_default();
+    e.0 += q;
+    e.1 += m;
+    Ok(())
+}
+
+fn buckets_of(sums: Sums, per: f64) -> Vec<UsageBucket> {
+    sums.into_iter()
         .map(
             |((fields, product, account, region, rtype), (q, m))| UsageBucket {
                 fields,
@@ -760,47 +534,213 @@ fn signed_overlap(r: Millis, now: Millis, s: Millis, e: Millis) -> i64 {
     sign * (hi.min(e) - lo.max(s)).max(0)
 }
 
-/// The group-by values a key's usage counts under (more than one set when
-/// grouped by group and its owner is in several groups).
-fn key_fields(
-    group_by: &[UsageField],
-    k: &ReportKey,
-    label: &str,
-    groups: &HashMap<String, Vec<String>>,
-) -> Vec<Vec<String>> {
-    let mut sets = vec![Vec::with_capacity(group_by.len())];
-    for f in group_by {
-        let values: Vec<String> = match f {
-            UsageField::Owner => vec![k.owner.clone()],
-            UsageField::Group if !k.grp.is_empty() => vec![k.grp.clone()],
-            UsageField::Group => match groups.get(&k.owner) {
-                Some(g) if !g.is_empty() => g.clone(),
-                _ => vec![String::new()],
-            },
-            UsageField::Account => vec![k.account.clone()],
-            UsageField::Region => vec![k.region.clone()],
-            UsageField::Blueprint => vec![k.blueprint.clone()],
-            UsageField::Kind => vec![k.kind.clone()],
-            UsageField::Day | UsageField::Month => vec![label.to_owned()],
-        };
-        if values.len() == 1 {
-            for s in &mut sets {
-                s.push(values[0].clone());
-            }
-        } else {
-            sets = sets
-                .into_iter()
-                .flat_map(|s| {
-                    values.iter().map(move |v| {
-                        let mut s = s.clone();
-                        s.push(v.clone());
-                        s
-                    })
-                })
-                .collect();
+/// Pushes the report's joins and filters after `FROM ledger_keys k …`.
+macro_rules! push_key_filters {
+    ($qb:expr, $group_by:expr, $filter:expr) => {{
+        if $group_by.contains(&UsageField::Group) {
+            $qb.push(MEMBERSHIP_JOIN);
         }
+        $qb.push(" WHERE 1 = 1");
+        if let Some(owners) = &$filter.owners {
+            $qb.push(" AND k.owner IN (");
+            let mut sep = $qb.separated(", ");
+            for o in owners {
+                sep.push_bind(o.clone());
+            }
+            $qb.push(")");
+        }
+        if let Some(a) = &$filter.account {
+            $qb.push(" AND k.account = ").push_bind(a.clone());
+        }
+    }};
+}
+
+/// Pushes `GROUP BY` the fields and what prices them.
+macro_rules! push_group_by {
+    ($qb:expr, $exprs:expr, $first:expr) => {{
+        $qb.push(" GROUP BY ");
+        $qb.push($first);
+        for e in $exprs.iter() {
+            $qb.push(format!("{e}, "));
+        }
+        $qb.push("k.product, k.account, k.region, k.rtype");
+    }};
+}
+
+impl Store {
+    /// Unit-hours per bucket (label, start, end: whole UTC days; other
+    /// times are taken out to their day's edges), grouped by `group_by`
+    /// and by what prices them (product, account, region, type): the
+    /// rollup, plus each key's open quantity from its scope's `R` up to
+    /// `now`. Grouped by `group`, a user's hours count for each group the
+    /// user is in now (a group's total is its own and its members', as
+    /// with quotas). The database does the sums; a few rows come back.
+    pub async fn usage(
+        &self,
+        group_by: &[UsageField],
+        buckets: &[(String, Millis, Millis)],
+        filter: &UsageFilter,
+        now: Millis,
+    ) -> Result<Vec<UsageBucket>> {
+        if buckets.is_empty() || filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let buckets: Vec<(String, Millis, Millis)> = buckets
+            .iter()
+            .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
+            .collect();
+        let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let exprs = field_exprs(group_by);
+        let (least, greatest) = if self.is_sqlite() {
+            ("MIN", "MAX")
+        } else {
+            ("LEAST", "GREATEST")
+        };
+        let mut sums = Sums::new();
+        if edges.len() <= MAX_EDGES {
+            on_pool!(self, p => {
+                let last_day: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM ledger_days")
+                    .fetch_one(p)
+                    .await?;
+                let last_day = last_day.unwrap_or(Millis::MIN);
+                let mut qb = sqlx::QueryBuilder::new("SELECT ");
+                for (i, e) in exprs.iter().enumerate() {
+                    qb.push(format!("{e} AS f{i}, "));
+                }
+                qb.push("k.product, k.account, k.region, k.rtype");
+                for (bi, (_, s, e)) in buckets.iter().enumerate() {
+                    for (col, open, alias) in [("cum_qms", "open_q", "q"), ("cum_ms", "open_n", "m")] {
+                        qb.push(", CAST(SUM(");
+                        // The running total at the end edge less at the start.
+                        for (x, sign) in [(*e, ""), (*s, " - ")] {
+                            qb.push(sign);
+                            if x > last_day {
+                                qb.push(format!("k.{col}"));
+                            } else {
+                                qb.push(format!(
+                                    "COALESCE((SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
+                                ))
+                                .push_bind(x)
+                                .push(" ORDER BY d.day DESC LIMIT 1), 0)");
+                            }
+                        }
+                        // Plus the open quantity from R to now, within the bucket.
+                        qb.push(format!(" + k.{open} * (CASE WHEN lr.rolled_to IS NULL THEN 0 WHEN lr.rolled_to <= "))
+                            .push_bind(now)
+                            .push(format!(" THEN {greatest}(0, {least}("))
+                            .push_bind(now)
+                            .push(", ")
+                            .push_bind(*e)
+                            .push(format!(") - {greatest}(lr.rolled_to, "))
+                            .push_bind(*s)
+                            .push(format!(")) ELSE -{greatest}(0, {least}(lr.rolled_to, "))
+                            .push_bind(*e)
+                            .push(format!(") - {greatest}("))
+                            .push_bind(now)
+                            .push(", ")
+                            .push_bind(*s)
+                            .push(format!(")) END)) AS BIGINT) AS {alias}{bi}"));
+                    }
+                }
+                qb.push(
+                    " FROM ledger_keys k LEFT JOIN ledger_rolled lr \
+                     ON lr.account = k.account AND lr.region = k.region AND lr.kind = k.kind",
+                );
+                push_key_filters!(qb, group_by, filter);
+                push_group_by!(qb, exprs, "");
+                for r in qb.build().fetch_all(p).await? {
+                    for (bi, (label, _, _)) in buckets.iter().enumerate() {
+                        let q = r.opt_int(&format!("q{bi}"))?.unwrap_or(0);
+                        let m = r.opt_int(&format!("m{bi}"))?.unwrap_or(0);
+                        add_sum(&mut sums, &r, row_fields(&r, group_by, label)?, q, m)?;
+                    }
+                }
+            });
+        } else {
+            let from = edges.first().copied().unwrap_or(0);
+            let to = edges.last().copied().unwrap_or(0);
+            let bucket_of = |day: Millis| buckets.iter().position(|b| b.1 <= day && day < b.2);
+            on_pool!(self, p => {
+                // The days' sums.
+                let mut qb = sqlx::QueryBuilder::new("SELECT d.day AS day, ");
+                for (i, e) in exprs.iter().enumerate() {
+                    qb.push(format!("{e} AS f{i}, "));
+                }
+                qb.push(
+                    "k.product, k.account, k.region, k.rtype, CAST(SUM(d.qms) AS BIGINT) AS q, \
+                     CAST(SUM(d.ms) AS BIGINT) AS m FROM ledger_days d JOIN ledger_keys k ON k.id = d.key_id",
+                );
+                push_key_filters!(qb, group_by, filter);
+                qb.push(" AND d.day >= ").push_bind(from).push(" AND d.day < ").push_bind(to);
+                push_group_by!(qb, exprs, "d.day, ");
+                for r in qb.build().fetch_all(p).await? {
+                    if let Some(bi) = bucket_of(r.int("day")?) {
+                        let (q, m) = (r.int("q")?, r.int("m")?);
+                        add_sum(&mut sums, &r, row_fields(&r, group_by, &buckets[bi].0)?, q, m)?;
+                    }
+                }
+                // The open quantities from R to now, by R.
+                let mut qb = sqlx::QueryBuilder::new("SELECT lr.rolled_to AS rolled_to, ");
+                for (i, e) in exprs.iter().enumerate() {
+                    qb.push(format!("{e} AS f{i}, "));
+                }
+                qb.push(
+                    "k.product, k.account, k.region, k.rtype, CAST(SUM(k.open_q) AS BIGINT) AS q, \
+                     CAST(SUM(k.open_n) AS BIGINT) AS m FROM ledger_keys k JOIN ledger_rolled lr \
+                     ON lr.account = k.account AND lr.region = k.region AND lr.kind = k.kind",
+                );
+                push_key_filters!(qb, group_by, filter);
+                qb.push(" AND k.open_n <> 0");
+                push_group_by!(qb, exprs, "lr.rolled_to, ");
+                for r in qb.build().fetch_all(p).await? {
+                    let rolled = r.int("rolled_to")?;
+                    let (q, m) = (r.int("q")?, r.int("m")?);
+                    for (label, s, e) in &buckets {
+                        let len = signed_overlap(rolled, now, *s, *e);
+                        if len != 0 {
+                            add_sum(&mut sums, &r, row_fields(&r, group_by, label)?, q * len, m * len)?;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(buckets_of(sums, 3_600_000.0))
     }
-    sets
+
+    /// What is billing now, per hour: the open intervals' quantity
+    /// (`unit_hours`) and count (`hours`) per group, for projections. Day
+    /// and month fields are left empty.
+    pub async fn open_usage(
+        &self,
+        group_by: &[UsageField],
+        filter: &UsageFilter,
+    ) -> Result<Vec<UsageBucket>> {
+        if filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let exprs = field_exprs(group_by);
+        let mut sums = Sums::new();
+        on_pool!(self, p => {
+            let mut qb = sqlx::QueryBuilder::new("SELECT ");
+            for (i, e) in exprs.iter().enumerate() {
+                qb.push(format!("{e} AS f{i}, "));
+            }
+            qb.push(
+                "k.product, k.account, k.region, k.rtype, CAST(SUM(k.open_q) AS BIGINT) AS q, \
+                 CAST(SUM(k.open_n) AS BIGINT) AS m FROM ledger_keys k",
+            );
+            push_key_filters!(qb, group_by, filter);
+            qb.push(" AND k.open_n <> 0");
+            push_group_by!(qb, exprs, "");
+            for r in qb.build().fetch_all(p).await? {
+                let (q, m) = (r.int("q")?, r.int("m")?);
+                add_sum(&mut sums, &r, row_fields(&r, group_by, "")?, q, m)?;
+            }
+        });
+        Ok(buckets_of(sums, 1.0))
+    }
 }
 
 #[cfg(test)]

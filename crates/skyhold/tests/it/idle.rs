@@ -74,8 +74,52 @@ async fn an_idle_instance_is_warned_then_stopped_and_no_data_is_never_idle() {
     // After 5.5 h the quiet one is warned (the stop an hour later); the
     // blind one is reported as no data; the busy one is left alone.
     server.app().clock.advance(H * 9 / 2);
+    // The preview says so first, and writes nothing.
+    let preview = server.get("/api/v1/policies/preview?policy=idle").await;
+    assert_eq!(preview["policy"], "idle", "{preview}");
+    assert_eq!(preview["candidates"], 3, "{preview}");
+    let steps = |items: &Value| -> Vec<(String, String)> {
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                (
+                    d["name"].as_str().unwrap().to_owned(),
+                    d["step"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let quiet_warn = vec![("idl-quiet-0".to_owned(), "warn".to_owned())];
+    let quiet_stop = vec![("idl-quiet-0".to_owned(), "stop".to_owned())];
+    assert_eq!(steps(&preview["now_items"]), quiet_warn, "{preview}");
+    assert_eq!(steps(&preview["next_24h"]), quiet_stop, "{preview}");
+    assert!(
+        preview["exempt"].as_array().unwrap().iter().any(
+            |e| e["name"] == "idl-blind-0" && e["why"].as_str().unwrap().starts_with("no data")
+        ),
+        "{preview}"
+    );
+    for bad in ["policy=nap", "policy=idle&warn=1h"] {
+        let (s, e) = server
+            .send(
+                Method::GET,
+                &format!("/api/v1/policies/preview?{bad}"),
+                &server.token,
+                Value::Null,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
+        assert!(e.to_string().contains("policy"), "{e}");
+    }
     let run = idle_pass(&server).await;
     assert_eq!(run["counts"]["warned"], 1, "{run}");
+    // Warned: the preview shows only the stop to come.
+    let preview = server.get("/api/v1/policies/preview?policy=idle").await;
+    assert_eq!(steps(&preview["now_items"]), vec![], "{preview}");
+    assert_eq!(steps(&preview["next_24h"]), quiet_stop, "{preview}");
     assert_eq!(run["counts"]["no_data"], 1, "{run}");
     let notes = server.get("/api/v1/notifications?limit=50").await;
     let warning = notes["items"]

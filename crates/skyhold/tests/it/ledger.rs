@@ -203,6 +203,47 @@ async fn spend_is_hours_times_list_price_even_when_observations_are_missed() {
         .collect();
     assert_eq!(owners, ["ann"]);
 
+    // By group: ann's hours count for her group, bob's for none.
+    for (path, body) in [
+        ("/api/v1/groups", json!({"name": "dev"})),
+        ("/api/v1/groups/dev/members", json!({"username": "ann"})),
+    ] {
+        let (s, v) = server
+            .send(Method::POST, path, &server.token, body, None)
+            .await;
+        assert!(s.is_success(), "{path}: {v}");
+    }
+    let by_group = server
+        .get(&format!(
+            "/api/v1/reports/spend?group_by=group&from={from}&to={to}"
+        ))
+        .await;
+    let group_usd = |g: &str| {
+        by_group["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["fields"]["group"] == g)
+            .unwrap_or_else(|| panic!("{g:?} in {by_group}"))["usd"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(close(group_usd("dev"), want_ann), "{by_group}");
+    assert!(close(group_usd(""), want_bob), "{by_group}");
+    // By day over forty days (summed from the days, not the running
+    // totals): the same total, all of it on the days of the intervals.
+    let long = server
+        .get(&format!(
+            "/api/v1/reports/spend?group_by=day&from={}&to={to}",
+            skyhold_core::rfc3339(t0 - 40 * 24 * H)
+        ))
+        .await;
+    assert!(
+        close(long["total_usd"].as_f64().unwrap(), want_ann + want_bob),
+        "{long}"
+    );
+    assert!(long["rows"].as_array().unwrap().len() <= 2, "{long}");
+
     // Bad parameters name themselves.
     let (s, e) = server
         .send(
@@ -264,6 +305,11 @@ async fn a_stop_through_skyhold_closes_the_interval_at_the_action() {
     server.sync().await;
     let again = server.get(&format!("/api/v1/ledger?resource={id}")).await["items"].clone();
     assert_eq!(again, l);
+    // The rollup the action and the syncs kept is the one the ledger gives.
+    let store = &server.app().store;
+    let incremental = store.ledger_rollup_dump().await.unwrap();
+    store.rebuild_ledger_rollup().await.unwrap();
+    assert_eq!(store.ledger_rollup_dump().await.unwrap(), incremental);
     server.stop().await;
 }
 
@@ -352,13 +398,38 @@ async fn imported_offer_prices_and_overrides_price_the_ledger() {
         .reconcile_ledger(&acct, REGION, ResourceKind::Instance, t0 + H)
         .await
         .unwrap();
+    // Open, it counts up to now: the part after the last pass is added
+    // to the rollup's at read time.
+    let before = app.now();
+    let r = server
+        .get(&format!(
+            "/api/v1/reports/spend?group_by=owner&from={}",
+            skyhold_core::rfc3339(t0)
+        ))
+        .await;
+    let after = app.now();
+    let hours = r["rows"][0]["hours"].as_f64().unwrap();
+    let (lo, hi) = (
+        (before - t0) as f64 / H as f64,
+        (after - t0) as f64 / H as f64,
+    );
+    assert!(
+        hours >= lo - 0.001 && hours <= hi + 0.001,
+        "{hours} not in {lo}..{hi}: {r}"
+    );
     let stopped = with_time(
         instance("i-p", "ann", "t3.micro", "stopped", t0),
         "stopped_at",
         t0 + 2 * H,
     );
     app.store
-        .apply_listing(&acct, REGION, ResourceKind::Instance, &[stopped], t0 + 3 * H)
+        .apply_listing(
+            &acct,
+            REGION,
+            ResourceKind::Instance,
+            &[stopped],
+            t0 + 3 * H,
+        )
         .await
         .unwrap();
     app.store
