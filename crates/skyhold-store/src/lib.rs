@@ -44,6 +44,7 @@ pub use policies::{
 pub use prices::PriceRow;
 pub use quotas::{QuotaRow, QuotaScope};
 pub use resources::{ApplyStats, CountBy, Page, SyncStatus};
+pub use rollup::{KeyUsage, UsageSet};
 pub use users::{ApiToken, SessionInfo, User};
 pub use views::{SavedView, SummaryRow};
 

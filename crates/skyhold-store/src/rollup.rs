@@ -25,6 +25,7 @@
 use crate::ledger::{UsageBucket, UsageField, UsageFilter};
 use crate::{on_pool, BeginWrite, ReadRow, Result, Store, WriteTx};
 use skyhold_core::Millis;
+use sqlx::Row;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) const DAY_MS: Millis = 86_400_000;
@@ -266,6 +267,24 @@ macro_rules! impl_rollup_tx {
 impl_rollup_tx!(sqlx::Sqlite);
 impl_rollup_tx!(sqlx::Postgres);
 
+/// A key's columns as `account/region/kind/owner/grp/blueprint/product/rtype`.
+fn key_text<R: ReadRow>(r: &R) -> Result<String> {
+    Ok([
+        "account",
+        "region",
+        "kind",
+        "owner",
+        "grp",
+        "blueprint",
+        "product",
+        "rtype",
+    ]
+    .iter()
+    .map(|c| r.text(c))
+    .collect::<Result<Vec<_>>>()?
+    .join("/"))
+}
+
 impl Store {
     /// The rollup as text lines, in a canonical order and without rows
     /// that add nothing: what the incremental writes and a rebuild must
@@ -282,11 +301,7 @@ impl Store {
             .fetch_all(p)
             .await?
             {
-                let key = ["account", "region", "kind", "owner", "grp", "blueprint", "product", "rtype"]
-                    .iter()
-                    .map(|c| r.text(c))
-                    .collect::<Result<Vec<_>>>()?
-                    .join("/");
+                let key = key_text(&r)?;
                 out.push(format!(
                     "key {key} open {}x{} total {} {}",
                     r.int("open_n")?,
@@ -304,11 +319,7 @@ impl Store {
             .fetch_all(p)
             .await?
             {
-                let key = ["account", "region", "kind", "owner", "grp", "blueprint", "product", "rtype"]
-                    .iter()
-                    .map(|c| r.text(c))
-                    .collect::<Result<Vec<_>>>()?
-                    .join("/");
+                let key = key_text(&r)?;
                 out.push(format!(
                     "day {key} {} {} {} through {} {}",
                     r.int("day")?,
@@ -443,6 +454,135 @@ impl Store {
             tx.commit().await?;
             Ok(())
         })
+    }
+}
+
+/// One key's usage in a report's buckets.
+#[derive(Debug, Clone)]
+pub struct KeyUsage {
+    pub owner: String,
+    pub grp: String,
+    pub account: String,
+    pub region: String,
+    pub blueprint: String,
+    pub kind: String,
+    pub product: String,
+    pub rtype: String,
+    /// What bills now: quantity and count of its open intervals.
+    pub open_q: i64,
+    pub open_n: i64,
+    /// Per bucket: unit-ms and ms.
+    pub buckets: Vec<(i64, i64)>,
+}
+
+/// Sums by (fields, product, account, region, type).
+type KeySums<'a> = HashMap<(Vec<String>, &'a str, &'a str, &'a str, &'a str), (i64, i64)>;
+
+/// Each key's usage in a set of buckets, grouped as each caller asks.
+#[derive(Debug, Clone, Default)]
+pub struct UsageSet {
+    pub labels: Vec<String>,
+    pub keys: Vec<KeyUsage>,
+    /// user name → the groups the user is in now (when asked for).
+    groups: HashMap<String, Vec<String>>,
+}
+
+impl UsageSet {
+    /// The buckets `which` grouped by `group_by` (a day or month field
+    /// takes the bucket's label) and by what prices them.
+    pub fn grouped(
+        &self,
+        group_by: &[UsageField],
+        which: std::ops::Range<usize>,
+    ) -> Vec<UsageBucket> {
+        let mut sums: KeySums<'_> = HashMap::new();
+        for k in &self.keys {
+            for bi in which.clone() {
+                let (q, m) = k.buckets[bi];
+                if q == 0 && m == 0 {
+                    continue;
+                }
+                for fields in self.fields_of(group_by, k, &self.labels[bi]) {
+                    let e = sums
+                        .entry((fields, &k.product, &k.account, &k.region, &k.rtype))
+                        .or_default();
+                    e.0 += q;
+                    e.1 += m;
+                }
+            }
+        }
+        Self::out(sums, 3_600_000.0)
+    }
+
+    /// What bills now, per hour (`unit_hours`: quantity; `hours`: count),
+    /// grouped by `group_by` (day and month fields empty).
+    pub fn rate(&self, group_by: &[UsageField]) -> Vec<UsageBucket> {
+        let mut sums: KeySums<'_> = HashMap::new();
+        for k in self.keys.iter().filter(|k| k.open_q != 0 || k.open_n != 0) {
+            for fields in self.fields_of(group_by, k, "") {
+                let e = sums
+                    .entry((fields, &k.product, &k.account, &k.region, &k.rtype))
+                    .or_default();
+                e.0 += k.open_q;
+                e.1 += k.open_n;
+            }
+        }
+        Self::out(sums, 1.0)
+    }
+
+    fn out(sums: KeySums<'_>, per: f64) -> Vec<UsageBucket> {
+        let mut out: Vec<UsageBucket> = sums
+            .into_iter()
+            .map(
+                |((fields, product, account, region, rtype), (q, m))| UsageBucket {
+                    fields,
+                    product: product.to_owned(),
+                    account: account.to_owned(),
+                    region: region.to_owned(),
+                    rtype: rtype.to_owned(),
+                    unit_hours: q as f64 / per,
+                    hours: m as f64 / per,
+                },
+            )
+            .collect();
+        out.sort_by(|a, b| {
+            (&a.fields, &a.product, &a.account, &a.region, &a.rtype)
+                .cmp(&(&b.fields, &b.product, &b.account, &b.region, &b.rtype))
+        });
+        out
+    }
+
+    /// The group-by values a key's usage counts under (more than one set
+    /// when grouped by group and its owner is in several groups).
+    fn fields_of(&self, group_by: &[UsageField], k: &KeyUsage, label: &str) -> Vec<Vec<String>> {
+        let mut sets = vec![Vec::with_capacity(group_by.len())];
+        for f in group_by {
+            let one = |v: &str| vec![v.to_owned()];
+            let values: Vec<String> = match f {
+                UsageField::Owner => one(&k.owner),
+                UsageField::Group if !k.grp.is_empty() => one(&k.grp),
+                UsageField::Group => match self.groups.get(&k.owner) {
+                    Some(g) if !g.is_empty() => g.clone(),
+                    _ => one(""),
+                },
+                UsageField::Account => one(&k.account),
+                UsageField::Region => one(&k.region),
+                UsageField::Blueprint => one(&k.blueprint),
+                UsageField::Kind => one(&k.kind),
+                UsageField::Day | UsageField::Month => one(label),
+            };
+            sets = sets
+                .into_iter()
+                .flat_map(|s| {
+                    values.iter().map(move |v| {
+                        let mut s = s.clone();
+                        s.push(v.clone());
+                        s
+                    })
+                })
+                .collect();
+        }
+        sets
     }
 }
 
@@ -593,71 +733,12 @@ impl Store {
         edges.sort_unstable();
         edges.dedup();
         let exprs = field_exprs(group_by);
-        let (least, greatest) = if self.is_sqlite() {
-            ("MIN", "MAX")
-        } else {
-            ("LEAST", "GREATEST")
-        };
         let mut sums = Sums::new();
         if edges.len() <= MAX_EDGES {
-            on_pool!(self, p => {
-                let last_day: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM ledger_days")
-                    .fetch_one(p)
-                    .await?;
-                let last_day = last_day.unwrap_or(Millis::MIN);
-                let mut qb = sqlx::QueryBuilder::new("SELECT ");
-                for (i, e) in exprs.iter().enumerate() {
-                    qb.push(format!("{e} AS f{i}, "));
-                }
-                qb.push("k.product, k.account, k.region, k.rtype");
-                for (bi, (_, s, e)) in buckets.iter().enumerate() {
-                    for (col, open, alias) in [("cum_qms", "open_q", "q"), ("cum_ms", "open_n", "m")] {
-                        qb.push(", CAST(SUM(");
-                        // The running total at the end edge less at the start.
-                        for (x, sign) in [(*e, ""), (*s, " - ")] {
-                            qb.push(sign);
-                            if x > last_day {
-                                qb.push(format!("k.{col}"));
-                            } else {
-                                qb.push(format!(
-                                    "COALESCE((SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
-                                ))
-                                .push_bind(x)
-                                .push(" ORDER BY d.day DESC LIMIT 1), 0)");
-                            }
-                        }
-                        // Plus the open quantity from R to now, within the bucket.
-                        qb.push(format!(" + k.{open} * (CASE WHEN lr.rolled_to IS NULL THEN 0 WHEN lr.rolled_to <= "))
-                            .push_bind(now)
-                            .push(format!(" THEN {greatest}(0, {least}("))
-                            .push_bind(now)
-                            .push(", ")
-                            .push_bind(*e)
-                            .push(format!(") - {greatest}(lr.rolled_to, "))
-                            .push_bind(*s)
-                            .push(format!(")) ELSE -{greatest}(0, {least}(lr.rolled_to, "))
-                            .push_bind(*e)
-                            .push(format!(") - {greatest}("))
-                            .push_bind(now)
-                            .push(", ")
-                            .push_bind(*s)
-                            .push(format!(")) END)) AS BIGINT) AS {alias}{bi}"));
-                    }
-                }
-                qb.push(
-                    " FROM ledger_keys k LEFT JOIN ledger_rolled lr \
-                     ON lr.account = k.account AND lr.region = k.region AND lr.kind = k.kind",
-                );
-                push_key_filters!(qb, group_by, filter);
-                push_group_by!(qb, exprs, "");
-                for r in qb.build().fetch_all(p).await? {
-                    for (bi, (label, _, _)) in buckets.iter().enumerate() {
-                        let q = r.opt_int(&format!("q{bi}"))?.unwrap_or(0);
-                        let m = r.opt_int(&format!("m{bi}"))?.unwrap_or(0);
-                        add_sum(&mut sums, &r, row_fields(&r, group_by, label)?, q, m)?;
-                    }
-                }
-            });
+            let set = self
+                .usage_set(&buckets, filter, now, group_by.contains(&UsageField::Group))
+                .await?;
+            return Ok(set.grouped(group_by, 0..buckets.len()));
         } else {
             let from = edges.first().copied().unwrap_or(0);
             let to = edges.last().copied().unwrap_or(0);
@@ -709,37 +790,116 @@ impl Store {
         Ok(buckets_of(sums, 3_600_000.0))
     }
 
-    /// What is billing now, per hour: the open intervals' quantity
-    /// (`unit_hours`) and count (`hours`) per group, for projections. Day
-    /// and month fields are left empty.
-    pub async fn open_usage(
+    /// Each key's usage in `buckets` (whole UTC days, at most
+    /// [`MAX_EDGES`] distinct edges), from the running totals at the edges
+    /// plus its open quantity from its scope's `R` to `now`; the groups
+    /// of each member when `with_groups`. One query; grouping is
+    /// [`UsageSet::grouped`]'s.
+    pub async fn usage_set(
         &self,
-        group_by: &[UsageField],
+        buckets: &[(String, Millis, Millis)],
         filter: &UsageFilter,
-    ) -> Result<Vec<UsageBucket>> {
-        if filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
-            return Ok(Vec::new());
+        now: Millis,
+        with_groups: bool,
+    ) -> Result<UsageSet> {
+        let buckets: Vec<(String, Millis, Millis)> = buckets
+            .iter()
+            .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
+            .collect();
+        let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
+        edges.sort_unstable();
+        edges.dedup();
+        let mut set = UsageSet {
+            labels: buckets.iter().map(|b| b.0.clone()).collect(),
+            keys: Vec::new(),
+            groups: HashMap::new(),
+        };
+        if buckets.is_empty() || filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
+            return Ok(set);
         }
-        let exprs = field_exprs(group_by);
-        let mut sums = Sums::new();
+        if with_groups {
+            set.groups = self.groups_by_member().await?;
+        }
         on_pool!(self, p => {
-            let mut qb = sqlx::QueryBuilder::new("SELECT ");
-            for (i, e) in exprs.iter().enumerate() {
-                qb.push(format!("{e} AS f{i}, "));
+            let last_day: Option<i64> = sqlx::query_scalar("SELECT MAX(day) FROM ledger_days")
+                .fetch_one(p)
+                .await?;
+            let last_day = last_day.unwrap_or(Millis::MIN);
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT k.owner, k.grp, k.account, k.region, k.blueprint, k.kind, k.product, k.rtype, \
+                 k.open_q, k.open_n, lr.rolled_to, k.cum_qms, k.cum_ms",
+            );
+            // The running totals before each edge up to the last day (after
+            // it, the key's whole total).
+            let read: Vec<usize> = (0..edges.len()).filter(|i| edges[*i] <= last_day).collect();
+            for i in &read {
+                for col in ["cum_qms", "cum_ms"] {
+                    qb.push(format!(
+                        ", (SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
+                    ))
+                    .push_bind(edges[*i])
+                    .push(" ORDER BY d.day DESC LIMIT 1)");
+                }
             }
             qb.push(
-                "k.product, k.account, k.region, k.rtype, CAST(SUM(k.open_q) AS BIGINT) AS q, \
-                 CAST(SUM(k.open_n) AS BIGINT) AS m FROM ledger_keys k",
+                " FROM ledger_keys k LEFT JOIN ledger_rolled lr \
+                 ON lr.account = k.account AND lr.region = k.region AND lr.kind = k.kind",
             );
-            push_key_filters!(qb, group_by, filter);
-            qb.push(" AND k.open_n <> 0");
-            push_group_by!(qb, exprs, "");
+            push_key_filters!(qb, [UsageField::Owner], filter);
+            let edge = |x: Millis| edges.binary_search(&x).unwrap_or_default();
             for r in qb.build().fetch_all(p).await? {
-                let (q, m) = (r.int("q")?, r.int("m")?);
-                add_sum(&mut sums, &r, row_fields(&r, group_by, "")?, q, m)?;
+                let total: (i64, i64) = (r.try_get(11)?, r.try_get(12)?);
+                let mut at = vec![total; edges.len()];
+                for (j, i) in read.iter().enumerate() {
+                    let q: Option<i64> = r.try_get(13 + 2 * j)?;
+                    let m: Option<i64> = r.try_get(14 + 2 * j)?;
+                    at[*i] = (q.unwrap_or(0), m.unwrap_or(0));
+                }
+                let open: (i64, i64) = (r.try_get(8)?, r.try_get(9)?);
+                let rolled: Option<i64> = r.try_get(10)?;
+                let mut sums = Vec::with_capacity(buckets.len());
+                for (_, s, e) in &buckets {
+                    let (from, to) = (at[edge(*s)], at[edge(*e)]);
+                    let live = rolled.map_or(0, |rt| signed_overlap(rt, now, *s, *e));
+                    sums.push((to.0 - from.0 + open.0 * live, to.1 - from.1 + open.1 * live));
+                }
+                if sums.iter().all(|v| *v == (0, 0)) && open == (0, 0) {
+                    continue;
+                }
+                let text = |i: usize| -> Result<String> { Ok(r.try_get(i)?) };
+                set.keys.push(KeyUsage {
+                    owner: text(0)?,
+                    grp: text(1)?,
+                    account: text(2)?,
+                    region: text(3)?,
+                    blueprint: text(4)?,
+                    kind: text(5)?,
+                    product: text(6)?,
+                    rtype: text(7)?,
+                    open_q: open.0,
+                    open_n: open.1,
+                    buckets: sums,
+                });
             }
         });
-        Ok(buckets_of(sums, 1.0))
+        Ok(set)
+    }
+
+    /// user name → the groups the user is in now.
+    async fn groups_by_member(&self) -> Result<HashMap<String, Vec<String>>> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        on_pool!(self, p => {
+            for r in sqlx::query(
+                "SELECT u.username AS uname, g.name AS grp FROM group_members m \
+                 JOIN users u ON u.id = m.user_id JOIN groups g ON g.id = m.group_id ORDER BY g.name",
+            )
+            .fetch_all(p)
+            .await?
+            {
+                out.entry(r.text("uname")?).or_default().push(r.text("grp")?);
+            }
+        });
+        Ok(out)
     }
 }
 

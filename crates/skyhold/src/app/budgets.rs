@@ -155,11 +155,12 @@ impl App {
         let now = self.now();
         let by = [UsageField::Owner];
         let all = UsageFilter::default();
-        let usage = self
+        let set = self
             .store
-            .usage(&by, &[super::spend::month_to_date(now)], &all, now)
+            .usage_set(&[super::spend::month_to_date(now)], &all, now, false)
             .await?;
-        let rate = self.store.open_usage(&by, &all).await?;
+        let usage = set.grouped(&by, 0..1);
+        let rate = set.rate(&by);
         let left = super::spend::hours_left(now);
         let mut out: OwnerSpend = HashMap::new();
         for r in self.price_buckets(&by, &usage).0 {

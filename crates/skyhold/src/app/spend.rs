@@ -10,7 +10,7 @@ use crate::error::AppError;
 use chrono::{Datelike, TimeZone, Utc};
 use skyhold_core::prices::{PriceTable, Product};
 use skyhold_core::{Millis, ResourceId};
-use skyhold_store::{Interval, UsageBucket, UsageField, UsageFilter};
+use skyhold_store::{Interval, UsageBucket, UsageField, UsageFilter, UsageSet};
 use std::collections::BTreeMap;
 
 const DAY_MS: Millis = 86_400_000;
@@ -372,18 +372,32 @@ impl App {
             owners: self.spend_owners(actor, q).await?,
             account: q.account.clone(),
         };
-        let usage = self
-            .store
-            .usage(
-                &q.group_by,
-                &buckets(&q.group_by, q.from, q.to),
-                &filter,
-                now,
-            )
-            .await?;
+        let buckets = buckets(&q.group_by, q.from, q.to);
+        // The report and this month's projection from one read when the
+        // report has few edges; by day over a long range, two.
+        let mut with_month = buckets.clone();
+        with_month.push(month_to_date(now));
+        let by_group = q.group_by.contains(&UsageField::Group);
+        let (usage, month) = if with_month.len() <= 8 {
+            let set = self
+                .store
+                .usage_set(&with_month, &filter, now, by_group)
+                .await?;
+            (set.grouped(&q.group_by, 0..buckets.len()), set)
+        } else {
+            let usage = self
+                .store
+                .usage(&q.group_by, &buckets, &filter, now)
+                .await?;
+            let set = self
+                .store
+                .usage_set(&[month_to_date(now)], &filter, now, false)
+                .await?;
+            (usage, set)
+        };
         let (rows, unpriced) = self.price_buckets(&q.group_by, &usage);
         let total_usd = round(rows.iter().map(|r| r.usd).sum(), 4);
-        let (mtd, projected) = self.month_projection(&filter, now).await?;
+        let (mtd, projected) = self.month_projection(&month, now);
         Ok(SpendReport {
             from: skyhold_core::rfc3339(q.from),
             to: skyhold_core::rfc3339(q.to),
@@ -398,26 +412,25 @@ impl App {
     }
 
     /// This month's spend so far and at its end, the rest projected at the
-    /// rate of what is billing now.
-    pub(crate) async fn month_projection(
-        &self,
-        filter: &UsageFilter,
-        now: Millis,
-    ) -> Result<(f64, f64), AppError> {
+    /// rate of what is billing now, from a set whose last bucket is
+    /// [`month_to_date`].
+    pub(crate) fn month_projection(&self, set: &UsageSet, now: Millis) -> (f64, f64) {
         let by = [UsageField::Month];
-        let usage = self
-            .store
-            .usage(&by, &[month_to_date(now)], filter, now)
-            .await?;
+        let last = set.labels.len().saturating_sub(1);
+        let usage = set.grouped(&by, last..set.labels.len());
         let mtd: f64 = self
             .price_buckets(&by, &usage)
             .0
             .iter()
             .map(|r| r.usd)
             .sum();
-        let rate = self.store.open_usage(&by, filter).await?;
-        let per_hour: f64 = self.price_buckets(&by, &rate).0.iter().map(|r| r.usd).sum();
-        Ok((round(mtd, 4), round(mtd + per_hour * hours_left(now), 4)))
+        let per_hour: f64 = self
+            .price_buckets(&by, &set.rate(&by))
+            .0
+            .iter()
+            .map(|r| r.usd)
+            .sum();
+        (round(mtd, 4), round(mtd + per_hour * hours_left(now), 4))
     }
 
     /// One resource's ledger intervals (viewing the resource is enough).

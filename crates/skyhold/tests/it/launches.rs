@@ -667,7 +667,7 @@ async fn a_crash_during_run_instances_settles_by_tag_on_restart() {
     let config = replica_config(
         &db,
         "launch-crash.toml",
-        "sync_on_start = false\naction_timeout = \"2s\"",
+        "sync_on_start = false\naction_timeout = \"10s\"",
         &spec,
     );
     let http = reqwest::Client::new();
