@@ -212,7 +212,8 @@ macro_rules! impl_rollup_tx {
                     .execute(&mut **self)
                     .await?;
                 }
-                let mut totals: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+                // Per key: the change of its totals and the days it touched.
+                let mut totals: BTreeMap<i64, (i64, i64, Millis, Millis)> = BTreeMap::new();
                 for ((t, day), (dq, dm)) in r.days {
                     if dq == 0 && dm == 0 {
                         continue;
@@ -246,17 +247,26 @@ macro_rules! impl_rollup_tx {
                         .execute(&mut **self)
                         .await?;
                     }
-                    let e = totals.entry(id).or_default();
+                    let e = totals.entry(id).or_insert((0, 0, day, day));
                     e.0 += dq;
                     e.1 += dm;
+                    e.2 = e.2.min(day);
+                    e.3 = e.3.max(day);
                 }
-                for (id, (q, m)) in totals {
-                    sqlx::query("UPDATE ledger_keys SET cum_qms = cum_qms + $1, cum_ms = cum_ms + $2 WHERE id = $3")
-                        .bind(q)
-                        .bind(m)
-                        .bind(id)
-                        .execute(&mut **self)
-                        .await?;
+                for (id, (q, m, first, last)) in totals {
+                    sqlx::query(
+                        "UPDATE ledger_keys SET cum_qms = cum_qms + $1, cum_ms = cum_ms + $2, \
+                         first_day = CASE WHEN first_day IS NULL OR first_day > $3 THEN $3 ELSE first_day END, \
+                         last_day = CASE WHEN last_day IS NULL OR last_day < $4 THEN $4 ELSE last_day END \
+                         WHERE id = $5",
+                    )
+                    .bind(q)
+                    .bind(m)
+                    .bind(first)
+                    .bind(last)
+                    .bind(id)
+                    .execute(&mut **self)
+                    .await?;
                 }
                 Ok(())
             }
@@ -832,20 +842,51 @@ impl Store {
             // The running totals before each edge up to the last day (after
             // it, the key's whole total).
             let read: Vec<usize> = (0..edges.len()).filter(|i| edges[*i] <= last_day).collect();
-            for i in &read {
+            // A key whose first day is at or after the edge had nothing
+            // before it, one whose last day is before it all of its total:
+            // only the others are looked up (SQLite: a subquery per
+            // column; PostgreSQL: one lateral probe for both).
+            let sqlite = self.is_sqlite();
+            for (j, i) in read.iter().enumerate() {
                 for col in ["cum_qms", "cum_ms"] {
-                    qb.push(format!(
-                        ", (SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
-                    ))
-                    .push_bind(edges[*i])
-                    .push(" ORDER BY d.day DESC LIMIT 1)");
+                    qb.push(", CASE WHEN k.first_day IS NULL OR k.first_day >= ")
+                        .push_bind(edges[*i])
+                        .push(" THEN 0 WHEN k.last_day < ")
+                        .push_bind(edges[*i])
+                        .push(format!(" THEN k.{col} ELSE "));
+                    if sqlite {
+                        qb.push(format!(
+                            "(SELECT d.{col} FROM ledger_days d WHERE d.key_id = k.id AND d.day < "
+                        ))
+                        .push_bind(edges[*i])
+                        .push(" ORDER BY d.day DESC LIMIT 1)");
+                    } else {
+                        qb.push(format!("e{j}.{col}"));
+                    }
+                    qb.push(" END");
                 }
             }
             qb.push(
                 " FROM ledger_keys k LEFT JOIN ledger_rolled lr \
                  ON lr.account = k.account AND lr.region = k.region AND lr.kind = k.kind",
             );
+            if !sqlite {
+                for (j, i) in read.iter().enumerate() {
+                    qb.push(
+                        " LEFT JOIN LATERAL (SELECT d.cum_qms, d.cum_ms FROM ledger_days d \
+                         WHERE d.key_id = k.id AND d.day < ",
+                    )
+                    .push_bind(edges[*i])
+                    .push(" AND k.first_day < ")
+                    .push_bind(edges[*i])
+                    .push(" AND k.last_day >= ")
+                    .push_bind(edges[*i])
+                    .push(format!(" ORDER BY d.day DESC LIMIT 1) e{j} ON true"));
+                }
+            }
             push_key_filters!(qb, [UsageField::Owner], filter);
+            // Keys with nothing in the range and nothing open add nothing.
+            qb.push(" AND (k.open_n <> 0 OR k.last_day >= ").push_bind(edges[0]).push(")");
             let edge = |x: Millis| edges.binary_search(&x).unwrap_or_default();
             for r in qb.build().fetch_all(p).await? {
                 let total: (i64, i64) = (r.try_get(11)?, r.try_get(12)?);

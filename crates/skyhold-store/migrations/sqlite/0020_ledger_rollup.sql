@@ -4,7 +4,8 @@
 
 -- A key: whose, where and what (everything a report groups by or prices
 -- by), with the quantity and number of its intervals open now and its
--- running totals (unit-milliseconds: quantity × ms; and plain ms).
+-- running totals (unit-milliseconds: quantity × ms; and plain ms), and the
+-- first and last day it has rows for.
 CREATE TABLE ledger_keys (
     id        INTEGER PRIMARY KEY,
     owner     TEXT   NOT NULL,
@@ -19,6 +20,8 @@ CREATE TABLE ledger_keys (
     open_n    BIGINT NOT NULL DEFAULT 0,
     cum_qms   BIGINT NOT NULL DEFAULT 0,
     cum_ms    BIGINT NOT NULL DEFAULT 0,
+    first_day BIGINT,  -- its first and last day with a row (NULL: none)
+    last_day  BIGINT,
     UNIQUE (account, region, kind, owner, grp, blueprint, product, rtype)
 );
 

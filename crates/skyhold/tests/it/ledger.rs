@@ -446,3 +446,83 @@ async fn imported_offer_prices_and_overrides_price_the_ledger() {
     assert_eq!(r["total_usd"], 3.0, "{r}");
     server.stop().await;
 }
+
+/// Reports over ranges that start inside a key's days read its running
+/// total at the edge; the live part counts the open interval up to now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_inside_the_ledger_read_the_running_totals_at_their_edges() {
+    use skyhold_store::{UsageField, UsageFilter};
+    const D: Millis = 24 * H;
+    let server = TestServer::start(&[]).await;
+    let store = &server.app().store;
+    let acct = AccountName::parse("books").unwrap();
+    let now = skyhold_core::now_millis();
+    let d0 = now - now.rem_euclid(D) - 20 * D;
+    let pass = |state: &'static str, at: Millis, stopped: Option<Millis>| {
+        let acct = acct.clone();
+        async move {
+            let mut o = instance("i-long", "ann", "m5.large", state, d0 + H);
+            if let Some(t) = stopped {
+                o = with_time(o, "stopped_at", t);
+            }
+            store
+                .apply_listing(&acct, REGION, ResourceKind::Instance, &[o], at)
+                .await
+                .unwrap();
+            store
+                .reconcile_ledger(&acct, REGION, ResourceKind::Instance, at)
+                .await
+                .unwrap();
+        }
+    };
+    // Running from d0+1h, seen at d0+2h and d0+3d, stopped at d0+5d+6h,
+    // seen stopped at d0+6d; a second one runs from d0+10d and is open.
+    pass("running", d0 + 2 * H, None).await;
+    pass("running", d0 + 3 * D, None).await;
+    pass("stopped", d0 + 6 * D, Some(d0 + 5 * D + 6 * H)).await;
+    let open = instance("i-open", "ann", "t3.micro", "running", d0 + 10 * D);
+    store
+        .apply_listing(&acct, REGION, ResourceKind::Instance, &[open], d0 + 11 * D)
+        .await
+        .unwrap();
+    store
+        .reconcile_ledger(&acct, REGION, ResourceKind::Instance, d0 + 11 * D)
+        .await
+        .unwrap();
+    let hours = |rtype: &'static str, from: Millis, to: Millis| async move {
+        store
+            .usage(
+                &[UsageField::Owner],
+                &[("r".into(), from, to)],
+                &UsageFilter::default(),
+                now,
+            )
+            .await
+            .unwrap()
+            .iter()
+            .filter(|b| b.rtype == rtype)
+            .map(|b| b.hours)
+            .sum::<f64>()
+    };
+    // Days 2 to 4 whole, then 6 h of day 5.
+    assert_eq!(hours("m5.large", d0 + 2 * D, d0 + 9 * D).await, 78.0);
+    // Day 1 to day 3: 72 h; from the first day: all 5 days 5 h.
+    assert_eq!(hours("m5.large", d0 + D, d0 + 4 * D).await, 72.0);
+    assert_eq!(hours("m5.large", d0, now).await, 125.0);
+    // The open one: from d0+10d to now, whatever the range's start.
+    let want = (now - (d0 + 10 * D)) as f64 / H as f64;
+    for from in [d0 + 10 * D, d0 + 12 * D - 1] {
+        let got = hours("t3.micro", from - from.rem_euclid(D), now).await;
+        let want = if from > d0 + 10 * D {
+            (now - (d0 + 11 * D)) as f64 / H as f64
+        } else {
+            want
+        };
+        assert!((got - want).abs() < 0.001, "{got} vs {want}");
+    }
+    // Rebuilt from the ledger, the same.
+    let incremental = store.ledger_rollup_dump().await.unwrap();
+    store.rebuild_ledger_rollup().await.unwrap();
+    assert_eq!(store.ledger_rollup_dump().await.unwrap(), incremental);
+    server.stop().await;
+}
