@@ -724,7 +724,8 @@ impl Store {
     /// rollup, plus each key's open quantity from its scope's `R` up to
     /// `now`. Grouped by `group`, a user's hours count for each group the
     /// user is in now (a group's total is its own and its members', as
-    /// with quotas). The database does the sums; a few rows come back.
+    /// with quotas). Few edges: from [`Store::usage_set`]; many (a daily
+    /// chart): the days summed in SQL.
     pub async fn usage(
         &self,
         group_by: &[UsageField],
@@ -742,14 +743,16 @@ impl Store {
         let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
         edges.sort_unstable();
         edges.dedup();
-        let exprs = field_exprs(group_by);
-        let mut sums = Sums::new();
         if edges.len() <= MAX_EDGES {
             let set = self
                 .usage_set(&buckets, filter, now, group_by.contains(&UsageField::Group))
                 .await?;
             return Ok(set.grouped(group_by, 0..buckets.len()));
-        } else {
+        }
+        // Many buckets (a daily chart): the days summed in SQL.
+        let exprs = field_exprs(group_by);
+        let mut sums = Sums::new();
+        {
             let from = edges.first().copied().unwrap_or(0);
             let to = edges.last().copied().unwrap_or(0);
             let bucket_of = |day: Millis| buckets.iter().position(|b| b.1 <= day && day < b.2);
