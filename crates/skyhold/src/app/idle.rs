@@ -35,6 +35,7 @@ impl App {
         &self,
         r: &Resource,
         blueprints: &HashMap<String, IdleRules>,
+        global: &IdleRules,
     ) -> Option<IdleEffective> {
         let account = self
             .config
@@ -45,9 +46,7 @@ impl App {
             .and_then(|n| blueprints.get(n))
             .cloned()
             .unwrap_or_default();
-        blueprint
-            .over(&account.over(&self.config.policies.idle))
-            .effective()
+        blueprint.over(&account.over(global)).effective()
     }
 
     async fn idle_blueprint_rules(&self) -> Result<HashMap<String, IdleRules>, AppError> {
@@ -65,7 +64,10 @@ impl App {
     pub(super) async fn evaluate_idle(&self, now: Millis) -> Result<(Evaluation, Done), AppError> {
         let done = self.steps_done(IDLE).await?;
         let instances = self.store.running_instances().await?;
-        let eval = self.evaluate_idle_of(&instances, &done, now).await?;
+        let global = self.config.policies.idle.clone();
+        let eval = self
+            .evaluate_idle_of(&instances, &done, now, &global)
+            .await?;
         Ok((eval, done))
     }
 
@@ -75,6 +77,7 @@ impl App {
         instances: &[Resource],
         done: &Done,
         now: Millis,
+        global: &IdleRules,
     ) -> Result<Evaluation, AppError> {
         let blueprints = self.idle_blueprint_rules().await?;
         let mut groups: BTreeMap<(String, String), Vec<(&Resource, IdleEffective)>> =
@@ -83,7 +86,7 @@ impl App {
             if r.deleted_at.is_some() || r.observed.state != "running" {
                 continue;
             }
-            if let Some(rules) = self.idle_rules_for(r, &blueprints) {
+            if let Some(rules) = self.idle_rules_for(r, &blueprints, global) {
                 groups
                     .entry((r.account.to_string(), r.region.clone()))
                     .or_default()

@@ -907,7 +907,12 @@ impl App {
         let mut again = Evaluation::default();
         if d.policy == IDLE {
             again = self
-                .evaluate_idle_of(std::slice::from_ref(&fresh), done, now)
+                .evaluate_idle_of(
+                    std::slice::from_ref(&fresh),
+                    done,
+                    now,
+                    &self.config.policies.idle,
+                )
                 .await?;
         } else if d.policy == super::budgets::BUDGET {
             let (mut all, _) = self.evaluate_budget(now).await?;
@@ -1145,16 +1150,30 @@ impl App {
     /// The idle policy's preview: what a pass would warn and stop now
     /// (reading the metrics as a pass does), and the stops that follow
     /// within 24 h if the instances stay idle; "no data" among the exempt.
-    pub async fn idle_preview(&self, actor: &Actor) -> Result<Preview, AppError> {
+    /// With `change`, of the global `[policies.idle]` rules with it
+    /// applied (nothing saved).
+    pub async fn idle_preview(
+        &self,
+        actor: &Actor,
+        change: Option<skyhold_core::idle::IdleRules>,
+    ) -> Result<Preview, AppError> {
         self.authorize(actor, Action::ViewPolicies, Object::None)
             .await?;
         let now = self.now();
-        let (eval, _) = self.evaluate_idle(now).await?;
+        let global = match &change {
+            Some(c) => c.over(&self.config.policies.idle),
+            None => self.config.policies.idle.clone(),
+        };
+        let done = self.steps_done(IDLE).await?;
+        let instances = self.store.running_instances().await?;
+        let eval = self
+            .evaluate_idle_of(&instances, &done, now, &global)
+            .await?;
         Ok(preview_of(
             IDLE,
             eval,
             now,
-            serde_json::to_value(&self.config.policies.idle).unwrap_or_default(),
+            serde_json::to_value(&global).unwrap_or_default(),
         ))
     }
 

@@ -12,7 +12,8 @@ use serde_json::Value;
 pub enum PolicyCommand {
     /// What the expiry (or idle) policy would warn, stop and delete now
     /// and in the next 24 h; the flags preview a change to the global
-    /// expiry rules.
+    /// rules (--warn, --action, --terminate-after, --snapshot-before-terminate
+    /// for expiry; --cpu-below, --for, --warn-before for idle; --mode both).
     Preview {
         /// expiry, or idle (what the idle policy would warn and stop now,
         /// reading the metrics; takes no change).
@@ -33,6 +34,15 @@ pub enum PolicyCommand {
         /// enforce or dry-run.
         #[arg(long)]
         mode: Option<String>,
+        /// Idle: the CPU threshold to try (percent).
+        #[arg(long)]
+        cpu_below: Option<f64>,
+        /// Idle: how long under the threshold (6h).
+        #[arg(long = "for")]
+        idle_for: Option<String>,
+        /// Idle: the warning's lead (1h).
+        #[arg(long)]
+        warn_before: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -119,6 +129,9 @@ pub async fn run(cmd: PolicyCommand) -> Result<()> {
             terminate_after,
             snapshot_before_terminate,
             mode,
+            cpu_below,
+            idle_for,
+            warn_before,
             json,
         } => {
             let mut q = Vec::new();
@@ -134,6 +147,9 @@ pub async fn run(cmd: PolicyCommand) -> Result<()> {
                     snapshot_before_terminate.map(|b| b.to_string()),
                 ),
                 ("mode", mode),
+                ("cpu_below", cpu_below.map(|c| c.to_string())),
+                ("for", idle_for),
+                ("warn_before", warn_before),
             ] {
                 if let Some(v) = v {
                     q.push(format!("{k}={}", urlencode(&v)));

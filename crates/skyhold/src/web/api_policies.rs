@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Serialize;
+use skyhold_core::idle::IdleRules;
 use skyhold_core::policy::{ExpiryRules, RawRules};
 use skyhold_core::ResourceId;
 use skyhold_store::{Notification, PolicyRun};
@@ -34,7 +35,9 @@ pub fn routes() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct PreviewQuery {
     /// `expiry` (the default) or `idle` (what the idle policy would warn
-    /// and stop, reading the metrics as a pass does; takes no change).
+    /// and stop, reading the metrics as a pass does; its change is given
+    /// by `cpu_below`, `network_below_bytes`, `for`, `warn_before`, `mode`
+    /// and `max_actions_per_pass`).
     pub policy: Option<String>,
     /// Warning points, comma-separated: `24h,1h`.
     pub warn: Option<String>,
@@ -46,6 +49,60 @@ pub struct PreviewQuery {
     /// `enforce` or `dry-run`.
     pub mode: Option<String>,
     pub max_actions_per_pass: Option<u32>,
+}
+
+/// The change to the global idle rules a preview query describes
+/// (`cpu_below`, `network_below_bytes`, `for`, `warn_before`, `mode`,
+/// `max_actions_per_pass`; `None`: none).
+pub(super) fn idle_change(raw: Option<&str>) -> Result<Option<IdleRules>, AppError> {
+    let mut r = IdleRules::default();
+    let mut any = false;
+    let number = |k: &str, v: &str| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .ok_or_else(|| AppError::bad_parameter(k, "a number"))
+    };
+    let duration = |k: &str, v: &str| {
+        skyhold_core::search::parse_duration(v).map_err(|m| AppError::bad_parameter(k, m))
+    };
+    for (k, v) in pairs(raw) {
+        let v = v.trim().to_owned();
+        if v.is_empty() || k == "policy" {
+            continue;
+        }
+        any = true;
+        match k.as_str() {
+            "cpu_below" => r.cpu_below = Some(number(&k, &v)?),
+            "network_below_bytes" => r.network_below_bytes = Some(number(&k, &v)?),
+            "for" => r.for_ms = Some(duration(&k, &v)?),
+            "warn_before" => r.warn_before_ms = Some(duration(&k, &v)?),
+            "mode" => {
+                r.mode = Some(
+                    skyhold_core::policy::Mode::parse(&v)
+                        .ok_or_else(|| AppError::bad_parameter("mode", "enforce or dry-run"))?,
+                )
+            }
+            "max_actions_per_pass" => {
+                r.max_actions_per_pass = Some(v.parse().map_err(|_| {
+                    AppError::bad_parameter("max_actions_per_pass", "a whole number, at least 1")
+                })?)
+            }
+            other => {
+                return Err(AppError::bad_parameter(
+                    &skyhold_core::clip(other, 40),
+                    "unknown parameter of the idle preview (use policy, cpu_below, \
+                     network_below_bytes, for, warn_before, mode, max_actions_per_pass)",
+                ))
+            }
+        }
+    }
+    if !any {
+        return Ok(None);
+    }
+    r.validate()
+        .map_err(|(field, m)| AppError::bad_parameter(field, m))?;
+    Ok(Some(r))
 }
 
 /// The change a preview query describes (`None`: none).
@@ -132,18 +189,19 @@ pub(super) async fn preview(
     Extension(actor): Extension<Actor>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<crate::app::Preview>, AppError> {
-    let change = preview_change(raw.as_deref())?;
     match pairs(raw.as_deref())
         .into_iter()
         .find(|(k, _)| k == "policy")
         .map(|(_, v)| v)
         .as_deref()
     {
-        None | Some("expiry") => Ok(Json(app.policy_preview(&actor, change).await?)),
-        Some("idle") if change.is_none() => Ok(Json(app.idle_preview(&actor).await?)),
-        Some("idle") => Err(AppError::bad_parameter(
-            "policy",
-            "the idle preview takes no change: it shows the configured rules",
+        None | Some("expiry") => Ok(Json(
+            app.policy_preview(&actor, preview_change(raw.as_deref())?)
+                .await?,
+        )),
+        Some("idle") => Ok(Json(
+            app.idle_preview(&actor, idle_change(raw.as_deref())?)
+                .await?,
         )),
         Some(_) => Err(AppError::bad_parameter("policy", "expiry or idle")),
     }

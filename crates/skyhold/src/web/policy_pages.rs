@@ -244,7 +244,10 @@ async fn policies(
     let change = {
         // (Built in a block: the serializer is not Send.)
         let mut ser = url::form_urlencoded::Serializer::new(String::new());
-        for (k, v) in pairs.iter().filter(|(k, _)| k != "done" && k != "idle") {
+        for (k, v) in pairs
+            .iter()
+            .filter(|(k, _)| k != "done" && k != "idle" && !k.starts_with("idle_"))
+        {
             ser.append_pair(k, v);
         }
         ser.finish()
@@ -254,11 +257,29 @@ async fn policies(
     let preview = app.policy_preview(&actor, change).await?;
     // The idle preview reads the metrics: on request only.
     let idle_configured = app.idle_configured().await;
-    let idle = if idle_configured && pairs.iter().any(|(k, v)| k == "idle" && v == "preview") {
-        Some(app.idle_preview(&actor).await?)
+    // An idle change to try: the form's `idle_*` fields.
+    let idle_raw = {
+        let mut ser = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &pairs {
+            if let Some(k) = k.strip_prefix("idle_") {
+                ser.append_pair(k, v);
+            }
+        }
+        ser.finish()
+    };
+    let idle_change = super::api_policies::idle_change(Some(&idle_raw))?;
+    let idle_trying = idle_change.is_some();
+    let idle = if pairs.iter().any(|(k, v)| k == "idle" && v == "preview")
+        && (idle_configured || idle_trying)
+    {
+        Some(app.idle_preview(&actor, idle_change).await?)
     } else {
         None
     };
+    let idle_rules: skyhold_core::idle::IdleRules = idle
+        .as_ref()
+        .and_then(|p| serde_json::from_value(p.rules.clone()).ok())
+        .unwrap_or_else(|| app.config.policies.idle.clone());
     let (runs, _) = app.policy_runs(&actor, None, 20).await?;
     let budgets = app.budgets(&actor).await.unwrap_or_default();
     let admin = app.allows(
@@ -302,6 +323,16 @@ async fn policies(
             table { tbody { @for e in &preview.exempt { tr { td { a href={"/resources/" (e.resource_id)} { (e.name) } } td { (e.owner) } td { (e.why) } } } } }
         }
         h2 { "Idle stop" }
+        form.filters method="get" action="/policies" {
+            input type="hidden" name="idle" value="preview";
+            "Try the global idle rules: "
+            label { "cpu below % " input name="idle_cpu_below" size="5" value=(idle_rules.cpu_below.map(|c| c.to_string()).unwrap_or_default()) placeholder="5"; }
+            label { "for " input name="idle_for" size="5" value=(idle_rules.for_ms.map(skyhold_core::search::format_duration).unwrap_or_default()) placeholder="6h"; }
+            label { "warn before " input name="idle_warn_before" size="5" value=(idle_rules.warn_before_ms.map(skyhold_core::search::format_duration).unwrap_or_default()) placeholder="1h"; }
+            label { "mode " input name="idle_mode" size="8" value=(idle_rules.mode.map(|m| m.as_str()).unwrap_or_default()) placeholder="enforce"; }
+            button type="submit" { "Preview idle stop" }
+        }
+        @if idle_trying { div.ok role="status" { "A preview of an unsaved idle change: nothing is saved or done." } }
         @match &idle {
             Some(p) => {
                 p { "As of " (p.now) ", over " (p.candidates) " running instances:" }

@@ -101,7 +101,24 @@ async fn an_idle_instance_is_warned_then_stopped_and_no_data_is_never_idle() {
         ),
         "{preview}"
     );
-    for bad in ["policy=nap", "policy=idle&warn=1h"] {
+    // A change tried before it is saved: under 0.5 % nothing is idle; in
+    // dry-run the warning is what it would do.
+    let strict = server
+        .get("/api/v1/policies/preview?policy=idle&cpu_below=0.5")
+        .await;
+    assert_eq!(steps(&strict["now_items"]), vec![], "{strict}");
+    assert_eq!(strict["rules"]["cpu_below"], 0.5, "{strict}");
+    let dry = server
+        .get("/api/v1/policies/preview?policy=idle&mode=dry-run")
+        .await;
+    assert_eq!(steps(&dry["now_items"]), quiet_warn, "{dry}");
+    assert_eq!(dry["now_items"][0]["outcome"], "would (dry-run)", "{dry}");
+    for bad in [
+        "policy=nap",
+        "policy=idle&warn=1h",
+        "policy=idle&cpu_below=500",
+        "policy=idle&for=soon",
+    ] {
         let (s, e) = server
             .send(
                 Method::GET,
@@ -112,7 +129,8 @@ async fn an_idle_instance_is_warned_then_stopped_and_no_data_is_never_idle() {
             )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {e}");
-        assert!(e.to_string().contains("policy"), "{e}");
+        let named = bad.rsplit('&').next().unwrap().split('=').next().unwrap();
+        assert!(e.to_string().contains(named), "{bad}: {e}");
     }
     let run = idle_pass(&server).await;
     assert_eq!(run["counts"]["warned"], 1, "{run}");
