@@ -51,6 +51,11 @@ pub struct PreviewQuery {
     pub max_actions_per_pass: Option<u32>,
 }
 
+fn max_actions(v: &str) -> Result<u32, AppError> {
+    v.parse()
+        .map_err(|_| AppError::bad_parameter("max_actions_per_pass", "a whole number, at least 1"))
+}
+
 /// The change to the global idle rules a preview query describes
 /// (`cpu_below`, `network_below_bytes`, `for`, `warn_before`, `mode`,
 /// `max_actions_per_pass`; `None`: none).
@@ -83,11 +88,7 @@ pub(super) fn idle_change(raw: Option<&str>) -> Result<Option<IdleRules>, AppErr
                         .ok_or_else(|| AppError::bad_parameter("mode", "enforce or dry-run"))?,
                 )
             }
-            "max_actions_per_pass" => {
-                r.max_actions_per_pass = Some(v.parse().map_err(|_| {
-                    AppError::bad_parameter("max_actions_per_pass", "a whole number, at least 1")
-                })?)
-            }
+            "max_actions_per_pass" => r.max_actions_per_pass = Some(max_actions(&v)?),
             other => {
                 return Err(AppError::bad_parameter(
                     &skyhold_core::clip(other, 40),
@@ -142,11 +143,7 @@ pub(super) fn preview_change(raw: Option<&str>) -> Result<Option<ExpiryRules>, A
                 })
             }
             "mode" => r.mode = Some(v),
-            "max_actions_per_pass" => {
-                r.max_actions_per_pass = Some(v.parse().map_err(|_| {
-                    AppError::bad_parameter("max_actions_per_pass", "a whole number, at least 1")
-                })?)
-            }
+            "max_actions_per_pass" => r.max_actions_per_pass = Some(max_actions(&v)?),
             other => {
                 return Err(AppError::bad_parameter(
                     &skyhold_core::clip(other, 40),
