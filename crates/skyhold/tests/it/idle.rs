@@ -132,6 +132,21 @@ async fn an_idle_instance_is_warned_then_stopped_and_no_data_is_never_idle() {
         let named = bad.rsplit('&').next().unwrap().split('=').next().unwrap();
         assert!(e.to_string().contains(named), "{bad}: {e}");
     }
+    // The Policies page shows it on request, and a change tried there.
+    let (s, html) = server.page("/policies?idle=preview").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Due now (1)") && html.contains("idl-quiet-0"),
+        "{html}"
+    );
+    let (s, html) = server
+        .page("/policies?idle=preview&idle_cpu_below=0.5&idle_for=6h")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Due now (0)") && html.contains("unsaved idle change"),
+        "{html}"
+    );
     let run = idle_pass(&server).await;
     assert_eq!(run["counts"]["warned"], 1, "{run}");
     // Warned: the preview shows only the stop to come.
