@@ -678,6 +678,20 @@ fn buckets_of(sums: Sums, per: f64) -> Vec<UsageBucket> {
         .collect()
 }
 
+/// Buckets taken out to whole UTC days, and their distinct edges in order.
+fn whole_days(
+    buckets: &[(String, Millis, Millis)],
+) -> (Vec<(String, Millis, Millis)>, Vec<Millis>) {
+    let buckets: Vec<(String, Millis, Millis)> = buckets
+        .iter()
+        .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
+        .collect();
+    let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
+    edges.sort_unstable();
+    edges.dedup();
+    (buckets, edges)
+}
+
 /// `[r, now)` within `[s, e)`, negative when `now < r`.
 fn signed_overlap(r: Millis, now: Millis, s: Millis, e: Millis) -> i64 {
     let (lo, hi, sign) = if r <= now { (r, now, 1) } else { (now, r, -1) };
@@ -736,13 +750,7 @@ impl Store {
         if buckets.is_empty() || filter.owners.as_ref().is_some_and(|o| o.is_empty()) {
             return Ok(Vec::new());
         }
-        let buckets: Vec<(String, Millis, Millis)> = buckets
-            .iter()
-            .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
-            .collect();
-        let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
-        edges.sort_unstable();
-        edges.dedup();
+        let (buckets, edges) = whole_days(buckets);
         if edges.len() <= MAX_EDGES {
             let set = self
                 .usage_set(&buckets, filter, now, group_by.contains(&UsageField::Group))
@@ -815,13 +823,7 @@ impl Store {
         now: Millis,
         with_groups: bool,
     ) -> Result<UsageSet> {
-        let buckets: Vec<(String, Millis, Millis)> = buckets
-            .iter()
-            .map(|(l, s, e)| (l.clone(), day_of(*s), day_of(*e + DAY_MS - 1)))
-            .collect();
-        let mut edges: Vec<Millis> = buckets.iter().flat_map(|b| [b.1, b.2]).collect();
-        edges.sort_unstable();
-        edges.dedup();
+        let (buckets, edges) = whole_days(buckets);
         let mut set = UsageSet {
             labels: buckets.iter().map(|b| b.0.clone()).collect(),
             keys: Vec::new(),
