@@ -237,38 +237,57 @@ fn interval_from<R: ReadRow>(r: &R) -> Result<Interval> {
     })
 }
 
-/// Closes an open interval at `$at` (if still open), keeping the rollup.
-macro_rules! close_interval {
-    ($tx:expr, $o:expr, $at:expr, $how:expr, $roll:expr, $r:expr, $stats:expr) => {{
-        let o: &OpenRow = $o;
-        let at: Millis = $at;
-        let done = sqlx::query(
-            "UPDATE ledger SET ended_at = $1, end_how = $2 WHERE id = $3 AND ended_at IS NULL",
-        )
-        .bind(at)
-        .bind($how.as_str())
-        .bind(o.id)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if done > 0 {
-            let q = o.open.billing.quantity;
-            $roll.add(&o.tail, $r, at, q, 1);
-            $roll.open(&o.tail, -q, -1);
-            $stats.closed += 1;
-        }
-    }};
+/// The ledger writes a pass decided, made in batches by
+/// [`LedgerTx::write_pending`]: closes first (a resource's new interval may
+/// open where its old one closed), then opens.
+#[derive(Default)]
+struct Pending {
+    closes: Vec<Close>,
+    opens: Vec<NewInterval>,
 }
 
-/// Runs the rules for one row and writes what they say, inside `$tx`,
-/// gathering the rollup's share in `$roll` (the scope rolled to `$r`).
-macro_rules! apply_row {
-    ($tx:expr, $scope:expr, $kind:expr, $row:expr, $open:expr, $obs:expr, $roll:expr, $r:expr, $stats:expr) => {{
-        let (account, region): (&str, &str) = $scope;
-        let row: &Row = $row;
-        let open: Option<&OpenRow> = $open;
-        let mut obs: Observation = $obs;
-        let (billing, transition, blueprint) = observe($kind, row);
+struct Close {
+    /// The interval's id.
+    id: i64,
+    at: Millis,
+    how: &'static str,
+    tail: Tail,
+    quantity: i64,
+}
+
+struct NewInterval {
+    resource_id: i64,
+    provider_id: String,
+    owner: String,
+    started_at: Millis,
+    start_how: &'static str,
+    recorded_at: Millis,
+    quantity: i64,
+    /// Its rollup key (with product, type, group and blueprint).
+    tail: Tail,
+}
+
+impl Pending {
+    fn close(&mut self, o: &OpenRow, at: Millis, how: ledger::How) {
+        self.closes.push(Close {
+            id: o.id,
+            at,
+            how: how.as_str(),
+            tail: o.tail.clone(),
+            quantity: o.open.billing.quantity,
+        });
+    }
+
+    /// Runs the rules for one row (with its open interval, if any) and
+    /// queues what they say.
+    fn plan(
+        &mut self,
+        kind: ResourceKind,
+        row: &Row,
+        open: Option<&OpenRow>,
+        mut obs: Observation,
+    ) {
+        let (billing, transition, blueprint) = observe(kind, row);
         obs.billing = billing;
         obs.transition_at = transition;
         obs.began_at = row.created_at;
@@ -276,47 +295,120 @@ macro_rules! apply_row {
             match op {
                 Op::Close { at, how } => {
                     if let Some(o) = open {
-                        close_interval!($tx, o, at, how, $roll, $r, $stats);
+                        self.close(o, at, how);
                     }
                 }
                 Op::Open { billing, at, how } => {
                     let grp = row.owner.strip_prefix("group:").unwrap_or_default();
-                    sqlx::query(
-                        "INSERT INTO ledger (resource_id, account, region, kind, provider_id, product, rtype, \
-                         quantity, owner, grp, blueprint, started_at, start_how, recorded_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                    )
-                    .bind(row.id)
-                    .bind(account)
-                    .bind(region)
-                    .bind($kind.as_str())
-                    .bind(&row.provider_id)
-                    .bind(billing.product.as_str())
-                    .bind(&billing.rtype)
-                    .bind(billing.quantity)
-                    .bind(&row.owner)
-                    .bind(grp)
-                    .bind(&blueprint)
-                    .bind(at)
-                    .bind(how.as_str())
-                    .bind(obs.at)
-                    .execute(&mut *$tx)
-                    .await?;
-                    let tail = Tail {
+                    self.opens.push(NewInterval {
+                        resource_id: row.id,
+                        provider_id: row.provider_id.clone(),
                         owner: row.owner.clone(),
-                        grp: grp.to_owned(),
-                        blueprint: blueprint.clone(),
-                        product: billing.product.as_str().to_owned(),
-                        rtype: billing.rtype.clone(),
-                    };
-                    $roll.add(&tail, at, $r, billing.quantity, 1);
-                    $roll.open(&tail, billing.quantity, 1);
-                    $stats.opened += 1;
+                        started_at: at,
+                        start_how: how.as_str(),
+                        recorded_at: obs.at,
+                        quantity: billing.quantity,
+                        tail: Tail {
+                            owner: row.owner.clone(),
+                            grp: grp.to_owned(),
+                            blueprint: blueprint.clone(),
+                            product: billing.product.as_str().to_owned(),
+                            rtype: billing.rtype,
+                        },
+                    });
                 }
             }
         }
-    }};
+    }
 }
+
+/// How far before the last pass a pass re-reads rows (see
+/// `reconcile_ledger`).
+const RESCAN_MARGIN: Millis = 60_000;
+
+/// Rows per ledger statement (14 values a row; SQLite allows 32,766).
+const LEDGER_BATCH: usize = 1_000;
+
+/// Ledger writes inside a write transaction, on either backend.
+trait LedgerTx {
+    /// Writes `p` for one scope, adding each interval's share to `roll`
+    /// (the scope rolled to `r`) and counting it in `stats`. A close that
+    /// finds its interval already closed changes nothing.
+    fn write_pending(
+        &mut self,
+        scope: crate::rollup::Scope<'_>,
+        p: Pending,
+        roll: &mut ScopeRollup,
+        r: Millis,
+        stats: &mut LedgerStats,
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+macro_rules! impl_ledger_tx {
+    ($db:ty) => {
+        impl LedgerTx for crate::WriteTx<$db> {
+            async fn write_pending(
+                &mut self,
+                (account, region, kind): crate::rollup::Scope<'_>,
+                p: Pending,
+                roll: &mut ScopeRollup,
+                r: Millis,
+                stats: &mut LedgerStats,
+            ) -> Result<()> {
+                for chunk in p.closes.chunks(LEDGER_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::new("WITH v (id, ended_at, end_how) AS (");
+                    qb.push_values(chunk, |mut b, c| {
+                        b.push_bind(c.id).push_bind(c.at).push_bind(c.how);
+                    });
+                    qb.push(
+                        ") UPDATE ledger SET ended_at = (SELECT v.ended_at FROM v WHERE v.id = ledger.id), \
+                         end_how = (SELECT v.end_how FROM v WHERE v.id = ledger.id) \
+                         WHERE id IN (SELECT id FROM v) AND ended_at IS NULL RETURNING id",
+                    );
+                    let done: std::collections::HashSet<i64> =
+                        qb.build_query_scalar().fetch_all(&mut **self).await?.into_iter().collect();
+                    for c in chunk.iter().filter(|c| done.contains(&c.id)) {
+                        roll.add(&c.tail, r, c.at, c.quantity, 1);
+                        roll.open(&c.tail, -c.quantity, -1);
+                        stats.closed += 1;
+                    }
+                }
+                for chunk in p.opens.chunks(LEDGER_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::new(
+                        "INSERT INTO ledger (resource_id, account, region, kind, provider_id, product, rtype, \
+                         quantity, owner, grp, blueprint, started_at, start_how, recorded_at) ",
+                    );
+                    qb.push_values(chunk, |mut b, o| {
+                        b.push_bind(o.resource_id)
+                            .push_bind(account)
+                            .push_bind(region)
+                            .push_bind(kind)
+                            .push_bind(&o.provider_id)
+                            .push_bind(&o.tail.product)
+                            .push_bind(&o.tail.rtype)
+                            .push_bind(o.quantity)
+                            .push_bind(&o.owner)
+                            .push_bind(&o.tail.grp)
+                            .push_bind(&o.tail.blueprint)
+                            .push_bind(o.started_at)
+                            .push_bind(o.start_how)
+                            .push_bind(o.recorded_at);
+                    });
+                    qb.build().execute(&mut **self).await?;
+                    for o in chunk {
+                        roll.add(&o.tail, o.started_at, r, o.quantity, 1);
+                        roll.open(&o.tail, o.quantity, 1);
+                        stats.opened += 1;
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_ledger_tx!(sqlx::Sqlite);
+impl_ledger_tx!(sqlx::Postgres);
 
 fn blank_observation(
     at: Millis,
@@ -368,71 +460,87 @@ impl Store {
             if prev.is_some_and(|p| p >= observed_at) {
                 return Ok(stats);
             }
+            // The rows written (or tombstoned) since shortly before the
+            // last pass: a row unchanged since a pass that reconciled it is
+            // a fixed point of the rules, so a pass where little changed
+            // reads little. The margin re-reads rows another replica wrote
+            // with a clock up to RESCAN_MARGIN behind (harmless: the rules
+            // write nothing for a row already reconciled).
+            let since = prev.map_or(0, |p| p.saturating_sub(RESCAN_MARGIN));
+            let changed = "r.account = $1 AND r.region = $2 AND r.kind = $3 \
+                 AND (r.deleted_at IS NULL OR r.deleted_at >= $4) \
+                 AND (r.last_seen >= $4 OR r.deleted_at IS NOT NULL)";
+            let rows = sqlx::query(&format!("SELECT {ROW_COLS} FROM resources r WHERE {changed}"))
+                .bind(account.as_str())
+                .bind(region)
+                .bind(kind.as_str())
+                .bind(since)
+                .fetch_all(&mut *tx)
+                .await?;
+            // Their open intervals and each one's latest closed interval:
+            // a first pass reads the scope's (an index on open intervals
+            // by scope), a later one those of the rows it read, by id.
             let mut open: HashMap<i64, OpenRow> = HashMap::new();
-            for r in sqlx::query(
-                "SELECT id, resource_id, product, rtype, quantity, started_at, owner, grp, blueprint FROM ledger \
-                 WHERE account = $1 AND region = $2 AND kind = $3 AND ended_at IS NULL",
-            )
-            .bind(account.as_str())
-            .bind(region)
-            .bind(kind.as_str())
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                let (rid, o) = open_from(&r)?;
-                open.insert(rid, o);
-            }
-            // Each resource's latest closed interval, in one read.
             let mut last_end: HashMap<i64, i64> = HashMap::new();
-            for r in sqlx::query(
-                "SELECT resource_id, MAX(ended_at) AS ended_at FROM ledger \
-                 WHERE account = $1 AND region = $2 AND kind = $3 AND ended_at IS NOT NULL \
-                 GROUP BY resource_id",
-            )
-            .bind(account.as_str())
-            .bind(region)
-            .bind(kind.as_str())
-            .fetch_all(&mut *tx)
-            .await?
-            {
-                last_end.insert(r.int("resource_id")?, r.int("ended_at")?);
+            let ids: Vec<i64> = rows.iter().map(|r| r.int("id")).collect::<Result<_>>()?;
+            let chunks: Vec<&[i64]> = if prev.is_none() {
+                vec![&[]]
+            } else {
+                ids.chunks(LEDGER_BATCH).collect()
+            };
+            for chunk in chunks {
+                let mut qb = sqlx::QueryBuilder::new(
+                    "SELECT id, resource_id, product, rtype, quantity, started_at, owner, grp, blueprint \
+                     FROM ledger WHERE ended_at IS NULL",
+                );
+                let mut last = sqlx::QueryBuilder::new(
+                    "SELECT resource_id, MAX(ended_at) AS ended_at FROM ledger WHERE ended_at IS NOT NULL",
+                );
+                for qb in [&mut qb, &mut last] {
+                    if prev.is_none() {
+                        qb.push(" AND account = ")
+                            .push_bind(account.as_str())
+                            .push(" AND region = ")
+                            .push_bind(region)
+                            .push(" AND kind = ")
+                            .push_bind(kind.as_str());
+                    } else {
+                        qb.push(" AND resource_id IN (");
+                        let mut sep = qb.separated(", ");
+                        for id in chunk {
+                            sep.push_bind(*id);
+                        }
+                        qb.push(")");
+                    }
+                }
+                last.push(" GROUP BY resource_id");
+                for r in qb.build().fetch_all(&mut *tx).await? {
+                    let (rid, o) = open_from(&r)?;
+                    open.insert(rid, o);
+                }
+                for r in last.build().fetch_all(&mut *tx).await? {
+                    last_end.insert(r.int("resource_id")?, r.int("ended_at")?);
+                }
             }
-            // Live rows, and gone ones the ledger still has open. A
-            // tombstone older than the last pass was closed then.
-            let rows = sqlx::query(&format!(
-                "SELECT {ROW_COLS} FROM resources r WHERE r.account = $1 AND r.region = $2 AND r.kind = $3 \
-                 AND (r.deleted_at IS NULL OR r.deleted_at >= $4)"
-            ))
-            .bind(account.as_str())
-            .bind(region)
-            .bind(kind.as_str())
-            .bind(prev.unwrap_or(0))
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut seen = std::collections::HashSet::with_capacity(rows.len());
-            let scope = (account.as_str(), region);
+            let mut pending = Pending::default();
             for r in &rows {
                 let row = row_from(r)?;
-                seen.insert(row.id);
                 let o = open.get(&row.id);
                 if o.is_none() && row.deleted_at.is_some() {
                     continue;
                 }
                 let mut obs = blank_observation(observed_at, prev, None);
                 obs.last_end = last_end.get(&row.id).copied();
-                apply_row!(tx, scope, kind, &row, o, obs, roll, rolled, stats);
+                pending.plan(kind, &row, o, obs);
             }
-            // Open intervals whose row was tombstoned before the last pass
-            // (or removed): closed where they were last seen.
-            let stale: Vec<i64> = open.keys().filter(|id| !seen.contains(id)).copied().collect();
-            for rid in stale {
-                let o = &open[&rid];
-                for op in ledger::reconcile(Some(&o.open), &blank_observation(observed_at, prev, None)) {
-                    if let Op::Close { at, how } = op {
-                        close_interval!(tx, o, at, how, roll, rolled, stats);
-                    }
-                }
-            }
+            tx.write_pending(
+                (account.as_str(), region, kind.as_str()),
+                pending,
+                &mut roll,
+                rolled,
+                &mut stats,
+            )
+            .await?;
             sqlx::query(
                 "INSERT INTO ledger_scopes (account, region, kind, observed_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (account, region, kind) DO UPDATE SET observed_at = excluded.observed_at",
@@ -505,7 +613,6 @@ impl Store {
             .bind(&kind_s)
             .fetch_optional(&mut *tx)
             .await?;
-            let scope = (account.as_str(), region.as_str());
             let obs = blank_observation(action_at, prev, Some(action_at));
             let mut obs = obs;
             obs.last_end = sqlx::query_scalar::<_, Option<i64>>(
@@ -514,7 +621,10 @@ impl Store {
             .bind(row.id)
             .fetch_one(&mut *tx)
             .await?;
-            apply_row!(tx, scope, kind, &row, open.as_ref(), obs, roll, rolled, stats);
+            let mut pending = Pending::default();
+            pending.plan(kind, &row, open.as_ref(), obs);
+            tx.write_pending((&account, &region, &kind_s), pending, &mut roll, rolled, &mut stats)
+                .await?;
             tx.flush_rollup((&account, &region, &kind_s), roll, None).await?;
             tx.commit().await?;
             Ok(stats)

@@ -1,6 +1,7 @@
 //! The inventory cache: reconciling a complete listing, paged queries, and
 //! the per-(account, region, kind) sync status.
 
+use crate::batch::{BatchWrite, NewEvent, NewRow, Rewrite};
 use crate::{on_pool, ReadRow, Result, Store, StoreError};
 use skyhold_core::query::CursorValue;
 use skyhold_core::search::{Field, TermKind};
@@ -561,12 +562,12 @@ impl Store {
             let record_appearances = matches!(synced_before, Some(Some(_)));
             let mut events: Vec<NewEvent> = Vec::new();
             let mut stats = ApplyStats::default();
-            let mut to_insert: Vec<(&ObservedResource, String, Option<i64>)> = Vec::new();
+            let mut to_insert: Vec<NewRow> = Vec::new();
             let mut seen = std::collections::HashSet::with_capacity(observed.len());
             // Pass 1: classify. Changed rows are collected so their old
             // versions (for the change events) load in a few batched reads,
-            // not one query per row.
-            let mut changed: Vec<Changed> = Vec::new();
+            // and are rewritten in batches, not one statement per row.
+            let mut changed: Vec<(Rewrite, Option<i64>)> = Vec::new();
             for o in observed {
                 if !seen.insert(o.provider_id.as_str()) {
                     continue; // a listing that repeats an id: keep the first
@@ -576,16 +577,16 @@ impl Store {
                 match existing.get(&o.provider_id) {
                     None => {
                         if record_appearances {
-                            events.push(NewEvent::new(&o.provider_id, &o.name, "appeared", Vec::new()));
+                            events.push(NewEvent::new(None, &o.provider_id, &o.name, "appeared", Vec::new()));
                         }
-                        to_insert.push((o, fp, gone.then_some(now)));
+                        to_insert.push(NewRow { o, fp, deleted: gone.then_some(now) });
                     }
                     Some((id, old_fp, deleted_at, _)) => {
                         let deleted = if gone { Some(deleted_at.unwrap_or(now)) } else { None };
                         if *old_fp == fp && *deleted_at == deleted {
                             stats.unchanged += 1;
                         } else {
-                            changed.push((o, fp, *id, *deleted_at, deleted));
+                            changed.push((Rewrite { id: *id, o, fp, deleted }, *deleted_at));
                         }
                     }
                 }
@@ -595,8 +596,8 @@ impl Store {
                 let mut qb = QueryBuilder::new(SELECT_RESOURCE);
                 qb.push(" WHERE r.id IN (");
                 let mut sep = qb.separated(", ");
-                for (_, _, id, _, _) in chunk {
-                    sep.push_bind(*id);
+                for (r, _) in chunk {
+                    sep.push_bind(r.id);
                 }
                 qb.push(")");
                 for row in qb.build().fetch_all(&mut *tx).await? {
@@ -604,81 +605,36 @@ impl Store {
                     old_rows.insert(r.id.0, r);
                 }
             }
-            // Pass 2: rewrite each changed row and record what changed.
-            for (o, fp, id, deleted_at, deleted) in &changed {
-                let event = match (deleted_at.is_some(), deleted.is_some()) {
+            // Pass 2: what changed, then the rows rewritten in batches.
+            for (r, deleted_at) in &changed {
+                let event = match (deleted_at.is_some(), r.deleted.is_some()) {
                     (true, false) => "reappeared",
                     (false, true) => "disappeared",
                     _ => "changed",
                 };
-                let diff = old_rows.get(id).map(|old| skyhold_core::diff(&old.observed, o)).unwrap_or_default();
-                events.push(NewEvent::new(&o.provider_id, &o.name, event, diff));
-                rewrite_row!(&mut *tx, o, fp, now, *deleted, *id)
-                .await?;
-                if deleted.is_some() && deleted_at.is_none() {
+                let diff = old_rows.get(&r.id).map(|old| skyhold_core::diff(&old.observed, r.o)).unwrap_or_default();
+                events.push(NewEvent::new(Some(r.id), &r.o.provider_id, &r.o.name, event, diff));
+                if r.deleted.is_some() && deleted_at.is_none() {
                     stats.tombstoned += 1;
                 } else {
                     stats.updated += 1;
                 }
             }
-            for chunk in to_insert.chunks(100) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
-                     private_ip, public_ip, created_at, size_gib, tags, attributes, search, fingerprint, \
-                     first_seen, last_seen, deleted_at) ",
-                );
-                qb.push_values(chunk, |mut b, (o, fp, deleted)| {
-                    b.push_bind(account.as_str())
-                        .push_bind(region)
-                        .push_bind(kind.as_str())
-                        .push_bind(&o.provider_id)
-                        .push_bind(&o.name)
-                        .push_bind(&o.state)
-                        .push_bind(&o.rtype)
-                        .push_bind(&o.owner)
-                        .push_bind(&o.private_ip)
-                        .push_bind(&o.public_ip)
-                        .push_bind(o.created_at.unwrap_or(0))
-                        .push_bind(o.size_gib)
-                        .push_bind(serde_json::to_string(&o.tags).unwrap_or_default())
-                        .push_bind(serde_json::Value::Object(o.attributes.clone()).to_string())
-                        .push_bind(o.search_text())
-                        .push_bind(fp.clone())
-                        .push_bind(now)
-                        .push_bind(now)
-                        .push_bind(*deleted);
-                });
-                qb.build().execute(&mut *tx).await?;
-                stats.inserted += chunk.len() as u64;
-            }
+            let changed: Vec<Rewrite> = changed.into_iter().map(|(r, _)| r).collect();
+            tx.rewrite_resources(&changed, now).await?;
+            let scope = (account.as_str(), region, kind.as_str());
+            tx.insert_resources(scope, &to_insert, now, false).await?;
+            stats.inserted += to_insert.len() as u64;
+            let mut gone = Vec::new();
             for (pid, (id, _, deleted_at, name)) in &existing {
                 if deleted_at.is_none() && !seen.contains(pid.as_str()) {
-                    events.push(NewEvent::new(pid, name, "disappeared", Vec::new()));
-                    sqlx::query("UPDATE resources SET deleted_at = $1 WHERE id = $2")
-                        .bind(now)
-                        .bind(*id)
-                        .execute(&mut *tx)
-                        .await?;
-                    stats.tombstoned += 1;
+                    events.push(NewEvent::new(Some(*id), pid, name, "disappeared", Vec::new()));
+                    gone.push(*id);
                 }
             }
-            for e in &events {
-                sqlx::query(
-                    "INSERT INTO resource_events (resource_id, account, region, kind, provider_id, name, at, event, changes) \
-                     VALUES ((SELECT id FROM resources WHERE account = $1 AND region = $2 AND kind = $3 AND provider_id = $4), \
-                             $1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(account.as_str())
-                .bind(region)
-                .bind(kind.as_str())
-                .bind(&e.provider_id)
-                .bind(&e.name)
-                .bind(now)
-                .bind(e.event)
-                .bind(serde_json::to_string(&e.changes).unwrap_or_else(|_| "[]".into()))
-                .execute(&mut *tx)
-                .await?;
-            }
+            tx.tombstone_resources(&gone, now).await?;
+            stats.tombstoned += gone.len() as u64;
+            tx.insert_events(scope, &events, now).await?;
             stats.events = events.len() as u64;
             tx.commit().await?;
             Ok(stats)
@@ -1135,34 +1091,6 @@ impl Store {
                 })
                 .collect()
         })
-    }
-}
-
-/// A listed resource whose row must be rewritten: (observation, new
-/// fingerprint, row id, tombstone before, tombstone after).
-type Changed<'a> = (&'a ObservedResource, String, i64, Option<i64>, Option<i64>);
-
-/// A change event about to be written by `apply_listing`.
-struct NewEvent {
-    provider_id: String,
-    name: String,
-    event: &'static str,
-    changes: Vec<skyhold_core::FieldChange>,
-}
-
-impl NewEvent {
-    fn new(
-        provider_id: &str,
-        name: &str,
-        event: &'static str,
-        changes: Vec<skyhold_core::FieldChange>,
-    ) -> Self {
-        Self {
-            provider_id: provider_id.to_owned(),
-            name: name.to_owned(),
-            event,
-            changes,
-        }
     }
 }
 

@@ -30,6 +30,9 @@ use std::collections::{BTreeMap, HashMap};
 
 pub(crate) const DAY_MS: Millis = 86_400_000;
 
+/// Day rows per statement (6 values a row).
+const DAYS_BATCH: usize = 2_000;
+
 /// Midnight UTC of `t`'s day.
 pub(crate) fn day_of(t: Millis) -> Millis {
     t - t.rem_euclid(DAY_MS)
@@ -45,17 +48,39 @@ pub(crate) struct Tail {
     pub rtype: String,
 }
 
+/// A day's change: (day, quantity × ms, ms).
+pub(crate) type DayChange = (Millis, i64, i64);
+
 /// What one transaction adds to one scope's rollup, gathered in memory
-/// and written by [`RollupTx::flush_rollup`].
+/// and written by [`RollupTx::flush_rollup`]. A span costs the same
+/// whatever its length: its partial first and last days are kept per day,
+/// its whole days as a step up at the first and down after the last (a
+/// difference array), expanded per day only when written.
 #[derive(Debug, Default)]
 pub(crate) struct ScopeRollup {
-    /// (key, day) → (quantity × ms, ms), signed.
-    days: BTreeMap<(Tail, Millis), (i64, i64)>,
+    /// The keys touched, each by its index in `tails`.
+    index: HashMap<Tail, usize>,
+    tails: Vec<Tail>,
+    /// (key, day) → the change of that day's (quantity × ms, ms) by
+    /// partial days, signed.
+    parts: BTreeMap<(usize, Millis), (i64, i64)>,
+    /// (key, day) → the change, from that day on, of what every whole day
+    /// adds.
+    steps: BTreeMap<(usize, Millis), (i64, i64)>,
     /// key → change of (open quantity, open count).
-    opens: HashMap<Tail, (i64, i64)>,
+    opens: HashMap<usize, (i64, i64)>,
 }
 
 impl ScopeRollup {
+    fn key(&mut self, tail: &Tail) -> usize {
+        if let Some(k) = self.index.get(tail) {
+            return *k;
+        }
+        self.tails.push(tail.clone());
+        self.index.insert(tail.clone(), self.tails.len() - 1);
+        self.tails.len() - 1
+    }
+
     /// Adds `n` intervals of quantity `q` over `[from, to)`, split at UTC
     /// midnights; negative when `to < from`.
     pub(crate) fn add(&mut self, tail: &Tail, from: Millis, to: Millis, q: i64, n: i64) {
@@ -67,21 +92,90 @@ impl ScopeRollup {
         } else {
             (to, from, -1)
         };
-        let mut day = day_of(lo);
-        while day < hi {
-            let len = hi.min(day + DAY_MS) - lo.max(day);
-            let e = self.days.entry((tail.clone(), day)).or_default();
+        let k = self.key(tail);
+        let mut part = |day: Millis, len: Millis| {
+            let e = self.parts.entry((k, day)).or_default();
             e.0 += sign * q * len;
             e.1 += sign * n * len;
-            day += DAY_MS;
+        };
+        let (first, last) = (day_of(lo), day_of(hi - 1));
+        if first == last {
+            part(first, hi - lo);
+            return;
+        }
+        part(first, first + DAY_MS - lo);
+        part(last, hi - last);
+        if last - first > DAY_MS {
+            for (day, s) in [(first + DAY_MS, sign), (last, -sign)] {
+                let e = self.steps.entry((k, day)).or_default();
+                e.0 += s * q * DAY_MS;
+                e.1 += s * n * DAY_MS;
+            }
         }
     }
 
     /// An interval of `tail` opened (`n = 1`) or closed (`n = -1`).
     pub(crate) fn open(&mut self, tail: &Tail, q: i64, n: i64) {
-        let e = self.opens.entry(tail.clone()).or_default();
+        let k = self.key(tail);
+        let e = self.opens.entry(k).or_default();
         e.0 += q;
         e.1 += n;
+    }
+
+    /// Each touched key's days that change, in day order: (day, quantity
+    /// × ms, ms).
+    pub(crate) fn day_changes(&self) -> Vec<(&Tail, Vec<DayChange>)> {
+        let mut out = Vec::new();
+        for (k, tail) in self.tails.iter().enumerate() {
+            let range = (k, Millis::MIN)..(k + 1, Millis::MIN);
+            let parts: Vec<(Millis, (i64, i64))> = self
+                .parts
+                .range(range.clone())
+                .map(|((_, d), v)| (*d, *v))
+                .collect();
+            let steps: Vec<(Millis, (i64, i64))> = self
+                .steps
+                .range(range)
+                .map(|((_, d), v)| (*d, *v))
+                .collect();
+            let (mut pi, mut si) = (0, 0);
+            let (mut rate_q, mut rate_m) = (0i64, 0i64);
+            let mut days = Vec::new();
+            let next_point = |pi: usize, si: usize| {
+                let p = parts.get(pi).map(|x| x.0);
+                let s = steps.get(si).map(|x| x.0);
+                match (p, s) {
+                    (Some(p), Some(s)) => Some(p.min(s)),
+                    (p, s) => p.or(s),
+                }
+            };
+            let mut day = next_point(0, 0);
+            while let Some(d) = day {
+                while si < steps.len() && steps[si].0 == d {
+                    rate_q += steps[si].1 .0;
+                    rate_m += steps[si].1 .1;
+                    si += 1;
+                }
+                let (mut q, mut m) = (rate_q, rate_m);
+                if pi < parts.len() && parts[pi].0 == d {
+                    q += parts[pi].1 .0;
+                    m += parts[pi].1 .1;
+                    pi += 1;
+                }
+                if q != 0 || m != 0 {
+                    days.push((d, q, m));
+                }
+                day = if rate_q != 0 || rate_m != 0 {
+                    Some(d + DAY_MS)
+                } else {
+                    next_point(pi, si)
+                };
+            }
+            if !days.is_empty() {
+                out.push((tail, days));
+            }
+        }
+        out
     }
 }
 
@@ -156,13 +250,9 @@ macro_rules! impl_rollup_tx {
                         (row.int("id")?, row.int("open_q")?, row.int("open_n")?),
                     );
                 }
-                let new: Vec<Tail> = r
-                    .opens
-                    .keys()
-                    .chain(r.days.keys().map(|(t, _)| t))
-                    .filter(|t| !keys.contains_key(*t))
-                    .cloned()
-                    .collect();
+                let new: Vec<Tail> =
+                    r.tails.iter().filter(|t| !keys.contains_key(*t)).cloned().collect();
+                let mut new_keys = std::collections::HashSet::new();
                 for t in new {
                     if keys.contains_key(&t) {
                         continue;
@@ -182,12 +272,13 @@ macro_rules! impl_rollup_tx {
                     .fetch_one(&mut **self)
                     .await?;
                     keys.insert(t, (id, 0, 0));
+                    new_keys.insert(id);
                 }
-                for (t, (q, n)) in std::mem::take(&mut r.opens) {
+                for (i, (q, n)) in std::mem::take(&mut r.opens) {
                     if q == 0 && n == 0 {
                         continue;
                     }
-                    let k = keys.get_mut(&t).expect("key inserted above");
+                    let k = keys.get_mut(&r.tails[i]).expect("key inserted above");
                     k.1 += q;
                     k.2 += n;
                     sqlx::query("UPDATE ledger_keys SET open_q = open_q + $1, open_n = open_n + $2 WHERE id = $3")
@@ -212,46 +303,77 @@ macro_rules! impl_rollup_tx {
                     .execute(&mut **self)
                     .await?;
                 }
-                // Per key: the change of its totals and the days it touched.
+                // Per key: its days' changes (in day order), the change of
+                // its totals and the days it touched.
+                let mut by_key: Vec<(i64, Vec<DayChange>)> = Vec::new();
                 let mut totals: BTreeMap<i64, (i64, i64, Millis, Millis)> = BTreeMap::new();
-                for ((t, day), (dq, dm)) in r.days {
-                    if dq == 0 && dm == 0 {
-                        continue;
+                for (t, days) in r.day_changes() {
+                    let id = keys[t].0;
+                    let e = totals.entry(id).or_insert((0, 0, days[0].0, days[0].0));
+                    for (day, dq, dm) in &days {
+                        e.0 += dq;
+                        e.1 += dm;
+                        e.2 = e.2.min(*day);
+                        e.3 = e.3.max(*day);
                     }
-                    let id = keys[&t].0;
-                    // This day's row and the running totals after it.
-                    let hit: Vec<i64> = sqlx::query_scalar(
-                        "UPDATE ledger_days SET cum_qms = cum_qms + $1, cum_ms = cum_ms + $2, \
-                         qms = qms + CASE WHEN day = $4 THEN $1 ELSE 0 END, \
-                         ms = ms + CASE WHEN day = $4 THEN $2 ELSE 0 END \
-                         WHERE key_id = $3 AND day >= $4 RETURNING day",
-                    )
-                    .bind(dq)
-                    .bind(dm)
-                    .bind(id)
-                    .bind(day)
-                    .fetch_all(&mut **self)
-                    .await?;
-                    if !hit.contains(&day) {
-                        sqlx::query(
-                            "INSERT INTO ledger_days (key_id, day, qms, ms, cum_qms, cum_ms) VALUES ($3, $4, $1, $2, \
-                             COALESCE((SELECT cum_qms FROM ledger_days WHERE key_id = $3 AND day < $4 \
-                             ORDER BY day DESC LIMIT 1), 0) + $1, \
-                             COALESCE((SELECT cum_ms FROM ledger_days WHERE key_id = $3 AND day < $4 \
-                             ORDER BY day DESC LIMIT 1), 0) + $2)",
+                    by_key.push((id, days));
+                }
+                // The rows from each key's first changed day on, with their
+                // running totals recomputed, written back in batches.
+                let mut rows: Vec<(i64, Millis, i64, i64, i64, i64)> = Vec::new();
+                for (id, deltas) in by_key {
+                    let first = deltas[0].0;
+                    let mut days: BTreeMap<Millis, (i64, i64)> = BTreeMap::new();
+                    let (mut cum_q, mut cum_m) = (0, 0);
+                    if !new_keys.contains(&id) {
+                        // From the last day before `first` (its totals are
+                        // the base) on.
+                        for row in sqlx::query(
+                            "SELECT day, qms, ms, cum_qms, cum_ms FROM ledger_days WHERE key_id = $1 \
+                             AND day >= COALESCE((SELECT MAX(day) FROM ledger_days \
+                             WHERE key_id = $1 AND day < $2), $2)",
                         )
-                        .bind(dq)
-                        .bind(dm)
                         .bind(id)
-                        .bind(day)
-                        .execute(&mut **self)
-                        .await?;
+                        .bind(first)
+                        .fetch_all(&mut **self)
+                        .await?
+                        {
+                            let day = row.int("day")?;
+                            if day < first {
+                                (cum_q, cum_m) = (row.int("cum_qms")?, row.int("cum_ms")?);
+                            } else {
+                                days.insert(day, (row.int("qms")?, row.int("ms")?));
+                            }
+                        }
                     }
-                    let e = totals.entry(id).or_insert((0, 0, day, day));
-                    e.0 += dq;
-                    e.1 += dm;
-                    e.2 = e.2.min(day);
-                    e.3 = e.3.max(day);
+                    for (day, dq, dm) in deltas {
+                        let e = days.entry(day).or_default();
+                        e.0 += dq;
+                        e.1 += dm;
+                    }
+                    for (day, (q, m)) in days {
+                        cum_q += q;
+                        cum_m += m;
+                        rows.push((id, day, q, m, cum_q, cum_m));
+                    }
+                }
+                for chunk in rows.chunks(DAYS_BATCH) {
+                    let mut qb = sqlx::QueryBuilder::new(
+                        "INSERT INTO ledger_days (key_id, day, qms, ms, cum_qms, cum_ms) ",
+                    );
+                    qb.push_values(chunk, |mut b, (id, day, q, m, cq, cm)| {
+                        b.push_bind(*id)
+                            .push_bind(*day)
+                            .push_bind(*q)
+                            .push_bind(*m)
+                            .push_bind(*cq)
+                            .push_bind(*cm);
+                    });
+                    qb.push(
+                        " ON CONFLICT (key_id, day) DO UPDATE SET qms = excluded.qms, ms = excluded.ms, \
+                         cum_qms = excluded.cum_qms, cum_ms = excluded.cum_ms",
+                    );
+                    qb.build().execute(&mut **self).await?;
                 }
                 for (id, (q, m, first, last)) in totals {
                     sqlx::query(
@@ -969,11 +1091,54 @@ mod tests {
         let t = tail();
         let d = 20_000 * DAY_MS;
         r.add(&t, d - 3_600_000, d + 7_200_000, 2, 1);
-        assert_eq!(r.days[&(t.clone(), d - DAY_MS)], (7_200_000, 3_600_000));
-        assert_eq!(r.days[&(t.clone(), d)], (14_400_000, 7_200_000));
+        let days = |r: &ScopeRollup| -> Vec<DayChange> {
+            r.day_changes().into_iter().flat_map(|(_, d)| d).collect()
+        };
+        assert_eq!(
+            days(&r),
+            [
+                (d - DAY_MS, 7_200_000, 3_600_000),
+                (d, 14_400_000, 7_200_000)
+            ]
+        );
         r.add(&t, d + 7_200_000, d - 3_600_000, 2, 1);
-        assert!(r.days.values().all(|v| *v == (0, 0)), "{:?}", r.days);
+        assert_eq!(days(&r), []);
         r.add(&t, d, d, 5, 1);
-        assert_eq!(r.days.len(), 2);
+        assert_eq!(days(&r), []);
+    }
+
+    #[test]
+    fn long_spans_cover_every_day_once() {
+        let mut r = ScopeRollup::default();
+        let t = tail();
+        let d = 20_000 * DAY_MS;
+        // From 6 h before d to 3 h into d + 3 days: 6 h, three whole days,
+        // 3 h; then one more whole day d+1 on top, and a span ending at a
+        // midnight.
+        r.add(&t, d - 6 * 3_600_000, d + 3 * DAY_MS + 3 * 3_600_000, 1, 1);
+        r.add(&t, d + DAY_MS, d + 2 * DAY_MS, 2, 1);
+        let h = 3_600_000;
+        let days: Vec<DayChange> = r.day_changes().into_iter().flat_map(|(_, d)| d).collect();
+        assert_eq!(
+            days,
+            [
+                (d - DAY_MS, 6 * h, 6 * h),
+                (d, DAY_MS, DAY_MS),
+                (d + DAY_MS, 3 * DAY_MS, 2 * DAY_MS),
+                (d + 2 * DAY_MS, DAY_MS, DAY_MS),
+                (d + 3 * DAY_MS, 3 * h, 3 * h),
+            ]
+        );
+        // Far apart spans: the days between are skipped, not visited.
+        let mut r = ScopeRollup::default();
+        r.add(&t, d, d + h, 1, 1);
+        r.add(&t, d + 1000 * DAY_MS, d + 1000 * DAY_MS + h, 1, 1);
+        let days: Vec<Millis> = r
+            .day_changes()
+            .into_iter()
+            .flat_map(|(_, d)| d)
+            .map(|x| x.0)
+            .collect();
+        assert_eq!(days, [d, d + 1000 * DAY_MS]);
     }
 }

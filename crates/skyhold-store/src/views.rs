@@ -128,25 +128,6 @@ impl Store {
                 .collect()
         })
     }
-
-    /// Live stopped instances whose stop time (attribute `stopped_at`, RFC
-    /// 3339) is before `before`.
-    pub async fn stopped_before(&self, before: &str) -> Result<i64> {
-        let sql = if self.is_sqlite() {
-            // INDEXED BY: the planner would rather take the state index
-            // and parse the JSON of every stopped instance.
-            "SELECT COUNT(*) FROM resources INDEXED BY resources_live_stopped_at \
-             WHERE deleted_at IS NULL AND kind = 'instance' \
-             AND state = 'stopped' AND json_extract(attributes, '$.stopped_at') < $1"
-        } else {
-            "SELECT COUNT(*) FROM resources WHERE deleted_at IS NULL AND kind = 'instance' \
-             AND state = 'stopped' AND ((attributes::jsonb) ->> 'stopped_at') < $1"
-        };
-        on_pool!(self, p => {
-            let n: i64 = sqlx::query_scalar(sql).bind(before).fetch_one(p).await?;
-            Ok(n)
-        })
-    }
 }
 
 impl Store {
