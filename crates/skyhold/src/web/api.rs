@@ -784,7 +784,8 @@ pub struct DashboardOut {
     pub unassociated_elastic_ips: i64,
     pub alarms_in_alarm: i64,
     pub stopped_days: u32,
-    /// Instances stopped for more than `stopped_days` days.
+    /// Instances stopped for more than `stopped_days` days, counted up to
+    /// 1,000 (1,001 means more than 1,000).
     pub stopped_longer: i64,
 }
 

@@ -1087,6 +1087,13 @@ fn figure(title: &str, link: &str, value: Markup) -> Markup {
     html! { div.card { h2 { a href=(link) { (title) } } div.big { (value) } } }
 }
 
+/// A count made up to `COUNT_CAP` + 1 (more reads "more than" the cap).
+fn bounded(n: i64) -> Markup {
+    html! {
+        @if n > crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (n) }
+    }
+}
+
 async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Actor>) -> PageResult {
     let d = app.dashboard(&actor).await?;
     let accounts = app.accounts(&actor).await?;
@@ -1116,11 +1123,9 @@ async fn dashboard(State(app): State<AppState>, Extension(actor): Extension<Acto
             (figure("Unassociated elastic IPs", "/elastic-ips?state=unassociated", html! { (d.unassociated_ips) }))
             (figure(&format!("Stopped for more than {} days", d.stopped_days),
                 &href("/instances", &[("q", format!("stopped>{}d", d.stopped_days))]),
-                html! { (d.stopped_long) }))
+                html! { (bounded(d.stopped_long)) }))
             (figure("Alarms in ALARM", "/alarms?state=alarm", html! { (d.alarms_in_alarm) }))
-            (figure("Orphaned", "/orphans", html! {
-                @if d.orphans >= crate::app::COUNT_CAP { "more than " (crate::app::COUNT_CAP) } @else { (d.orphans) }
-            }))
+            (figure("Orphaned", "/orphans", html! { (bounded(d.orphans)) }))
         }
         h2 { "Instances" }
         div.cards {
