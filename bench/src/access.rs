@@ -1,12 +1,10 @@
-//! (d) permissions and actions: a member's reads at 100,000 resources with
-//! 1,000 users, 100 groups, 10,000 grants and a restricted account; skyhold's
-//! own overhead on a power action (authorize, intent, audit, outcome,
+//! (d) the users, groups and grants a member's reads are measured under (in
+//! (b), `query.rs`); (e) skyhold's own overhead on a power action (authorize, intent, audit, outcome,
 //! excluding the provider's calls); audit append throughput with the chain
 //! verified afterwards.
 
-use super::{fresh_db, percentile, seed, spawn_server_with, Lcg, Moto, Probe, Role};
+use super::{fresh_db, percentile, Lcg, Moto};
 use anyhow::{Context, Result};
-use serde_json::{json, Value};
 use skyhold::app::{Actor, App, Op, RequestCtx};
 use skyhold_core::audit::{AuditDraft, AuditTarget};
 use skyhold_core::{
@@ -117,98 +115,6 @@ pub(crate) async fn seed_access(url: &str, total: usize) -> Result<f64> {
     }
     store.close().await;
     Ok(t.elapsed().as_secs_f64())
-}
-
-pub async fn access_bench(backend: &str, total: usize, requests: usize) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let url = fresh_db(backend, dir.path(), "access").await?;
-    let seed_secs = seed(&url, total).await?;
-    let access_secs = seed_access(&url, total).await?;
-    // acct-04 is restricted: the member sees it only where granted.
-    let server = spawn_server_with(&url, dir.path(), &["acct-04"])?;
-    let http = reqwest::Client::new();
-    let login = |user: &'static str, password: &'static str| {
-        let (http, url) = (http.clone(), server.url.clone());
-        async move {
-            let tok: Value = http
-                .post(format!("{url}/api/v1/auth/token"))
-                .json(&json!({"username": user, "password": password}))
-                .send()
-                .await?
-                .json()
-                .await?;
-            anyhow::Ok(tok["token"].as_str().context("token")?.to_owned())
-        }
-    };
-    let token = login("member", MEMBER_PASSWORD).await?;
-    // The same requests by an admin (no visibility filter, no grants to
-    // load) on the same data, interleaved with the member's: the
-    // difference is what permissions cost.
-    let admin = login("admin", "bench-password").await?;
-    let queries = [
-        ("first page", "kind=instance"),
-        (
-            "filter account + state",
-            "kind=instance&account=acct-03&state=running",
-        ),
-        ("free text (tag value)", "kind=instance&q=payments"),
-        ("free text (rare IP)", "kind=instance&q=10.7.13.9"),
-        ("search all kinds, free text", "q=payments"),
-        ("owner filter", "kind=instance&q=owner%3Aalice"),
-    ];
-    let mut probes = Vec::new();
-    for (label, q) in queries {
-        let page = if q.contains("kind=") {
-            "/instances"
-        } else {
-            "/search"
-        };
-        let api = format!("{}/api/v1/resources?{q}", server.url);
-        let html = format!("{}{page}?{q}", server.url);
-        let pname = if page == "/instances" {
-            "Instances page"
-        } else {
-            "Search page"
-        };
-        for (caller, tok) in [("member", &token), ("admin", &admin)] {
-            let label = format!("{label} (`{q}`) | {caller}");
-            probes.push(
-                Probe::new(Role::Listing, "API", label.clone(), api.clone(), requests)
-                    .with_token(tok),
-            );
-            probes.push(
-                Probe::new(Role::Listing, pname, label, html.clone(), requests / 2).with_token(tok),
-            );
-        }
-    }
-    super::measure_all(&http, &token, &mut probes).await?;
-    println!("## (d) a member's reads with permissions — {backend}\n");
-    println!("{total} resources as in (b), plus 1,000 users, 100 groups (every user in one or two), 10,000 grants (users and groups on resources, accounts and groups), seeded in {access_secs:.1} s after the resources ({seed_secs:.1} s); account acct-04 restricted. The caller is a member in three groups (about 100 grants through them, so the restricted account shows only where granted); the same requests by an admin, interleaved with the member's, show what the permissions cost. {requests} requests per API row, half as many per page row.\n");
-    println!("| endpoint | query | caller | rows | server p50 ms | server p99 ms |");
-    println!("|---|---|---|---:|---:|---:|");
-    let mut worst = 0.0f64;
-    for p in &mut probes {
-        let (s50, s99, _, _) = p.percentiles();
-        if p.token == token {
-            worst = worst.max(s99);
-        }
-        let rows = if p.group == "API" {
-            p.rows.to_string()
-        } else {
-            "-".into()
-        };
-        println!(
-            "| {} | {} | {rows} | {s50:.2} | {s99:.2} |",
-            p.group, p.label
-        );
-    }
-    println!("\nworst p99 server time of the member's requests: {worst:.2} ms (target < 20 ms)\n");
-    if std::env::var_os("SKYHOLD_BENCH_KEEP").is_some() {
-        eprintln!("kept the database: {url}");
-        std::mem::forget(dir);
-    }
-    drop(server);
-    Ok(())
 }
 
 /// A provider that forwards to the real one (moto through the SDK) and

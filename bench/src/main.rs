@@ -2,24 +2,31 @@
 //!
 //! (a) sync: a full skyhold sync of 4 account/regions holding 2,000 instances
 //!     in moto, against the bare paginated SDK listings of the same data;
-//! (b) queries: 100,000 resources seeded straight into the store (20
-//!     account/regions), then p50/p99 server time of the resources API and
-//!     the Instances page for the target queries, on SQLite and PostgreSQL;
+//! (b) queries: N resources written as a first sync writes them (20
+//!     account/regions), users, groups and grants, then p50/p99 server time
+//!     of the resources API, the list and search pages, the bounded counts
+//!     and the dashboard, for an admin and for a member under per-object
+//!     permissions, on SQLite and PostgreSQL; above 100,000 resources at
+//!     100,000 too, with a scaling table (`query.rs`);
 //! (c) memory: the server's resident set after (b);
-//! (d)-(f) permissions, actions and the audit log (`access.rs`);
+//! (d)-(f) the permissions seed, actions and the audit log (`access.rs`);
+//! (g) launches (`launch.rs`);
 //! (h) the usage ledger's spend reports (`ledger.rs`);
-//! (i) policy passes over 100,000 resources (`policies.rs`).
+//! (i) policy passes over 100,000 resources (`policies.rs`);
+//! (j) ingest: the store side of syncing N resources (`ingest.rs`).
 //!
 //! Run with `bench/run` (release build). Results are printed as Markdown.
 
 mod access;
+mod ingest;
 mod launch;
 mod ledger;
 mod policies;
+mod query;
 
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
-use skyhold_core::{AccountName, ObservedResource, ResourceKind};
+use skyhold_core::{ObservedResource, ResourceKind};
 use skyhold_store::Store;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -75,14 +82,17 @@ async fn main() -> Result<()> {
             sync_bench(b).await?;
         }
     }
-    if only.as_deref().is_none_or(|o| o == "query") {
+    if only.as_deref().is_none_or(|o| o == "ingest") {
         for b in &backends {
-            query_bench(b, resources, requests).await?;
+            ingest::ingest_bench(b, resources).await?;
         }
     }
-    if only.as_deref().is_none_or(|o| o == "access") {
+    if only
+        .as_deref()
+        .is_none_or(|o| o == "query" || o == "access")
+    {
         for b in &backends {
-            access::access_bench(b, resources, requests).await?;
+            query::query_bench(b, resources, requests).await?;
         }
     }
     if only.as_deref().is_none_or(|o| o == "actions") {
@@ -546,34 +556,41 @@ fn bench_accounts() -> Vec<String> {
     (0..5).map(|i| format!("acct-{i:02}")).collect()
 }
 
+/// `total` resources as a first sync writes them (`ingest::sync_pass`),
+/// with the statistics refreshed after; returns the seconds it took.
 async fn seed(url: &str, total: usize) -> Result<f64> {
     let store = Store::connect(url).await?;
     let t = Instant::now();
-    let mut rng = Lcg(42);
-    let per_scope = total / 20;
     let now = skyhold_core::now_millis();
-    let mut scope = 0;
-    for a in bench_accounts() {
-        let account = AccountName::parse(&a).map_err(anyhow::Error::msg)?;
-        for region in REGIONS {
-            let all = gen_scope(&mut rng, scope, per_scope, now);
-            for kind in ResourceKind::ALL {
-                let part: Vec<ObservedResource> =
-                    all.iter().filter(|o| o.kind == kind).cloned().collect();
-                store
-                    .apply_listing(&account, region, kind, &part, now)
-                    .await?;
-                store
-                    .record_sync(&account, region, kind, now, 0, Ok(part.len() as i64))
-                    .await?;
-            }
-            scope += 1;
-        }
-    }
-    // As the sync engine does after a large run.
-    store.analyze().await?;
+    ingest::sync_pass(&store, total, now, now, ingest::Change::None).await?;
     store.close().await;
     Ok(t.elapsed().as_secs_f64())
+}
+
+/// Drops a benchmark's PostgreSQL schema (its SQLite file goes with `dir`),
+/// unless SKYHOLD_BENCH_KEEP asks to keep the database for a closer look
+/// (EXPLAIN and such).
+async fn drop_schema_unless_kept(
+    backend: &str,
+    tag: &str,
+    url: &str,
+    dir: tempfile::TempDir,
+) -> Result<()> {
+    if std::env::var_os("SKYHOLD_BENCH_KEEP").is_some() {
+        eprintln!("kept the database: {url}");
+        std::mem::forget(dir);
+        return Ok(());
+    }
+    if backend == "postgres" {
+        let admin = sqlx::PgPool::connect(&pg_url()).await?;
+        sqlx::query(&format!(
+            "DROP SCHEMA IF EXISTS skyhold_bench_{tag} CASCADE"
+        ))
+        .execute(&admin)
+        .await?;
+        admin.close().await;
+    }
+    Ok(())
 }
 
 struct Server {
@@ -765,144 +782,6 @@ async fn measure_all(http: &reqwest::Client, token: &str, probes: &mut [Probe]) 
             let (server, client, _) = sample(http, &p.url, p.token(token)).await?;
             p.server.push(server);
             p.client.push(client);
-        }
-    }
-    Ok(())
-}
-
-async fn query_bench(backend: &str, total: usize, requests: usize) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let url = fresh_db(backend, dir.path(), "query").await?;
-    let seed_secs = seed(&url, total).await?;
-    let server = spawn_server(&url, dir.path())?;
-    let http = reqwest::Client::new();
-    let tok: Value = http
-        .post(format!("{}/api/v1/auth/token", server.url))
-        .json(&json!({"username": "admin", "password": "bench-password"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = tok["token"].as_str().context("token")?.to_owned();
-    let (rss_idle, _) = rss_kb(server.child.id());
-
-    let queries = [
-        ("first page", "kind=instance"),
-        (
-            "filter account + state",
-            "kind=instance&account=acct-03&state=running",
-        ),
-        ("sort by launch time", "kind=instance&sort=-launch_time"),
-        ("free text (tag value)", "kind=instance&q=payments"),
-        ("free text (one IP, rare)", "kind=instance&q=10.7.13.9"),
-        ("free text, no match", "kind=instance&q=no-such-thing"),
-        (
-            "search `-tag:owner state:running`",
-            "kind=instance&q=-tag%3Aowner%20state%3Arunning",
-        ),
-        ("search `type:t3.*`", "kind=instance&q=type%3At3.*"),
-        (
-            "search `tag:env=prod age>30d`",
-            "kind=instance&q=tag%3Aenv%3Dprod%20age%3E30d",
-        ),
-        ("search all kinds, free text", "q=payments"),
-        ("search all kinds, `-tag:owner`", "q=-tag%3Aowner"),
-        ("search `stopped>30d`", "kind=instance&q=stopped%3E30d"),
-    ];
-    println!("## (b) inventory queries — {backend}\n");
-    println!("{total} resources of 19 kinds (50% instances, 15% volumes, 2% each of 13 other kinds) over 20 account/regions, seeded straight into the store in {seed_secs:.1} s;");
-    println!("{requests} requests per API row, {} per page, count and dashboard row, interleaved round by round after 20 warm-up requests each;", requests / 2);
-    println!("100 rows per page. Server time is the `server-timing`");
-    println!("header (request in, response out); client time adds HTTP over loopback and body transfer.\n");
-    println!("| endpoint | query | rows | server p50 ms | server p99 ms | client p50 ms | client p99 ms |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    let mut probes = Vec::new();
-    for (label, q) in queries {
-        probes.push(Probe::new(
-            Role::Listing,
-            "API",
-            format!("{label} (`{q}`)"),
-            format!("{}/api/v1/resources?{q}", server.url),
-            requests,
-        ));
-    }
-    for (label, q) in queries {
-        // A query with a kind runs on that kind's list page; one without on
-        // the cross-kind search page.
-        let (group, page) = if q.contains("kind=") {
-            ("Instances page", "/instances")
-        } else {
-            ("Search page", "/search")
-        };
-        probes.push(Probe::new(
-            Role::Listing,
-            group,
-            label.to_owned(),
-            format!("{}{page}?{q}", server.url),
-            requests / 2,
-        ));
-    }
-    // The count a list page asks for after its rows (not part of the page).
-    for (label, q) in queries {
-        probes.push(Probe::new(
-            Role::Count,
-            "Count (after the page)",
-            label.to_owned(),
-            format!("{}/api/v1/resources/count?{q}", server.url),
-            requests / 2,
-        ));
-    }
-    for (group, path) in [("API", "/api/v1/dashboard"), ("Dashboard page", "/")] {
-        probes.push(Probe::new(
-            Role::Dashboard,
-            group,
-            format!("dashboard (`{path}`)"),
-            format!("{}{path}", server.url),
-            requests / 2,
-        ));
-    }
-    measure_all(&http, &token, &mut probes).await?;
-    let (mut worst, mut count_worst, mut dash_worst) = (0.0f64, 0.0f64, 0.0f64);
-    for p in &mut probes {
-        let (s50, s99, c50, c99) = p.percentiles();
-        // Rows are read from JSON listings; pages, counts and the
-        // dashboard show "-".
-        let rows = if p.role == Role::Listing && p.group == "API" {
-            p.rows.to_string()
-        } else {
-            "-".to_owned()
-        };
-        match p.role {
-            Role::Listing => worst = worst.max(s99),
-            Role::Count => count_worst = count_worst.max(s99),
-            Role::Dashboard => dash_worst = dash_worst.max(s99),
-        }
-        println!(
-            "| {} | {} | {rows} | {s50:.2} | {s99:.2} | {c50:.2} | {c99:.2} |",
-            p.group, p.label
-        );
-    }
-    let (rss, hwm) = rss_kb(server.child.id());
-    println!("\nworst p99 server time of the listings and searches: {worst:.2} ms (target < 20 ms); dashboard: {dash_worst:.2} ms (target < 50 ms); bounded counts (fetched after the page): {count_worst:.2} ms\n");
-    println!("## (c) memory — {backend}\n");
-    println!("server resident set: {} MiB after start, {} MiB after the queries (peak {} MiB); target < 150 MB\n", rss_idle / 1024, rss / 1024, hwm / 1024);
-    drop(server);
-    if std::env::var_os("SKYHOLD_BENCH_KEEP").is_some() {
-        // Keep the seeded database for a closer look (EXPLAIN and such).
-        eprintln!("kept the database: {url}");
-        std::mem::forget(dir);
-    }
-    if backend == "postgres" && std::env::var_os("SKYHOLD_BENCH_KEEP").is_none() {
-        let admin = sqlx::PgPool::connect(&pg_url()).await?;
-        sqlx::query("DROP SCHEMA IF EXISTS skyhold_bench_query CASCADE")
-            .execute(&admin)
-            .await?;
-        for i in 0..10 {
-            sqlx::query(&format!(
-                "DROP SCHEMA IF EXISTS skyhold_bench_sync{i} CASCADE"
-            ))
-            .execute(&admin)
-            .await?;
         }
     }
     Ok(())
