@@ -78,18 +78,12 @@ macro_rules! name_taken_in {
             if names.is_empty() {
                 break 'taken None;
             }
-            let mut qb = sqlx::QueryBuilder::new(
-                "SELECT name FROM resources WHERE kind = 'instance' AND deleted_at IS NULL \
-                 AND state NOT IN ('terminated', 'shutting-down') AND name IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for n in names {
-                sep.push_bind(n);
-            }
-            qb.push(") LIMIT 1");
-            if let Some(r) = qb.build().fetch_optional(&mut *$exec).await? {
-                break 'taken Some(r.try_get::<String, _>("name")?);
-            }
+            // Running launches first, then live instances: a launch that
+            // finishes moves its names from the one to the other in one
+            // transaction, and on PostgreSQL each statement sees what was
+            // committed when it began. Asked the other way round, a finish
+            // committed between the two reads was in neither (two servers
+            // of one name, seen in `concurrent_launches_of_one_name_...`).
             // A running launch of several servers is named by its base
             // name; its servers' names are in its plan.
             let rows = sqlx::query("SELECT params FROM launches WHERE state = 'running'")
@@ -108,6 +102,18 @@ macro_rules! name_taken_in {
                         break 'taken Some(t.to_owned());
                     }
                 }
+            }
+            let mut qb = sqlx::QueryBuilder::new(
+                "SELECT name FROM resources WHERE kind = 'instance' AND deleted_at IS NULL \
+                 AND state NOT IN ('terminated', 'shutting-down') AND name IN (",
+            );
+            let mut sep = qb.separated(", ");
+            for n in names {
+                sep.push_bind(n);
+            }
+            qb.push(") LIMIT 1");
+            if let Some(r) = qb.build().fetch_optional(&mut *$exec).await? {
+                break 'taken Some(r.try_get::<String, _>("name")?);
             }
             None
         }
