@@ -6,7 +6,7 @@
 
 use crate::Result;
 use skyhold_core::{Millis, ObservedResource};
-use sqlx::{PgConnection, QueryBuilder, Row, SqliteConnection};
+use sqlx::{PgConnection, QueryBuilder, SqliteConnection};
 
 /// Rows per statement on SQLite (its limit is 32,766 bound values).
 const SQLITE_BATCH: usize = 500;
@@ -74,15 +74,13 @@ fn json_columns(o: &ObservedResource) -> (String, String) {
 
 /// The batched writes, one implementation per backend's connection.
 pub(crate) trait BatchWrite {
-    /// Inserts rows of one scope, first and last seen `now`; returns the
-    /// new rows' (provider id, id) when `want_ids`.
+    /// Inserts rows of one scope, first and last seen `now`.
     async fn insert_resources(
         &mut self,
         scope: Scope<'_>,
         rows: &[NewRow<'_>],
         now: Millis,
-        want_ids: bool,
-    ) -> Result<Vec<(String, i64)>>;
+    ) -> Result<()>;
 
     /// Rewrites rows from their new observations, last seen `now`.
     async fn rewrite_resources(&mut self, rows: &[Rewrite<'_>], now: Millis) -> Result<()>;
@@ -105,49 +103,48 @@ const INSERT_COLUMNS: &str = "INSERT INTO resources (account, region, kind, prov
 const EVENT_COLUMNS: &str = "INSERT INTO resource_events (resource_id, account, region, kind, \
      provider_id, name, at, event, changes) ";
 
+/// Binds what an observation stores, from `name` to `fingerprint`, in
+/// the column order both SQLite statements share.
+fn push_content<'args>(
+    b: &mut sqlx::query_builder::Separated<'_, 'args, sqlx::Sqlite, &'static str>,
+    o: &'args ObservedResource,
+    fp: &'args str,
+) {
+    let (tags, attributes) = json_columns(o);
+    b.push_bind(&o.name)
+        .push_bind(&o.state)
+        .push_bind(&o.rtype)
+        .push_bind(&o.owner)
+        .push_bind(&o.private_ip)
+        .push_bind(&o.public_ip)
+        .push_bind(o.created_at.unwrap_or(0))
+        .push_bind(o.size_gib)
+        .push_bind(tags)
+        .push_bind(attributes)
+        .push_bind(o.search_text())
+        .push_bind(fp);
+}
+
 impl BatchWrite for SqliteConnection {
     async fn insert_resources(
         &mut self,
         (account, region, kind): Scope<'_>,
         rows: &[NewRow<'_>],
         now: Millis,
-        want_ids: bool,
-    ) -> Result<Vec<(String, i64)>> {
-        let mut ids = Vec::new();
+    ) -> Result<()> {
         for chunk in rows.chunks(SQLITE_BATCH) {
             let mut qb = QueryBuilder::new(INSERT_COLUMNS);
             qb.push_values(chunk, |mut b, r| {
-                let (tags, attributes) = json_columns(r.o);
                 b.push_bind(account)
                     .push_bind(region)
                     .push_bind(kind)
-                    .push_bind(&r.o.provider_id)
-                    .push_bind(&r.o.name)
-                    .push_bind(&r.o.state)
-                    .push_bind(&r.o.rtype)
-                    .push_bind(&r.o.owner)
-                    .push_bind(&r.o.private_ip)
-                    .push_bind(&r.o.public_ip)
-                    .push_bind(r.o.created_at.unwrap_or(0))
-                    .push_bind(r.o.size_gib)
-                    .push_bind(tags)
-                    .push_bind(attributes)
-                    .push_bind(r.o.search_text())
-                    .push_bind(&r.fp)
-                    .push_bind(now)
-                    .push_bind(now)
-                    .push_bind(r.deleted);
+                    .push_bind(&r.o.provider_id);
+                push_content(&mut b, r.o, &r.fp);
+                b.push_bind(now).push_bind(now).push_bind(r.deleted);
             });
-            if want_ids {
-                qb.push(" RETURNING provider_id, id");
-                for row in qb.build().fetch_all(&mut *self).await? {
-                    ids.push((row.try_get(0)?, row.try_get(1)?));
-                }
-            } else {
-                qb.build().execute(&mut *self).await?;
-            }
+            qb.build().execute(&mut *self).await?;
         }
-        Ok(ids)
+        Ok(())
     }
 
     async fn rewrite_resources(&mut self, rows: &[Rewrite<'_>], now: Millis) -> Result<()> {
@@ -162,21 +159,9 @@ impl BatchWrite for SqliteConnection {
             );
             qb.push_bind(now).push(" FROM (");
             qb.push_values(chunk, |mut b, r| {
-                let (tags, attributes) = json_columns(r.o);
-                b.push_bind(r.id)
-                    .push_bind(&r.o.name)
-                    .push_bind(&r.o.state)
-                    .push_bind(&r.o.rtype)
-                    .push_bind(&r.o.owner)
-                    .push_bind(&r.o.private_ip)
-                    .push_bind(&r.o.public_ip)
-                    .push_bind(r.o.created_at.unwrap_or(0))
-                    .push_bind(r.o.size_gib)
-                    .push_bind(tags)
-                    .push_bind(attributes)
-                    .push_bind(r.o.search_text())
-                    .push_bind(&r.fp)
-                    .push_bind(r.deleted);
+                b.push_bind(r.id);
+                push_content(&mut b, r.o, &r.fp);
+                b.push_bind(r.deleted);
             });
             qb.push(") AS v WHERE resources.id = v.column1");
             qb.build().execute(&mut *self).await?;
@@ -240,9 +225,8 @@ impl BatchWrite for SqliteConnection {
 
 /// PostgreSQL's insert of a batch from arrays: the scope and time are $1-$4,
 /// the columns $5-$18.
-macro_rules! insert_unnest {
-    () => {
-        "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
+const INSERT_UNNEST: &str =
+    "INSERT INTO resources (account, region, kind, provider_id, name, state, rtype, owner, \
          private_ip, public_ip, created_at, size_gib, tags, attributes, search, fingerprint, \
          first_seen, last_seen, deleted_at) \
          SELECT $1, $2, $3, u.provider_id, u.name, u.state, u.rtype, u.owner, u.private_ip, \
@@ -251,9 +235,7 @@ macro_rules! insert_unnest {
          $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::BIGINT[], $13::BIGINT[], $14::TEXT[], \
          $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::BIGINT[]) AS u(provider_id, name, state, \
          rtype, owner, private_ip, public_ip, created_at, size_gib, tags, attributes, search, \
-         fingerprint, deleted_at)"
-    };
-}
+     fingerprint, deleted_at)";
 
 impl BatchWrite for PgConnection {
     async fn insert_resources(
@@ -261,46 +243,35 @@ impl BatchWrite for PgConnection {
         (account, region, kind): Scope<'_>,
         rows: &[NewRow<'_>],
         now: Millis,
-        want_ids: bool,
-    ) -> Result<Vec<(String, i64)>> {
-        let mut ids = Vec::new();
+    ) -> Result<()> {
         for chunk in rows.chunks(PG_BATCH) {
             let mut c = Columns::default();
             for r in chunk {
                 c.push(r.o, &r.fp, r.deleted);
             }
-            let q = sqlx::query(if want_ids {
-                concat!(insert_unnest!(), " RETURNING provider_id, id")
-            } else {
-                insert_unnest!()
-            })
-            .bind(account)
-            .bind(region)
-            .bind(kind)
-            .bind(now)
-            .bind(c.provider_id)
-            .bind(c.name)
-            .bind(c.state)
-            .bind(c.rtype)
-            .bind(c.owner)
-            .bind(c.private_ip)
-            .bind(c.public_ip)
-            .bind(c.created_at)
-            .bind(c.size_gib)
-            .bind(c.tags)
-            .bind(c.attributes)
-            .bind(c.search)
-            .bind(c.fingerprint)
-            .bind(c.deleted_at);
-            if want_ids {
-                for row in q.fetch_all(&mut *self).await? {
-                    ids.push((row.try_get(0)?, row.try_get(1)?));
-                }
-            } else {
-                q.execute(&mut *self).await?;
-            }
+            sqlx::query(INSERT_UNNEST)
+                .bind(account)
+                .bind(region)
+                .bind(kind)
+                .bind(now)
+                .bind(c.provider_id)
+                .bind(c.name)
+                .bind(c.state)
+                .bind(c.rtype)
+                .bind(c.owner)
+                .bind(c.private_ip)
+                .bind(c.public_ip)
+                .bind(c.created_at)
+                .bind(c.size_gib)
+                .bind(c.tags)
+                .bind(c.attributes)
+                .bind(c.search)
+                .bind(c.fingerprint)
+                .bind(c.deleted_at)
+                .execute(&mut *self)
+                .await?;
         }
-        Ok(ids)
+        Ok(())
     }
 
     async fn rewrite_resources(&mut self, rows: &[Rewrite<'_>], now: Millis) -> Result<()> {

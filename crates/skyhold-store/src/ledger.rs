@@ -466,15 +466,19 @@ impl Store {
             // reads little. The margin re-reads rows another replica wrote
             // with a clock up to RESCAN_MARGIN behind (harmless: the rules
             // write nothing for a row already reconciled).
+            // Rows stamped with the last pass's own time were written by
+            // its listing and reconciled by it.
             let since = prev.map_or(0, |p| p.saturating_sub(RESCAN_MARGIN));
             let changed = "r.account = $1 AND r.region = $2 AND r.kind = $3 \
                  AND (r.deleted_at IS NULL OR r.deleted_at >= $4) \
-                 AND (r.last_seen >= $4 OR r.deleted_at IS NOT NULL)";
+                 AND ((r.last_seen >= $4 AND r.last_seen <> $5) \
+                      OR (r.deleted_at IS NOT NULL AND r.deleted_at <> $5))";
             let rows = sqlx::query(&format!("SELECT {ROW_COLS} FROM resources r WHERE {changed}"))
                 .bind(account.as_str())
                 .bind(region)
                 .bind(kind.as_str())
                 .bind(since)
+                .bind(prev.unwrap_or(-1))
                 .fetch_all(&mut *tx)
                 .await?;
             // Their open intervals and each one's latest closed interval:

@@ -362,8 +362,12 @@ fn sqlite_write_turns(file: &std::path::Path) -> Arc<tokio::sync::Mutex<()>> {
     turns.entry(file.to_path_buf()).or_default().clone()
 }
 
-/// As long as a writer waits for SQLite's busy handler (`busy_timeout`).
-const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(10);
+/// How long a writer waits for its turn. Longer than SQLite's busy handler
+/// (`busy_timeout`, for other processes): at a million resources a sync
+/// job's transaction (a kind's 25,000 instances) holds the file for
+/// seconds, and with four jobs queued a ten-second wait ran out
+/// (docs/PERFORMANCE.md, "A million resources").
+const SQLITE_WRITE_WAIT: Duration = Duration::from_secs(60);
 
 impl BeginWrite for SqlitePool {
     type Db = sqlx::Sqlite;

@@ -531,6 +531,9 @@ impl Store {
         observed: &[ObservedResource],
         now: Millis,
     ) -> Result<ApplyStats> {
+        // Fingerprints before the write lock: on SQLite the lock is the
+        // database's, and a million of them take seconds.
+        let fps: Vec<String> = observed.iter().map(ObservedResource::fingerprint).collect();
         on_pool!(self, p => {
             let mut tx = crate::BeginWrite::begin_write(p).await?;
             let rows = sqlx::query(
@@ -568,11 +571,11 @@ impl Store {
             // versions (for the change events) load in a few batched reads,
             // and are rewritten in batches, not one statement per row.
             let mut changed: Vec<(Rewrite, Option<i64>)> = Vec::new();
-            for o in observed {
+            for (o, fp) in observed.iter().zip(&fps) {
                 if !seen.insert(o.provider_id.as_str()) {
                     continue; // a listing that repeats an id: keep the first
                 }
-                let fp = o.fingerprint();
+                let fp = fp.clone();
                 let gone = is_terminal(kind, &o.state);
                 match existing.get(&o.provider_id) {
                     None => {
@@ -623,7 +626,7 @@ impl Store {
             let changed: Vec<Rewrite> = changed.into_iter().map(|(r, _)| r).collect();
             tx.rewrite_resources(&changed, now).await?;
             let scope = (account.as_str(), region, kind.as_str());
-            tx.insert_resources(scope, &to_insert, now, false).await?;
+            tx.insert_resources(scope, &to_insert, now).await?;
             stats.inserted += to_insert.len() as u64;
             let mut gone = Vec::new();
             for (pid, (id, _, deleted_at, name)) in &existing {
