@@ -526,3 +526,59 @@ async fn ranges_inside_the_ledger_read_the_running_totals_at_their_edges() {
     assert_eq!(store.ledger_rollup_dump().await.unwrap(), incremental);
     server.stop().await;
 }
+
+/// A pass reads only the rows written since the last one: a row a
+/// targeted refresh rewrote between two listings (which then find it
+/// unchanged, so they do not write it) is still reconciled by the next
+/// pass, and a pass over rows nobody wrote since changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_reconciles_rows_a_refresh_wrote_since_the_last_one() {
+    let server = TestServer::start(&[]).await;
+    let store = &server.app().store;
+    let acct = AccountName::parse("books").unwrap();
+    let t0 = (skyhold_core::now_millis() / H - 48) * H;
+    let pass = |items: Vec<ObservedResource>, at: Millis| {
+        let acct = acct.clone();
+        async move {
+            store
+                .apply_listing(&acct, REGION, ResourceKind::Instance, &items, at)
+                .await
+                .unwrap();
+            store
+                .reconcile_ledger(&acct, REGION, ResourceKind::Instance, at)
+                .await
+                .unwrap()
+        }
+    };
+    let running = instance("i-r", "ann", "t3.micro", "running", t0);
+    let s = pass(vec![running.clone()], t0 + H).await;
+    assert_eq!((s.opened, s.closed), (1, 0));
+    // Nothing written since: nothing to do.
+    let s = pass(vec![running], t0 + 2 * H).await;
+    assert_eq!((s.opened, s.closed), (0, 0));
+    // A refresh sees it stopped; the next listing sees the same.
+    let stopped = with_time(
+        instance("i-r", "ann", "t3.micro", "stopped", t0),
+        "stopped_at",
+        t0 + 2 * H + H / 2,
+    );
+    let id = store
+        .resources_by_provider_ids(
+            &acct,
+            Some(REGION),
+            Some(ResourceKind::Instance),
+            &["i-r".to_owned()],
+        )
+        .await
+        .unwrap()[0]
+        .id;
+    assert!(store
+        .apply_observed(id, Some(&stopped), t0 + 2 * H + H / 2)
+        .await
+        .unwrap());
+    let s = pass(vec![stopped], t0 + 3 * H).await;
+    assert_eq!((s.opened, s.closed), (0, 1));
+    let ledger = store.ledger_of(id).await.unwrap();
+    assert_eq!(ledger.len(), 1);
+    assert_eq!(ledger[0].ended_at, Some(t0 + 2 * H + H / 2));
+}
