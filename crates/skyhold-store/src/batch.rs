@@ -249,27 +249,13 @@ impl BatchWrite for PgConnection {
             for r in chunk {
                 c.push(r.o, &r.fp, r.deleted);
             }
-            sqlx::query(INSERT_UNNEST)
+            let q = sqlx::query(INSERT_UNNEST)
                 .bind(account)
                 .bind(region)
                 .bind(kind)
                 .bind(now)
-                .bind(c.provider_id)
-                .bind(c.name)
-                .bind(c.state)
-                .bind(c.rtype)
-                .bind(c.owner)
-                .bind(c.private_ip)
-                .bind(c.public_ip)
-                .bind(c.created_at)
-                .bind(c.size_gib)
-                .bind(c.tags)
-                .bind(c.attributes)
-                .bind(c.search)
-                .bind(c.fingerprint)
-                .bind(c.deleted_at)
-                .execute(&mut *self)
-                .await?;
+                .bind(std::mem::take(&mut c.provider_id));
+            c.bind_content(q).execute(&mut *self).await?;
         }
         Ok(())
     }
@@ -282,7 +268,7 @@ impl BatchWrite for PgConnection {
                 ids.push(r.id);
                 c.push(r.o, &r.fp, r.deleted);
             }
-            sqlx::query(
+            let q = sqlx::query(
                 "UPDATE resources AS r SET name = u.name, state = u.state, rtype = u.rtype, \
                  owner = u.owner, private_ip = u.private_ip, public_ip = u.public_ip, \
                  created_at = u.created_at, size_gib = u.size_gib, tags = u.tags, \
@@ -295,22 +281,8 @@ impl BatchWrite for PgConnection {
                  fingerprint, deleted_at) WHERE r.id = u.id",
             )
             .bind(now)
-            .bind(ids)
-            .bind(c.name)
-            .bind(c.state)
-            .bind(c.rtype)
-            .bind(c.owner)
-            .bind(c.private_ip)
-            .bind(c.public_ip)
-            .bind(c.created_at)
-            .bind(c.size_gib)
-            .bind(c.tags)
-            .bind(c.attributes)
-            .bind(c.search)
-            .bind(c.fingerprint)
-            .bind(c.deleted_at)
-            .execute(&mut *self)
-            .await?;
+            .bind(ids);
+            c.bind_content(q).execute(&mut *self).await?;
         }
         Ok(())
     }
@@ -390,6 +362,27 @@ struct Columns {
 }
 
 impl Columns {
+    /// Binds the columns from `name` to `deleted_at`, in the order both
+    /// statements unnest them.
+    fn bind_content(
+        self,
+        q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        q.bind(self.name)
+            .bind(self.state)
+            .bind(self.rtype)
+            .bind(self.owner)
+            .bind(self.private_ip)
+            .bind(self.public_ip)
+            .bind(self.created_at)
+            .bind(self.size_gib)
+            .bind(self.tags)
+            .bind(self.attributes)
+            .bind(self.search)
+            .bind(self.fingerprint)
+            .bind(self.deleted_at)
+    }
+
     fn push(&mut self, o: &ObservedResource, fp: &str, deleted: Option<Millis>) {
         let (tags, attributes) = json_columns(o);
         self.provider_id.push(o.provider_id.clone());
