@@ -186,6 +186,52 @@ const FTS_DRIVE_MAX: i64 = 2_000;
 /// take about 1.5 ms.
 const PG_INDEX_WALK_ENTRIES_PER_ROW: i64 = 50;
 
+/// PostgreSQL, bounded counts: how many live rows a count reads in name
+/// order per match it wants before it leaves the count to the planner
+/// (filters that select fewer than one row in 16); with free-text words,
+/// which are tested on the index entries before a row is looked up (about
+/// a tenth of the cost), how many entries.
+const PG_COUNT_WALK_ROWS_PER_MATCH: i64 = 16;
+const PG_COUNT_WALK_ENTRIES_PER_MATCH: i64 = 64;
+
+/// Appends the test that a row is one of `$ids` (PostgreSQL; one text
+/// parameter, so the statement is the same whatever the ids).
+macro_rules! push_rare_ids {
+    ($qb:expr, $ids:expr) => {{
+        let ids: &[i64] = $ids;
+        let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+        $qb.push(" AND r.id = ANY(string_to_array(")
+            .push_bind(list.join(","))
+            .push(", ',')::bigint[])");
+    }};
+}
+
+/// PostgreSQL: runs a statement that walks a name index in order (the
+/// index walks of listings and counts) with sequential and bitmap scans
+/// (and with `no_sort`, sorts) turned off for its transaction alone, so
+/// that the walk is the plan. Their generic plans estimate `kind = $1` at
+/// 1/18 of the rows and a pattern at 0.5%, find a walk too long and plan
+/// instead to read every row of the kind and sort them: 54 ms for
+/// `payments` across kinds and 72 ms for a count at 100,000 rows, where
+/// the walks take 1 to 8 ms.
+async fn pg_walk(
+    p: &sqlx::PgPool,
+    qb: &mut QueryBuilder<'_, sqlx::Postgres>,
+    no_sort: bool,
+) -> Result<Vec<sqlx::postgres::PgRow>> {
+    let mut tx = p.begin().await?;
+    sqlx::query(
+        "SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true), \
+         set_config('enable_sort', CASE WHEN $1 THEN 'off' ELSE 'on' END, true)",
+    )
+    .bind(no_sort)
+    .execute(&mut *tx)
+    .await?;
+    let rows = qb.build().fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
 /// PostgreSQL's verdict on a listing's free-text words (3+ characters).
 enum PgWords {
     /// SQLite, or no word long enough for the trigram index.
@@ -195,6 +241,22 @@ enum PgWords {
     /// The ids of the live rows that match every word (at most
     /// `FTS_DRIVE_MAX`), as the probe found them.
     Rare(Vec<i64>),
+}
+
+impl PgWords {
+    /// The expressions a statement tests words and kind with. For common
+    /// words, keep the planner off the trigram index (it would fetch and
+    /// sort every match) so it walks the sort index and stops at the page
+    /// limit. Rare words use the trigram index; their matches are few, so
+    /// kind is tested on them rather than ANDed in from an index of every
+    /// row of the kind (a generic plan did that: 3 ms for 50,000 entries).
+    fn columns(&self) -> (&'static str, &'static str) {
+        match self {
+            PgWords::Common => ("(r.search || '')", "r.kind"),
+            PgWords::Rare(_) => ("r.search", "(r.kind || '')"),
+            PgWords::NotProbed => ("r.search", "r.kind"),
+        }
+    }
 }
 
 /// The free-text word sets lately probed, and whether they were rare
@@ -646,8 +708,13 @@ impl Store {
 
     /// One page of resources matching `q`, in `q.sort` order (id breaks ties).
     pub async fn list_resources(&self, q: &ResourceQuery) -> Result<Page> {
-        if let Some(page) = self.pg_index_walk(q).await? {
-            return Ok(page);
+        // PostgreSQL, plain free text: a short walk in name order first,
+        // unless the words are known to be rare (it would find nothing) or
+        // common (the whole walk below is then the answer).
+        if self.word_verdicts.get(&q.positive_words()).is_none() {
+            if let Some(page) = self.pg_index_walk(q, true).await? {
+                return Ok(page);
+            }
         }
         let col = sort_column(q.sort);
         let (cmp, dir) = if q.descending {
@@ -669,18 +736,15 @@ impl Store {
             },
             None => false,
         };
-        // PostgreSQL: for common words, keep the planner off the trigram
-        // index (it would fetch and sort every match) so it walks the sort
-        // index and stops at the page limit. Rare words use the trigram
-        // index; their matches are few, so kind is tested on them rather
-        // than ANDed in from an index of every row of the kind (a generic
-        // plan did that: 3 ms for 50,000 entries).
+        // PostgreSQL: common words in plain free text walk the name index
+        // to the end if need be; otherwise see `PgWords::columns`.
         let verdict = self.pg_words(&words).await?;
-        let (like_col, kind_col) = match verdict {
-            PgWords::Common => ("(r.search || '')", "r.kind"),
-            PgWords::Rare(_) => ("r.search", "(r.kind || '')"),
-            PgWords::NotProbed => ("r.search", "r.kind"),
-        };
+        if matches!(verdict, PgWords::Common) {
+            if let Some(page) = self.pg_index_walk(q, false).await? {
+                return Ok(page);
+            }
+        }
+        let (like_col, kind_col) = verdict.columns();
         // Rare words on live rows: the probe's ids answer the words, so the
         // trigram index is not searched a second time (measured: 2.4 ms for
         // an IP address at 100,000 rows).
@@ -705,12 +769,7 @@ impl Store {
                 }
             }
             if let Some(ids) = &rare_ids {
-                // PostgreSQL only (one text parameter, so the statement is
-                // the same whatever the ids).
-                let list: Vec<String> = ids.iter().map(i64::to_string).collect();
-                qb.push(" AND r.id = ANY(string_to_array(")
-                    .push_bind(list.join(","))
-                    .push(", ',')::bigint[])");
+                push_rare_ids!(qb, ids);
             }
             if let Some(c) = &q.cursor {
                 qb.push(" AND (").push(col).push(", r.id) ").push(cmp).push(" (");
@@ -728,16 +787,24 @@ impl Store {
     }
 
     /// PostgreSQL, plain free text (words only, at most a kind, name
-    /// order): the page from the first `PG_INDEX_WALK_ENTRIES_PER_ROW`
-    /// entries per wanted row of a name index, read by an index-only scan
-    /// (the index carries `search`, so a row that does not match costs an
-    /// index entry, not a heap fetch). With a visibility filter the
+    /// order): the page from a walk of a name index, read by an index-only
+    /// scan (the index carries `search`, so a row that does not match costs
+    /// an index entry, not a heap fetch). With a visibility filter the
     /// matching entries' rows are tested in name order until the page is
     /// full (measured: a member's `payments` 19 -> 8 ms p50, docs/
-    /// PERFORMANCE.md (d)). `None` when the query does not qualify or the
-    /// budget did not fill the page; the general path then answers it (its
-    /// keyset continues this one's: same order).
-    async fn pg_index_walk(&self, q: &ResourceQuery) -> Result<Option<Page>> {
+    /// PERFORMANCE.md (d)).
+    ///
+    /// `bounded`: the walk reads at most `PG_INDEX_WALK_ENTRIES_PER_ROW`
+    /// entries per wanted row (words of unknown commonness: a rare word
+    /// would walk the whole index) and gives `None` when they did not fill
+    /// the page; the general path then answers it (its keyset continues
+    /// this one's: same order). Unbounded (words known to be common) it
+    /// walks until the page is full or the index ends: the matches of a
+    /// common word can all sit late in name order (at 1,000,000 rows,
+    /// `payments` across kinds: 36,000 entries, 8 ms, where fetching every
+    /// match by the trigram index and sorting them took 60 ms). `None`
+    /// when the query does not qualify.
+    async fn pg_index_walk(&self, q: &ResourceQuery, bounded: bool) -> Result<Option<Page>> {
         let crate::Pool::Postgres(p) = &self.pool else {
             return Ok(None);
         };
@@ -752,9 +819,6 @@ impl Store {
             && q.types.is_empty()
             && !q.include_deleted;
         if !words_only || !plain || q.sort != SortKey::Name {
-            return Ok(None);
-        }
-        if self.word_verdicts.get(&q.positive_words()) == Some(true) {
             return Ok(None);
         }
         let (cmp, dir) = if q.descending {
@@ -780,12 +844,22 @@ impl Store {
                 .push(")");
         }
         qb.push(" ORDER BY name ").push(dir).push(", id ").push(dir);
-        let budget = (i64::from(q.limit) + 1) * PG_INDEX_WALK_ENTRIES_PER_ROW;
-        qb.push(" LIMIT ").push_bind(budget).push(") w WHERE TRUE");
+        if bounded {
+            let budget = (i64::from(q.limit) + 1) * PG_INDEX_WALK_ENTRIES_PER_ROW;
+            qb.push(format!(" LIMIT {budget}"));
+        }
+        qb.push(") w WHERE TRUE");
+        // Unbounded, the walk is flattened into one scan: `|| ''` keeps the
+        // planner off the trigram index (it would fetch every match).
+        let like_col = if bounded {
+            "w.search LIKE "
+        } else {
+            "(w.search || '') LIKE "
+        };
         for t in &q.search.terms {
             if let TermKind::Word(w) = &t.kind {
                 qb.push(if t.negated { " AND NOT (" } else { " AND (" })
-                    .push("w.search LIKE ")
+                    .push(like_col)
                     .push_bind(like_pattern(w))
                     .push(" ESCAPE '\\')");
             }
@@ -810,9 +884,9 @@ impl Store {
                 .push(dir)
                 .push(", ids.id ")
                 .push(dir);
-            qb.push(" LIMIT ").push_bind(i64::from(q.limit) + 1);
+            qb.push(format!(" LIMIT {}", i64::from(q.limit) + 1));
         } else {
-            qb.push(" LIMIT ").push_bind(i64::from(q.limit) + 1);
+            qb.push(format!(" LIMIT {}", i64::from(q.limit) + 1));
             qb.push(") ids JOIN resources r ON r.id = ids.id")
                 .push(join_status!());
             qb.push(" ORDER BY r.name ")
@@ -820,8 +894,8 @@ impl Store {
                 .push(", r.id ")
                 .push(dir);
         }
-        let rows = qb.build().fetch_all(p).await?;
-        if rows.len() <= q.limit as usize {
+        let rows = pg_walk(p, &mut qb, false).await?;
+        if bounded && rows.len() <= q.limit as usize {
             return Ok(None);
         }
         into_page(&rows, q).map(Some)
@@ -833,11 +907,21 @@ impl Store {
     /// bounded scan; a result above `cap` reads as "more than cap".
     pub async fn count_resources(&self, q: &ResourceQuery, cap: i64) -> Result<i64> {
         let sqlite = self.is_sqlite();
-        let fts = if sqlite {
-            fts_query(&q.positive_words())
-        } else {
-            None
+        let words = q.positive_words();
+        let fts = if sqlite { fts_query(&words) } else { None };
+        // PostgreSQL: the listing's verdict on the words (usually already
+        // made by the page this count follows).
+        let verdict = self.pg_words(&words).await?;
+        let (like_col, kind_col) = verdict.columns();
+        let rare_ids = match verdict {
+            PgWords::Rare(ids) if !q.include_deleted => Some(ids),
+            _ => None,
         };
+        if rare_ids.is_none() {
+            if let Some(n) = self.pg_count_walk(q, cap, like_col, kind_col).await? {
+                return Ok(n);
+            }
+        }
         on_pool!(self, p => {
             let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM ");
             // Counting stops at the cap, so on SQLite starting from the FTS
@@ -852,7 +936,10 @@ impl Store {
                     qb.push("resources r");
                 }
             }
-            push_filters!(qb, q, sqlite, fts.is_some(), "r.search", "r.kind");
+            push_filters!(qb, q, sqlite, fts.is_some() || rare_ids.is_some(), like_col, kind_col);
+            if let Some(ids) = &rare_ids {
+                push_rare_ids!(qb, ids);
+            }
             // The cap is ours, not the user's: written as a literal so a
             // generic PostgreSQL plan knows it, instead of assuming a small
             // LIMIT and scanning a whole name index for a rare word.
@@ -860,6 +947,122 @@ impl Store {
             let n: i64 = qb.build_query_scalar().fetch_one(p).await?;
             Ok(n)
         })
+    }
+
+    /// PostgreSQL, a bounded count whose rows are common: read live rows
+    /// in name order (an order unrelated to most filters) until `cap + 1`
+    /// match, at most `PG_COUNT_WALK_ROWS_PER_MATCH` rows (or with words,
+    /// `PG_COUNT_WALK_ENTRIES_PER_MATCH` index entries) per match wanted.
+    /// `None` when that did not settle the count (too few matches in a walk
+    /// that did not reach the end), or the query has filters with indexes
+    /// of their own (account, region, state, type, `stopped>`: the planner
+    /// uses them well) or asks for deleted rows; the planner's count
+    /// answers then.
+    ///
+    /// Counting by the planner alone went wrong at 1,000,000 rows: a
+    /// generic plan estimates `kind = $1` at 1/18 of the table and a
+    /// pattern test at 0.5%, expects fewer than the cap to match, and
+    /// plans for reading every match: a bitmap of all 500,000 instances
+    /// ANDed with the trigram index's (165 ms for `payments`), or the type
+    /// index walked in type order for `type:t3.*` (333,000 entries before
+    /// the `t3`s, 160 ms).
+    async fn pg_count_walk(
+        &self,
+        q: &ResourceQuery,
+        cap: i64,
+        like_col: &str,
+        kind_col: &str,
+    ) -> Result<Option<i64>> {
+        let crate::Pool::Postgres(p) = &self.pool else {
+            return Ok(None);
+        };
+        let indexed = !(q.accounts.is_empty()
+            && q.regions.is_empty()
+            && q.states.is_empty()
+            && q.types.is_empty())
+            || q.search
+                .terms
+                .iter()
+                .any(|t| !t.negated && matches!(t.kind, TermKind::Stopped { .. }));
+        if indexed || q.include_deleted {
+            return Ok(None);
+        }
+        let words: Vec<String> = q
+            .positive_words()
+            .into_iter()
+            .filter(|w| w.chars().count() >= 3)
+            .collect();
+        let per_match = if words.is_empty() {
+            PG_COUNT_WALK_ROWS_PER_MATCH
+        } else {
+            PG_COUNT_WALK_ENTRIES_PER_MATCH
+        };
+        let budget = cap.saturating_add(1).saturating_mul(per_match);
+        // A `state:` term with one exact value narrows the walk to that
+        // state's rows (the (kind, state, name, id) index keeps name order).
+        let state = q.search.terms.iter().find_map(|t| match &t.kind {
+            TermKind::Field {
+                field: Field::State,
+                values,
+            } if !t.negated && values.len() == 1 && !values[0].is_glob() => {
+                Some(values[0].as_str().to_owned())
+            }
+            _ => None,
+        });
+        let mut qb = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM (SELECT ");
+        qb.push(if words.is_empty() { "*" } else { "id, search" });
+        qb.push(" FROM resources WHERE deleted_at IS NULL");
+        if let Some(k) = q.kind {
+            qb.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(st) = &state {
+            qb.push(" AND state = ").push_bind(st.clone());
+        }
+        if words.is_empty() {
+            // Each row walked is tested as it is read.
+            qb.push(format!(" ORDER BY name, id LIMIT {budget}) r"));
+            push_filters!(qb, q, false, false, like_col, kind_col);
+        } else {
+            // The walk reads index entries (which carry `search`); a row
+            // is looked up by id only when its entry matches the words: a
+            // LATERAL subquery that cannot be flattened into a join (`LIMIT
+            // 1`), since a join let the planner read every row of the kind
+            // to hash or loop over (its estimate of the filtered rows being
+            // 278): 300 ms, and 41 s, for `type:t3.*` at 1,000,000.
+            qb.push(format!(
+                " ORDER BY name, id LIMIT {budget}) w CROSS JOIN LATERAL (SELECT 1 FROM resources r"
+            ));
+            push_filters!(qb, q, false, true, like_col, kind_col);
+            qb.push(" AND r.id = w.id LIMIT 1) x WHERE TRUE");
+            for w in &words {
+                qb.push(" AND w.search LIKE ")
+                    .push_bind(like_pattern(w))
+                    .push(" ESCAPE '\\'");
+            }
+        }
+        qb.push(format!(" LIMIT {}) AS matching", cap.saturating_add(1)));
+        let rows = pg_walk(p, &mut qb, true).await?;
+        let n: i64 = match rows.first() {
+            Some(row) => row.try_get(0)?,
+            None => 0,
+        };
+        if n > cap {
+            return Ok(Some(n));
+        }
+        // Fewer matches than the cap: the count is exact if the walk read
+        // every live row (of the kind and state), as `resource_summary`
+        // counts them.
+        let mut qb = QueryBuilder::new(
+            "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) FROM resource_summary WHERE TRUE",
+        );
+        if let Some(k) = q.kind {
+            qb.push(" AND kind = ").push_bind(k.as_str());
+        }
+        if let Some(st) = state {
+            qb.push(" AND state = ").push_bind(st);
+        }
+        let live: i64 = qb.build_query_scalar().fetch_one(p).await?;
+        Ok((live <= budget).then_some(n))
     }
 
     /// PostgreSQL only: whether live rows matching every word (3+
@@ -1002,7 +1205,9 @@ impl Store {
         })
     }
 
-    /// Live resources counted by one column, optionally for one kind, largest first.
+    /// Live resources counted by one column, optionally for one kind, largest
+    /// first: read from `resource_summary` (a few hundred rows whatever the
+    /// inventory's size).
     pub async fn count_by(
         &self,
         kind: Option<ResourceKind>,
@@ -1010,7 +1215,9 @@ impl Store {
     ) -> Result<Vec<(String, i64)>> {
         let col = by.column();
         on_pool!(self, p => {
-            let mut qb = QueryBuilder::new(format!("SELECT {col} AS k, COUNT(*) AS n FROM resources WHERE deleted_at IS NULL"));
+            let mut qb = QueryBuilder::new(format!(
+                "SELECT {col} AS k, CAST(SUM(n) AS BIGINT) AS n FROM resource_summary WHERE n > 0"
+            ));
             if let Some(k) = kind {
                 qb.push(" AND kind = ").push_bind(k.as_str());
             }

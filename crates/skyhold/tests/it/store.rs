@@ -282,3 +282,78 @@ async fn free_text_pages_are_complete_for_rare_and_common_words() {
     }
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn common_words_late_in_name_order_and_capped_counts_are_exact() {
+    let db = TestDb::new().await;
+    let store = Store::connect(&db.url).await.unwrap();
+    let acct = AccountName::parse("acme").unwrap();
+    // 700 rows that do not match, first in name order, then 2,050 that do
+    // (more than PostgreSQL's rare-word threshold), the last 30 stopped.
+    let mut listing: Vec<ObservedResource> = (0..700)
+        .map(|i| {
+            instance(
+                &format!("i-a{i:05}"),
+                &format!("alpha-{i:04}"),
+                "running",
+                i,
+            )
+        })
+        .collect();
+    listing.extend((0..2050).map(|i| {
+        let state = if i >= 2020 { "stopped" } else { "running" };
+        instance(&format!("i-z{i:05}"), &format!("zword-{i}"), state, i)
+    }));
+    store
+        .apply_listing(&acct, "r-1", ResourceKind::Instance, &listing, 1)
+        .await
+        .unwrap();
+    let query = |q: &str, limit: u32| {
+        let mut q = ResourceQuery::from_pairs([("q", q)]).unwrap();
+        q.limit = limit;
+        q
+    };
+    // Pages of 10: PostgreSQL's short name walk (550 entries) finds no
+    // match, the word is common, so the walk goes on to the matches.
+    for kind in [None, Some(ResourceKind::Instance)] {
+        let mut q = query("zword", 10);
+        q.kind = kind;
+        let mut seen = Vec::new();
+        loop {
+            let page = store.list_resources(&q).await.unwrap();
+            seen.extend(page.items.iter().map(|r| r.observed.name.clone()));
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut expected: Vec<String> = (0..2050).map(|i| format!("zword-{i}")).collect();
+        expected.sort();
+        assert_eq!(seen, expected, "kind {kind:?}");
+    }
+    // Counts up to a cap, whichever way they are made: a cap reached late
+    // in name order, an exact count under the cap, rare words, a filter
+    // whose matches are few and last.
+    for (q, cap, expected) in [
+        ("zword", 5, 6),
+        ("zword", 5000, 2050),
+        ("zword-7", 50, 51),
+        ("zword-7", 5000, 111),
+        ("state:stopped", 5, 6),
+        ("state:stopped", 5000, 30),
+        ("zword state:stopped", 5000, 30),
+        ("-zword", 5000, 700),
+        ("nothing-matches", 5, 0),
+    ] {
+        for kind in [None, Some(ResourceKind::Instance)] {
+            let mut query = query(q, 100);
+            query.kind = kind;
+            assert_eq!(
+                store.count_resources(&query, cap).await.unwrap(),
+                expected,
+                "{q} cap {cap} kind {kind:?}"
+            );
+        }
+    }
+    store.close().await;
+}
